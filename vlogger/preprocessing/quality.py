@@ -1,0 +1,84 @@
+"""Quality scores of a clip; thresholds live in the config's `quality` section."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vlogger import landmarks
+
+
+def speech_fraction(audio: np.ndarray, sample_rate: int, frame_ms: float = 10.0) -> float:
+    """Fraction of 10 ms frames that carry speech-like energy (energy VAD).
+
+    A frame counts when it is louder than -45 dBFS and 10 dB above the clip's noise floor
+    (10th percentile), so silence and steady hum both score ~0. Energy VAD instead of a
+    neural VAD keeps preprocessing free of model downloads.
+    """
+    n = int(sample_rate * frame_ms / 1000)
+    frames = audio[: len(audio) // n * n].reshape(-1, n)
+    if len(frames) == 0:
+        return 0.0
+    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    floor = np.percentile(db, 10)
+    return float(np.mean((db > -45.0) & (db > floor + 10.0)))
+
+
+def frame_loudness(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
+    """RMS level in dB per video frame."""
+    hop = int(round(sample_rate / fps))
+    x = np.pad(audio, (0, max(0, n_frames * hop - len(audio))))[: n_frames * hop].reshape(n_frames, hop)
+    return 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
+
+
+def sync_score(mouth: np.ndarray, loudness: np.ndarray, max_offset: int) -> tuple[float, int]:
+    """Best Pearson correlation of mouth opening with loudness over offsets, and its offset.
+
+    A positive offset means the mouth moves `offset` frames after the sound. A quick
+    screening score; the evaluation suite has the careful sync metric.
+    """
+    best, best_k = -1.0, 0
+    for k in range(-max_offset, max_offset + 1):
+        a = mouth[max(k, 0) : len(mouth) + min(k, 0)]
+        b = loudness[max(-k, 0) : len(loudness) + min(-k, 0)]
+        if len(a) < 10 or a.std() < 1e-8 or b.std() < 1e-8:
+            continue
+        c = float(np.corrcoef(a, b)[0, 1])
+        if c > best:
+            best, best_k = c, k
+    return best, best_k
+
+
+def sharpness(crops: np.ndarray, every: int = 10) -> float:
+    """Median variance of the Laplacian of the gray crops (blur detector)."""
+    vals = [cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for f in crops[::every]]
+    return float(np.median(vals))
+
+
+def clip_scores(face: np.ndarray, found: np.ndarray, fmt: str, counts: np.ndarray, det_scores: np.ndarray) -> dict:
+    """Scores from the landmarks and detector of one clip (source-pixel landmarks)."""
+    checked = counts >= 0
+    return {
+        "tracked_fraction": float(found.mean()),
+        "face_px": float(np.median(landmarks.face_height(face[found], fmt))),
+        "abs_yaw_deg": float(np.median(np.abs(landmarks.yaw_degrees(face[found], fmt)))),
+        "several_faces_fraction": float((counts[checked] >= 2).mean()) if checked.any() else 0.0,
+        "no_face_fraction": float((counts[checked] == 0).mean()) if checked.any() else 0.0,
+        "detector_score": float(np.nanmean(det_scores[checked])) if checked.any() else float("nan"),
+    }
+
+
+def rejection_reason(scores: dict, q: dict, several_faces_fraction: float) -> str | None:
+    """The first threshold a clip fails, in words, or None."""
+    checks = [
+        (scores["several_faces_fraction"] > several_faces_fraction,
+         f"several faces: a second large face on {scores['several_faces_fraction']:.0%} of checked frames"),
+        (scores["tracked_fraction"] < q["min_tracked_fraction"],
+         f"face tracked on only {scores['tracked_fraction']:.0%} of frames"),
+        (scores["face_px"] < q["min_face_px"], f"face too small: {scores['face_px']:.0f} px < {q['min_face_px']}"),
+        (scores["abs_yaw_deg"] > q["max_abs_yaw_deg"],
+         f"head turned away: median |yaw| {scores['abs_yaw_deg']:.0f} deg > {q['max_abs_yaw_deg']}"),
+        (scores["speech_fraction"] < q["min_speech_fraction"],
+         f"no speech: {scores['speech_fraction']:.0%} of audio frames have speech energy"),
+    ]
+    return next((msg for bad, msg in checks if bad), None)
