@@ -10,6 +10,7 @@ ground truth a lip-sync check can be scored against.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from scipy.signal import butter, lfilter, sosfilt
 from skimage import data
 
 SAMPLE_RATE = 16000
+AAC_FRAME = 1024  # samples per AAC frame
 SOURCE_SIZE = 512
 
 # Landmarks of skimage.data.astronaut() in pixels of the 512x512 image, measured once with
@@ -56,6 +58,8 @@ def make_sample(
     (one value per video frame, in [0, 1]) = the mouth-opening driving signal. Returns the mp4 paths."""
     if size % 2:
         raise ValueError(f"size must be even for yuv420p, got {size}")
+    if seconds < 0.5:
+        raise ValueError(f"seconds must be at least 0.5 to hold a syllable, got {seconds}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     image, scale = _source_image(size)
@@ -67,7 +71,7 @@ def make_sample(
         drive = drive_signal(audio, n_frames, fps)
         frames = (_render_frame(image, scale, d, m) for d, m in zip(drive, head_motion(drive, fps, rng), strict=True))
         path = out_dir / f"astronaut_{seed + i:03d}.mp4"
-        _write_mp4(path, frames, audio, fps, size)
+        _write_mp4(path, frames, n_frames, _fit_aac_frames(audio), fps, size)
         np.save(path.with_suffix(".drive.npy"), drive)
         paths.append(path)
     return paths
@@ -98,8 +102,8 @@ def _plan_syllables(seconds: float, rng: np.random.Generator) -> np.ndarray:
     t = rng.uniform(0.1, 0.3)
     while True:
         for _ in range(rng.integers(4, 9)):
-            dur = rng.uniform(0.12, 0.30)
-            if t + dur > seconds - 0.05:
+            dur = min(rng.uniform(0.12, 0.30), seconds - 0.05 - t)  # the clip ends 50 ms after the speech
+            if dur < 0.1:
                 return np.array(rows)
             formants = VOWELS[rng.integers(len(VOWELS))] * rng.uniform(0.95, 1.05, 3)
             rows.append((t, dur, rng.uniform(0.5, 1.0), *formants))
@@ -228,41 +232,63 @@ def _jaw_drop(x: np.ndarray, y: np.ndarray, drop: float, scale: float) -> tuple[
     """Downward displacement (output coordinates) and inner-mouth darkness for a jaw drop of `drop` px.
 
     The upper lip and teeth stay put; the lower lip and chin move down together, and
-    below the chin the shift fades over the neck. The gap opens under the upper teeth,
-    where a linear ramp stretches it without folding (slope < 1); it is painted dark as
-    it grows, since the photo has no inner mouth to reveal.
+    below the chin the shift fades over the neck. The gap opens along the smiling lip
+    line (a parabola through the corners), where a linear ramp stretches it without
+    folding (slope < 1); the gap is painted dark as it grows, since the photo has no inner
+    mouth to reveal.
     """
     xc = (UPPER_INNER_LIP[0] + LOWER_INNER_LIP[0]) / 2 * scale
-    y_lo, y_chin = LOWER_INNER_LIP[1] * scale, CHIN[1] * scale
-    y_teeth = y_lo - TEETH_TO_LOWER_LIP * scale
+    y_chin = CHIN[1] * scale
     half_mouth = (MOUTH_RIGHT[0] - MOUTH_LEFT[0]) / 2 * scale
+    y_corner = (MOUTH_LEFT[1] + MOUTH_RIGHT[1]) / 2 * scale
+    lip_line = LOWER_INNER_LIP[1] * scale - (LOWER_INNER_LIP[1] * scale - y_corner) * ((x - xc) / half_mouth) ** 2
+    y_teeth = np.maximum(lip_line, y_corner) - TEETH_TO_LOWER_LIP * scale
     # Narrow at the lips (corners stay put), as wide as the jaw from the chin down.
-    width = half_mouth * (0.6 + _smoothstep((y - y_lo) / (y_chin - y_lo)))
+    width = half_mouth * (0.6 + _smoothstep((y - lip_line) / (y_chin - lip_line)))
     across = np.exp(-0.5 * ((x - xc) / width) ** 2)
     lip_drop = drop * np.exp(-0.5 * ((x - xc) / (0.6 * half_mouth)) ** 2)
-    u = (y - y_teeth) / (y_lo - y_teeth + lip_drop)
-    neck_fade = np.exp(-0.5 * (np.maximum(y - y_chin - drop, 0.0) / (0.3 * (y_chin - y_teeth))) ** 2)
+    # The gap closes at the corners; beyond them the skin is stretched over twice the drop instead.
+    opening = lip_drop * np.clip(1.0 - ((x - xc) / half_mouth) ** 2, 0.0, 1.0)
+    u = (y - y_teeth) / (TEETH_TO_LOWER_LIP * scale + 2.0 * lip_drop - opening)
+    neck_fade = np.exp(-0.5 * (np.maximum(y - y_chin - drop, 0.0) / (0.3 * (y_chin - y_corner))) ** 2)
     shift = drop * across * np.clip(u, 0.0, 1.0) * neck_fade
-    inside = np.sqrt(np.clip(1.0 - ((x - xc) / (0.9 * half_mouth)) ** 2, 0.0, 1.0))
-    between = _smoothstep(u / 0.2) * _smoothstep((1.0 - u) / 0.2)
-    dark = 0.95 * between * inside * lip_drop / (lip_drop + 1.5 * scale)
+    between = _smoothstep(u / 0.1) * _smoothstep((1.0 - u) / 0.3)
+    dark = 0.95 * between * opening / (opening + 1.5 * scale)
     return shift.astype(np.float32), dark.astype(np.float32)
 
 
-def _write_mp4(path: Path, frames, audio: np.ndarray, fps: int, size: int, sr: int = SAMPLE_RATE) -> None:
+def _fit_aac_frames(audio: np.ndarray) -> np.ndarray:
+    """Cut or pad (by at most half an AAC frame, 32 ms) to whole AAC frames.
+
+    Decoders return the encoder's padding of the last frame, so a length in whole
+    frames makes the decoded audio exactly as long as the container says; the synthetic
+    speech ends at least 50 ms before the clip does, so only room noise is cut.
+    """
+    n = max(AAC_FRAME, round(len(audio) / AAC_FRAME) * AAC_FRAME)
+    return np.pad(audio, (0, max(n - len(audio), 0)))[:n]
+
+
+def _write_mp4(path: Path, frames: Iterable[np.ndarray], n_frames: int, audio: np.ndarray, fps: int, size: int) -> None:
     """Mux h264 video and AAC audio, interleaved frame by frame, each with explicit pts."""
-    edges = _frame_edges(round(len(audio) * fps / sr), fps, sr)
+    edges = np.minimum(_frame_edges(n_frames, fps, SAMPLE_RATE), len(audio))
+    edges[-1] = len(audio)
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
         vs.width, vs.height, vs.pix_fmt = size, size, "yuv420p"
-        aus = out.add_stream("aac", rate=sr, layout="mono")
+        aus = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
         for k, img in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             vf.pts, vf.time_base = k, Fraction(1, fps)
             out.mux(vs.encode(vf))
-            chunk = np.ascontiguousarray(audio[edges[k] : edges[k + 1]])[None]
-            af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-            af.sample_rate, af.pts, af.time_base = sr, int(edges[k]), Fraction(1, sr)
-            out.mux(aus.encode(af))
+            if edges[k + 1] > edges[k]:
+                out.mux(aus.encode(_audio_frame(audio[edges[k] : edges[k + 1]], int(edges[k]))))
         out.mux(vs.encode())
         out.mux(aus.encode())
+
+
+def _audio_frame(samples: np.ndarray, start: int) -> av.AudioFrame:
+    """Mono float samples as a PyAV frame stamped with its position in the clip."""
+    mono = np.ascontiguousarray(samples[None], dtype=np.float32)
+    frame = av.AudioFrame.from_ndarray(mono, format="flt", layout="mono")
+    frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
+    return frame

@@ -1,0 +1,36 @@
+"""Shared fixtures: the real data beside the checkout, and one preprocessing run over it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vlogger.config import REPO_ROOT, load_config
+
+SHARED = Path(os.environ.get("VLOGGER_SHARED", REPO_ROOT.parent / "shared"))
+CLIPS = SHARED / "data" / "clips"
+
+
+def need_shared() -> Path:
+    if not CLIPS.is_dir():
+        pytest.skip(f"real clips not found at {CLIPS} (set VLOGGER_SHARED to the shared/ folder)")
+    return CLIPS
+
+
+@pytest.fixture(scope="session")
+def preprocess_cfg() -> dict:
+    return load_config(None, "preprocess/default.yaml")
+
+
+@pytest.fixture(scope="session")
+def real_shards(tmp_path_factory) -> tuple[Path, dict]:
+    """All nine real clips preprocessed once (small shards so there are several)."""
+    from vlogger.preprocessing.run import preprocess
+
+    clips = need_shared()
+    out = tmp_path_factory.mktemp("real_shards")
+    cfg = load_config(None, "preprocess/default.yaml", ["shards.max_clips=3"])
+    stats = preprocess(clips, out, cfg, workers=2)
+    return out, stats
