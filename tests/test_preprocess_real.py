@@ -23,7 +23,7 @@ def _samples(out):
 
 
 def test_all_nine_clips_accepted(real_shards):
-    out, stats = real_shards
+    out, _stats = real_shards
     index = json.loads((out / "index.json").read_text())
     assert index["inputs"] == 9 and index["inputs_with_clips"] == 9
     assert (out / "rejected.jsonl").read_text() == ""
@@ -129,7 +129,9 @@ def test_two_ranks_read_disjoint_samples_covering_all(real_shards):
     keys = []
     for rank in range(2):
         env = {"RANK": str(rank), "WORLD_SIZE": "2", "PATH": ""}
-        res = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, check=True
+        )
         keys.append(res.stdout.split())
     index = json.loads((out / "index.json").read_text())
     assert keys[0] and keys[1]

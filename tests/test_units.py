@@ -107,5 +107,5 @@ def test_split_by_identity_is_stable_and_roughly_the_fraction():
 def test_config_overrides_parse_yaml_and_reject_typos():
     cfg = load_config(None, "preprocess/default.yaml", ["crop.size=512", "ingest.extensions=[mp4]"])
     assert cfg["crop"]["size"] == 512 and cfg["ingest"]["extensions"] == ["mp4"]
-    with pytest.raises(KeyError, match="crop.sise"):
+    with pytest.raises(KeyError, match=r"crop\.sise"):
         load_config(None, "preprocess/default.yaml", ["crop.sise=512"])

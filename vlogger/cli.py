@@ -21,13 +21,17 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out: Path, stats: dict) -> None:
-    print(f"inputs {stats['inputs']} (already done {stats['skipped_done']}), new clips {stats['clips']}, "
-          f"rejections {stats['rejected']}, frames {stats['frames']}")
+    print(
+        f"inputs {stats['inputs']} (already done {stats['skipped_done']}), new clips {stats['clips']}, "
+        f"rejections {stats['rejected']}, frames {stats['frames']}"
+    )
     index = stats.get("index")
     if index:
         splits = ", ".join(f"{k}: {v['clips']} clips / {len(v['identities'])} ids" for k, v in index["splits"].items())
-        print(f"shards in {out}: {index['clips']} clips, {index['frames']} frames, {index['hours'] * 60:.2f} min, "
-              f"{index['identities']} identities ({splits})")
+        print(
+            f"shards in {out}: {index['clips']} clips, {index['frames']} frames, {index['hours'] * 60:.2f} min, "
+            f"{index['identities']} identities ({splits})"
+        )
         print(f"index: {out / 'index.json'}   rejected: {out / 'rejected.jsonl'}")
         for line in (out / "rejected.jsonl").read_text().splitlines():
             r = json.loads(line)

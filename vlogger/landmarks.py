@@ -10,13 +10,27 @@ import numpy as np
 # index sets per format: mediapipe face mesh (478 points with iris) and the 68-point iBUG layout
 FORMATS: dict[str, dict[str, int | list[int]]] = {
     "mediapipe478": {
-        "upper_inner_lip": 13, "lower_inner_lip": 14, "mouth_left": 61, "mouth_right": 291,
-        "forehead": 10, "chin": 152, "cheek_right": 234, "cheek_left": 454, "nose_tip": 1,
+        "upper_inner_lip": 13,
+        "lower_inner_lip": 14,
+        "mouth_left": 61,
+        "mouth_right": 291,
+        "forehead": 10,
+        "chin": 152,
+        "cheek_right": 234,
+        "cheek_left": 454,
+        "nose_tip": 1,
         "lips": [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185],
     },
     "fa68": {
-        "upper_inner_lip": 62, "lower_inner_lip": 66, "mouth_left": 48, "mouth_right": 54,
-        "forehead": 27, "chin": 8, "cheek_right": 0, "cheek_left": 16, "nose_tip": 30,
+        "upper_inner_lip": 62,
+        "lower_inner_lip": 66,
+        "mouth_left": 48,
+        "mouth_right": 54,
+        "forehead": 27,
+        "chin": 8,
+        "cheek_right": 0,
+        "cheek_left": 16,
+        "nose_tip": 30,
         "lips": list(range(48, 60)),
     },
 }

@@ -37,7 +37,9 @@ def contact_sheet(urls: list[str], out: Path, per_clip: int = 4, tile: int = 160
         lmk = np.load(io.BytesIO(sample["lmk.npy"]))
         pose = np.load(io.BytesIO(sample["pose.npy"]))
         tiles = [
-            cv2.resize(annotate(f, lmk[i], pose[i], meta["landmark_format"]), (tile, tile), interpolation=cv2.INTER_AREA)
+            cv2.resize(
+                annotate(f, lmk[i], pose[i], meta["landmark_format"]), (tile, tile), interpolation=cv2.INTER_AREA
+            )
             for f, i in zip(frames, idx, strict=True)
         ]
         cv2.putText(tiles[0], sample["__key__"][:24], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1)

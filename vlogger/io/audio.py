@@ -42,7 +42,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, start_time: float | N
         raise BadInput(path, "audio track is empty")
     audio = np.concatenate(chunks).astype(np.float32)
     if start_time is not None and first_pts is not None:
-        shift = int(round((first_pts - start_time) * sample_rate))
+        shift = round((first_pts - start_time) * sample_rate)
         audio = np.concatenate([np.zeros(shift, np.float32), audio]) if shift > 0 else audio[-shift:]
     return audio
 

@@ -71,8 +71,13 @@ def probe(path: str | Path) -> VideoInfo:
     times -= start
     last = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / rate
     return VideoInfo(
-        path=str(path), width=width, height=height, frame_times=times,
-        duration=float(times[-1] + last), start_time=start, has_audio=has_audio,
+        path=str(path),
+        width=width,
+        height=height,
+        frame_times=times,
+        duration=float(times[-1] + last),
+        start_time=start,
+        has_audio=has_audio,
     )
 
 
@@ -87,7 +92,7 @@ def resample_indices(frame_times: np.ndarray, duration: float, fps: float) -> np
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(w, h) shrunk so the longest side is at most max_side, even numbers for codecs."""
     s = min(1.0, max_side / max(width, height))
-    return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
+    return max(2, round(width * s / 2) * 2), max(2, round(height * s / 2) * 2)
 
 
 def read_frames(

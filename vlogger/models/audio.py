@@ -58,15 +58,25 @@ class LogMel(nn.Module):
         r = self.sample_rate / (self.hop_length * fps)
         if abs(r - round(r)) > 1e-6:
             raise ValueError(f"hop {self.hop_length} at {self.sample_rate} Hz does not divide {fps} fps")
-        return int(round(r))
+        return round(r)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         lead = audio.shape[:-1]
         x = audio.reshape(-1, audio.shape[-1])
-        spec = torch.stft(
-            x, self.n_fft, self.hop_length, self.win_length, self.window,
-            center=True, pad_mode="constant", return_complex=True,
-        ).abs().pow(2)
+        spec = (
+            torch.stft(
+                x,
+                self.n_fft,
+                self.hop_length,
+                self.win_length,
+                self.window,
+                center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )
+            .abs()
+            .pow(2)
+        )
         mel = torch.matmul(spec.transpose(1, 2), self.fb)
         n = x.shape[-1] // self.hop_length
         return torch.log(mel[:, :n] + 1e-6).reshape(*lead, n, self.n_mels)

@@ -8,7 +8,11 @@ from scipy.ndimage import gaussian_filter1d
 
 
 def crop_boxes(
-    face: np.ndarray, fps: float, scale: float, shift_down: float, smooth_seconds: float,
+    face: np.ndarray,
+    fps: float,
+    scale: float,
+    shift_down: float,
+    smooth_seconds: float,
     frame_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Per-frame square boxes (T, 3) = (x0, y0, side) in source pixels.
@@ -33,7 +37,7 @@ def crop_boxes(
 
 def crop_frame(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut the box out of the frame (black outside the frame) and resize it to size x size."""
-    x0, y0, side = (int(round(v)) for v in box)
+    x0, y0, side = (round(v) for v in box)
     h, w = frame.shape[:2]
     pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
     if pad:

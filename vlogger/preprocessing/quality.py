@@ -26,7 +26,7 @@ def speech_fraction(audio: np.ndarray, sample_rate: int, frame_ms: float = 10.0)
 
 def frame_loudness(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
     """RMS level in dB per video frame."""
-    hop = int(round(sample_rate / fps))
+    hop = round(sample_rate / fps)
     x = np.pad(audio, (0, max(0, n_frames * hop - len(audio))))[: n_frames * hop].reshape(n_frames, hop)
     return 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
 
@@ -71,14 +71,22 @@ def clip_scores(face: np.ndarray, found: np.ndarray, fmt: str, counts: np.ndarra
 def rejection_reason(scores: dict, q: dict, several_faces_fraction: float) -> str | None:
     """The first threshold a clip fails, in words, or None."""
     checks = [
-        (scores["several_faces_fraction"] > several_faces_fraction,
-         f"several faces: a second large face on {scores['several_faces_fraction']:.0%} of checked frames"),
-        (scores["tracked_fraction"] < q["min_tracked_fraction"],
-         f"face tracked on only {scores['tracked_fraction']:.0%} of frames"),
+        (
+            scores["several_faces_fraction"] > several_faces_fraction,
+            f"several faces: a second large face on {scores['several_faces_fraction']:.0%} of checked frames",
+        ),
+        (
+            scores["tracked_fraction"] < q["min_tracked_fraction"],
+            f"face tracked on only {scores['tracked_fraction']:.0%} of frames",
+        ),
         (scores["face_px"] < q["min_face_px"], f"face too small: {scores['face_px']:.0f} px < {q['min_face_px']}"),
-        (scores["abs_yaw_deg"] > q["max_abs_yaw_deg"],
-         f"head turned away: median |yaw| {scores['abs_yaw_deg']:.0f} deg > {q['max_abs_yaw_deg']}"),
-        (scores["speech_fraction"] < q["min_speech_fraction"],
-         f"no speech: {scores['speech_fraction']:.0%} of audio frames have speech energy"),
+        (
+            scores["abs_yaw_deg"] > q["max_abs_yaw_deg"],
+            f"head turned away: median |yaw| {scores['abs_yaw_deg']:.0f} deg > {q['max_abs_yaw_deg']}",
+        ),
+        (
+            scores["speech_fraction"] < q["min_speech_fraction"],
+            f"no speech: {scores['speech_fraction']:.0%} of audio frames have speech energy",
+        ),
     ]
     return next((msg for bad, msg in checks if bad), None)

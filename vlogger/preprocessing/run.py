@@ -71,7 +71,9 @@ def _pool_results(jobs: list[tuple[Path, str]], cfg: dict, workers: int) -> Iter
                 with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(cfg,)) as pool:
                     yield pool.submit(_work, path, rel, cfg).result()
             except BrokenProcessPool:
-                yield VideoResult(input=rel, rejected=[{"file": rel, "reason": "worker crashed while decoding or tracking"}])
+                yield VideoResult(
+                    input=rel, rejected=[{"file": rel, "reason": "worker crashed while decoding or tracking"}]
+                )
 
 
 def preprocess(
@@ -89,7 +91,9 @@ def preprocess(
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
     sc = cfg["shards"]
     sinks = {
-        split: ShardSink(out_dir, f"{split}-{shard_index:03d}", int(sc["max_size_mb"] * 2**20), sc["max_clips"], manifest)
+        split: ShardSink(
+            out_dir, f"{split}-{shard_index:03d}", int(sc["max_size_mb"] * 2**20), sc["max_clips"], manifest
+        )
         for split in ("train", "val")
     }
     timings: dict[str, float] = defaultdict(float)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -52,7 +54,7 @@ def split_clips(
     bounds = [0, *cuts.tolist(), n_frames]
     clips: list[tuple[int, int]] = []
     dropped: list[tuple[int, int, str]] = []
-    for s0, e0 in zip(bounds[:-1], bounds[1:], strict=True):
+    for s0, e0 in itertools.pairwise(bounds):
         for s, e in tracked_spans(found[s0:e0], max_gap):
             s, e = s + s0, e + s0
             if e - s < min_len:

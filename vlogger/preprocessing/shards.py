@@ -110,8 +110,11 @@ def manifest_entry(input_rel: str, samples: list[dict], rejected: list[dict]) ->
 def _clip_summary(sample: dict) -> dict:
     meta = sample["json"]
     return {
-        "key": sample["__key__"], "frames": meta["n_frames"], "fps": meta["fps"],
-        "identity": meta["identity"], "split": meta["split"],
+        "key": sample["__key__"],
+        "frames": meta["n_frames"],
+        "fps": meta["fps"],
+        "identity": meta["identity"],
+        "split": meta["split"],
     }
 
 
@@ -140,8 +143,12 @@ def merge_index(out: Path) -> dict:
         "hours": round(seconds / 3600, 4),
         "identities": len({c["identity"] for c in clips}),
         "splits": {
-            k: {"clips": v["clips"], "frames": v["frames"], "identities": sorted(v["identities"]),
-                "shards": sorted(v["shards"])}
+            k: {
+                "clips": v["clips"],
+                "frames": v["frames"],
+                "identities": sorted(v["identities"]),
+                "shards": sorted(v["shards"]),
+            }
             for k, v in sorted(splits.items())
         },
         "shards": [{"name": k, "clips": v} for k, v in sorted(shards.items())],

@@ -97,8 +97,11 @@ class MediapipeTracker:
         conf = self.cfg["min_detection_confidence"]
         sol = self._mp.solutions
         self._mesh = sol.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=conf, min_tracking_confidence=0.5,
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=conf,
+            min_tracking_confidence=0.5,
         )
         self._pose = sol.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=conf)
         self._buf = _Buffers()
@@ -117,12 +120,17 @@ class MediapipeTracker:
         if self._k % self.cfg["pose_stride"] == 0:
             r = self._pose.process(frame)
             if r.pose_landmarks:
-                pose = np.array([[p.x * w, p.y * h, p.z * w, p.visibility] for p in r.pose_landmarks.landmark], np.float32)
+                pose = np.array(
+                    [[p.x * w, p.y * h, p.z * w, p.visibility] for p in r.pose_landmarks.landmark], np.float32
+                )
         self._buf.pose.append(pose)
         count, score = -1, np.nan
         if self._k % self.cfg["count_faces_every"] == 0:
             dets = self._detector.process(frame).detections or []
-            boxes = [(d.location_data.relative_bounding_box.width, d.location_data.relative_bounding_box.height) for d in dets]
+            boxes = [
+                (d.location_data.relative_bounding_box.width, d.location_data.relative_bounding_box.height)
+                for d in dets
+            ]
             count = count_large_faces(boxes, self.cfg["second_face_ratio"])
             score = max((d.score[0] for d in dets), default=0.0)
         self._buf.count.append(count)

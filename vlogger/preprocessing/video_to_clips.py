@@ -63,7 +63,7 @@ def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
         if not info.has_audio:
             raise BadInput(path, "no audio track")
         idx = resample_indices(info.frame_times, info.duration, fps)
-        min_len = int(round(clip_cfg["min_seconds"] * fps))
+        min_len = round(clip_cfg["min_seconds"] * fps)
         if len(idx) < min_len:
             raise BadInput(path, f"too short: {len(idx)} frames at {fps} fps, need at least {min_len}")
     with _Stage(res.timings, "audio"):
@@ -75,7 +75,7 @@ def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
     res.frames = len(idx)
     cuts = segments.shot_cuts(hists, clip_cfg["shot_cut_threshold"])
     spans, dropped = segments.split_clips(
-        len(idx), cuts, track.found, min_len, int(round(clip_cfg["max_seconds"] * fps)), clip_cfg["max_gap_frames"]
+        len(idx), cuts, track.found, min_len, round(clip_cfg["max_seconds"] * fps), clip_cfg["max_gap_frames"]
     )
     if not spans:
         if track.found.mean() < 0.05:
@@ -160,14 +160,22 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     identity = identity_of(res.input, cfg["shards"]["identity_from"])
     meta = {
-        "fps": fps, "n_frames": e - s, "sample_rate": sr, "size": c["size"],
-        "source_fps": round(info.source_fps, 3), "source_size": [info.width, info.height],
-        "source_frames": [int(idx[s]), int(idx[e - 1]) + 1], "start_seconds": s / fps,
-        "crop_boxes": np.round(boxes, 2).tolist(), "landmark_format": fmt,
+        "fps": fps,
+        "n_frames": e - s,
+        "sample_rate": sr,
+        "size": c["size"],
+        "source_fps": round(info.source_fps, 3),
+        "source_size": [info.width, info.height],
+        "source_frames": [int(idx[s]), int(idx[e - 1]) + 1],
+        "start_seconds": s / fps,
+        "crop_boxes": np.round(boxes, 2).tolist(),
+        "landmark_format": fmt,
         "mel": {**cfg["audio_features"], "rows_per_frame": mel.rows_per_frame(fps)},
         "quality": {k: round(float(v), 4) for k, v in scores.items()},
-        "identity": identity, "split": split_of(identity, cfg["shards"]["val_fraction"]),
-        "tracker": cfg["tracking"]["backend"], "config_version": cfg["version"],
+        "identity": identity,
+        "split": split_of(identity, cfg["shards"]["val_fraction"]),
+        "tracker": cfg["tracking"]["backend"],
+        "config_version": cfg["version"],
     }
     return {
         "mp4": video,
