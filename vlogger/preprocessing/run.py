@@ -7,6 +7,7 @@ set of machines) splits the work; `merge_index` then joins their manifests.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -100,11 +101,13 @@ def preprocess(
     stats = {"inputs": len(jobs), "skipped_done": len(jobs) - len(todo), "clips": 0, "rejected": 0, "frames": 0}
     bar = tqdm(total=len(todo), desc="preprocess", unit="video", disable=not todo)
     for res in _pool_results(todo, cfg, workers):
+        t0 = time.process_time()
         entry = manifest_entry(res.input, res.samples, res.rejected)
         if res.samples:
             sinks[res.samples[0]["json"]["split"]].add(entry, res.samples)
         else:
             manifest.record([entry])
+        timings["write"] += time.process_time() - t0
         for k, v in res.timings.items():
             timings[k] += v
         stats["clips"] += len(res.samples)
@@ -113,8 +116,10 @@ def preprocess(
         bar.update()
         bar.set_postfix(clips=stats["clips"], rejected=stats["rejected"])
     bar.close()
+    t0 = time.process_time()
     for sink in sinks.values():
         sink.commit()
+    timings["write"] += time.process_time() - t0
     stats["timings_cpu_s"] = dict(timings)
     if num_shards == 1:
         stats["index"] = merge_index(out_dir)
