@@ -133,7 +133,8 @@ def test_good_inputs_survive_the_bad_ones(bad_run, talking):
     n = len(talking[0])
     assert accepted["good-000"]["frames"] == n
     assert accepted["fps30-000"]["frames"] == n  # 30 fps resampled to 25, same duration
-    assert accepted["vfr-000"]["frames"] == int(vfr_seconds * 25 + 1e-6)
+    # the last frame's display time is the container's guess: allow one frame either way
+    assert abs(accepted["vfr-000"]["frames"] - vfr_seconds * 25) <= 1
     assert "notes.txt" not in rejected  # not a video extension: not an input at all
     assert stats["inputs"] == 13
 
