@@ -34,3 +34,23 @@ def real_shards(tmp_path_factory) -> tuple[Path, dict]:
     cfg = load_config(None, "preprocess/default.yaml", ["shards.max_clips=3"])
     stats = preprocess(clips, out, cfg, workers=2)
     return out, stats
+
+
+@pytest.fixture(scope="session")
+def talking(tmp_path_factory):
+    """Frames and 16 kHz audio of a 3 s synthetic talking clip (256 px), and its mp4 file."""
+    from vlogger.datasets.synthetic import make_sample
+    from vlogger.io.audio import load_audio
+    from vlogger.io.video import decode_mp4_bytes
+
+    d = tmp_path_factory.mktemp("talking")
+    (path,) = make_sample(d, n_clips=1, seconds=3.0, size=256)
+    return decode_mp4_bytes(path.read_bytes()), load_audio(path, 16000), path
+
+
+def link_inputs(folder: Path, target: Path, names: list[str]) -> Path:
+    """A folder of inputs that are all links to one video (distinct names = identities)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).symlink_to(target)
+    return folder

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 from vlogger.config import load_config
-from vlogger.datasets.synthetic import make_sample
-from vlogger.io.video import decode_mp4_bytes, encode_mp4
+from vlogger.io.video import encode_mp4
 from vlogger.preprocessing.run import preprocess
 
 SR = 16000
@@ -60,16 +59,6 @@ def _write_vfr(path: Path, frames: np.ndarray, audio: np.ndarray) -> tuple[Path,
         for p in [*aus.encode(af), *aus.encode()]:
             out.mux(p)
     return path, t / 1000
-
-
-@pytest.fixture(scope="module")
-def talking(tmp_path_factory) -> tuple[np.ndarray, np.ndarray, Path]:
-    """Frames and audio of a 3 s synthetic talking clip, and its file."""
-    from vlogger.io.audio import load_audio
-
-    d = tmp_path_factory.mktemp("talking")
-    (path,) = make_sample(d, n_clips=1, seconds=3.0, size=256)
-    return decode_mp4_bytes(path.read_bytes()), load_audio(path, SR), path
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except BadInput as e:
+    except (BadInput, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

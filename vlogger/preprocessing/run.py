@@ -7,6 +7,7 @@ set of machines) splits the work; `merge_index` then joins their manifests.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -43,6 +44,14 @@ def _init_worker(cfg: dict) -> None:
     _tracker = make_tracker(cfg["tracking"])
 
 
+def _preflight(cfg: dict) -> None:
+    """Build the tracker once here, so a missing package or missing weights is one clear
+    error up front instead of every worker dying at start-up."""
+    from vlogger.preprocessing.tracking import make_tracker
+
+    make_tracker(cfg["tracking"])
+
+
 def _work(path: Path, rel: str, cfg: dict) -> VideoResult:
     """Process one file; every failure becomes a rejection naming the file and the reason."""
     try:
@@ -53,12 +62,20 @@ def _work(path: Path, rel: str, cfg: dict) -> VideoResult:
         return VideoResult(input=rel, rejected=[{"file": rel, "reason": f"unexpected error: {type(e).__name__}: {e}"}])
 
 
+def _pool(workers: int, cfg: dict) -> ProcessPoolExecutor:
+    """Spawned (not forked) workers: mediapipe's graphs abort in a child forked from a
+    process that already ran one, which a notebook or test session easily has."""
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(cfg,)
+    )
+
+
 def _pool_results(jobs: list[tuple[Path, str]], cfg: dict, workers: int) -> Iterator[VideoResult]:
     """Results as they finish. If a worker dies (a decoder crash), the unfinished files are
     retried one by one in fresh single-worker pools, so only the culprit is rejected."""
     finished: set[str] = set()
     try:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+        with _pool(workers, cfg) as pool:
             futures = [pool.submit(_work, p, rel, cfg) for p, rel in jobs]
             for fut in as_completed(futures):
                 res = fut.result()
@@ -69,7 +86,7 @@ def _pool_results(jobs: list[tuple[Path, str]], cfg: dict, workers: int) -> Iter
             if rel in finished:
                 continue
             try:
-                with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(cfg,)) as pool:
+                with _pool(1, cfg) as pool:
                     yield pool.submit(_work, path, rel, cfg).result()
             except BrokenProcessPool:
                 yield VideoResult(
@@ -90,6 +107,8 @@ def preprocess(
     manifest = Manifest(out_dir, shard_index)
     jobs = [(p, p.relative_to(input_dir).as_posix()) for p in inputs]
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
+    if todo:
+        _preflight(cfg)
     sc = cfg["shards"]
     sinks = {
         split: ShardSink(

@@ -155,9 +155,15 @@ class FaceAlignmentTracker:
         except ImportError as e:
             raise RuntimeError("tracking.backend=face_alignment needs `pip install face-alignment`") from e
         self.cfg = cfg
-        self._fa = face_alignment.FaceAlignment(
-            face_alignment.LandmarksType.THREE_D, device=cfg["face_alignment_device"], face_detector="blazeface"
-        )
+        try:
+            self._fa = face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.THREE_D, device=cfg["face_alignment_device"], face_detector="blazeface"
+            )
+        except Exception as e:  # its weights come from the internet on first use
+            raise RuntimeError(
+                "face-alignment could not load its weights (it downloads them into torch's hub cache, "
+                f"~/.cache/torch/hub/checkpoints, on first use; copy them there when offline): {e}"
+            ) from e
 
     def start(self) -> None:
         self._buf = _Buffers()
