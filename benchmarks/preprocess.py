@@ -26,7 +26,11 @@ STAGES = ["decode", "track", "crop_encode", "audio", "write"]
 
 def machine() -> str:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
     return f"{cpu}, {os.cpu_count()} cores"
@@ -55,10 +59,7 @@ def main() -> None:
         "",
         "| stage | CPU s | ms/frame | share |",
         "|---|---|---|---|",
-        *[
-            f"| {s} | {t.get(s, 0):.1f} | {1000 * t.get(s, 0) / frames:.1f} | {t.get(s, 0) / cpu:.0%} |"
-            for s in STAGES
-        ],
+        *[f"| {s} | {t.get(s, 0):.1f} | {1000 * t.get(s, 0) / frames:.1f} | {t.get(s, 0) / cpu:.0%} |" for s in STAGES],
         f"| **total** | {cpu:.1f} | {1000 * cpu / frames:.1f} | |",
         "",
         f"**{frames / cpu:.1f} frames/s per core** (CPU time); wall {wall:.1f} s = {frames / wall:.1f} frames/s "

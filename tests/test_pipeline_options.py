@@ -25,7 +25,7 @@ def test_crop_512(talking, tmp_path):
     (sample,) = wds.WebDataset(sorted(map(str, (tmp_path / "out").glob("shard-*.tar"))), shardshuffle=False)
     assert decode_frames(sample["mp4"], [0]).shape == (1, 512, 512, 3)
     lmk = np.load(io.BytesIO(sample["lmk.npy"]))
-    assert 0 < lmk[..., :2].min() and lmk[..., :2].max() < 512 and lmk[..., 1].max() > 256
+    assert lmk[..., :2].min() > 0 and lmk[..., :2].max() < 512 and lmk[..., 1].max() > 256
     assert json.loads(sample["json"])["size"] == 512
 
 

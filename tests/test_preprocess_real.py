@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import webdataset as wds
-from conftest import need_shared
 
+from conftest import need_shared
 from vlogger import landmarks
 from vlogger.datasets.contact_sheet import contact_sheet
 from vlogger.datasets.shards import decode_frames, shard_urls

@@ -84,7 +84,9 @@ def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
             raise BadInput(path, f"several faces: a second large face on {several:.0%} of checked frames")
         if track.found.mean() < 0.05:
             seen = float((counts >= 1).mean()) if len(counts) else 0.0
-            raise BadInput(path, f"face detected on {seen:.0%} of frames but not trackable" if seen > 0.5 else "no face found")
+            raise BadInput(
+                path, f"face detected on {seen:.0%} of frames but not trackable" if seen > 0.5 else "no face found"
+            )
         reasons = "; ".join(r for _, _, r in dropped) or "no tracked span"
         raise BadInput(path, f"no usable clip: {reasons}")
     for s, e, reason in dropped:
