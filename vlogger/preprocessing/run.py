@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from vlogger.errors import BadInput
 from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index
+from vlogger.preprocessing.tracking import check_backend
 from vlogger.preprocessing.video_to_clips import VideoResult, process_video
 
 _tracker = None  # one per worker process, built by _init_worker
@@ -42,14 +43,6 @@ def _init_worker(cfg: dict) -> None:
     torch.set_num_threads(1)
     global _tracker
     _tracker = make_tracker(cfg["tracking"])
-
-
-def _preflight(cfg: dict) -> None:
-    """Build the tracker once here, so a missing package or missing weights is one clear
-    error up front instead of every worker dying at start-up."""
-    from vlogger.preprocessing.tracking import make_tracker
-
-    make_tracker(cfg["tracking"])
 
 
 def _work(path: Path, rel: str, cfg: dict) -> VideoResult:
@@ -107,8 +100,8 @@ def preprocess(
     manifest = Manifest(out_dir, shard_index)
     jobs = [(p, p.relative_to(input_dir).as_posix()) for p in inputs]
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
-    if todo:
-        _preflight(cfg)
+    if todo:  # one clear error up front rather than every worker dying at start-up
+        check_backend(cfg["tracking"])
     sc = cfg["shards"]
     sinks = {
         split: ShardSink(

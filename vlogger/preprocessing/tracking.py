@@ -60,6 +60,21 @@ def filter_native_logs() -> None:
     threading.Thread(target=pump, daemon=True).start()
 
 
+def check_backend(cfg: dict) -> None:
+    """Fail early, with what to install, if the configured backend cannot run here.
+
+    mediapipe is only imported (its graphs log noisily and must not be built in the parent);
+    face-alignment is built, since its weights are what is usually missing.
+    """
+    if cfg["backend"] == "mediapipe":
+        try:
+            import mediapipe  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError("tracking.backend=mediapipe needs `pip install 'vlogger[preprocess]'`") from e
+    else:
+        make_tracker(cfg)
+
+
 def make_tracker(cfg: dict) -> MediapipeTracker | FaceAlignmentTracker:
     """The tracker named by `tracking.backend` in the preprocess config."""
     backend = cfg["backend"]
