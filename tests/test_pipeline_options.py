@@ -63,3 +63,36 @@ def test_face_alignment_backend_without_package_says_what_to_install(tmp_path, t
     res = subprocess.run([*cmd, "--set", "tracking.backend=face_alignment"], capture_output=True, text=True)
     assert res.returncode == 2
     assert "pip install face-alignment" in res.stderr
+
+
+def test_shot_cut_splits_one_video_into_two_clips(talking, tmp_path):
+    """The same talking clip twice, the second time with colours swapped: two shots."""
+    from vlogger.io.video import encode_mp4
+
+    frames, audio, _ = talking
+    src = tmp_path / "in"
+    src.mkdir()
+    both = np.concatenate([frames, frames[..., ::-1]])
+    (src / "two_shots.mp4").write_bytes(encode_mp4(both, 25, audio=np.concatenate([audio, audio])))
+    preprocess(src, tmp_path / "out", load_config(None, "preprocess/default.yaml"))
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert [c["frames"] for c in index["clip_list"]] == [len(frames), len(frames)]
+
+
+def test_truncated_shard_is_read_up_to_the_damage(talking, tmp_path):
+    import warnings
+
+    from vlogger.datasets.shards import clip_windows
+
+    _, _, path = talking
+    src = link_inputs(tmp_path / "in", path, ["a.mp4", "b.mp4", "c.mp4"])
+    cfg = load_config(None, "preprocess/default.yaml", ["shards.val_fraction=0"])
+    preprocess(src, tmp_path / "out", cfg)
+    (shard,) = (tmp_path / "out").glob("shard-train-*.tar")
+    data = shard.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keys = [w["key"] for w in clip_windows([str(cut)], window=25)]
+    assert keys == ["a-000", "b-000"]
