@@ -55,6 +55,12 @@ def sharpness(crops: np.ndarray, every: int = 10) -> float:
     return float(np.median(vals))
 
 
+def face_count_fraction(counts: np.ndarray, test) -> float:
+    """Fraction of detector-checked frames (count >= 0) whose face count passes `test`."""
+    checked = counts[counts >= 0]
+    return float(test(checked).mean()) if len(checked) else 0.0
+
+
 def clip_scores(face: np.ndarray, found: np.ndarray, fmt: str, counts: np.ndarray, det_scores: np.ndarray) -> dict:
     """Scores from the landmarks and detector of one clip (source-pixel landmarks)."""
     checked = counts >= 0
@@ -62,8 +68,8 @@ def clip_scores(face: np.ndarray, found: np.ndarray, fmt: str, counts: np.ndarra
         "tracked_fraction": float(found.mean()),
         "face_px": float(np.median(landmarks.face_height(face[found], fmt))),
         "abs_yaw_deg": float(np.median(np.abs(landmarks.yaw_degrees(face[found], fmt)))),
-        "several_faces_fraction": float((counts[checked] >= 2).mean()) if checked.any() else 0.0,
-        "no_face_fraction": float((counts[checked] == 0).mean()) if checked.any() else 0.0,
+        "several_faces_fraction": face_count_fraction(counts, lambda c: c >= 2),
+        "no_face_fraction": face_count_fraction(counts, lambda c: c == 0),
         "detector_score": float(np.nanmean(det_scores[checked])) if checked.any() else float("nan"),
     }
 
@@ -90,3 +96,14 @@ def rejection_reason(scores: dict, q: dict, several_faces_fraction: float) -> st
         ),
     ]
     return next((msg for bad, msg in checks if bad), None)
+
+
+def video_rejection_reason(track, dropped: list[tuple[int, int, str]], several_faces_fraction: float) -> str:
+    """Why a video yielded no clip at all, most telling reason first."""
+    several = face_count_fraction(track.face_count, lambda c: c >= 2)
+    if several > several_faces_fraction:
+        return f"several faces: a second large face on {several:.0%} of checked frames"
+    if track.found.mean() < 0.05:
+        seen = face_count_fraction(track.face_count, lambda c: c >= 1)
+        return f"face detected on {seen:.0%} of frames but not trackable" if seen > 0.5 else "no face found"
+    return "no usable clip: " + ("; ".join(r for _, _, r in dropped) or "no tracked span")

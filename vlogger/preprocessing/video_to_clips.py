@@ -78,17 +78,7 @@ def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
         len(idx), cuts, track.found, min_len, round(clip_cfg["max_seconds"] * fps), clip_cfg["max_gap_frames"]
     )
     if not spans:
-        counts = track.face_count[track.face_count >= 0]
-        several = float((counts >= 2).mean()) if len(counts) else 0.0
-        if several > cfg["tracking"]["several_faces_fraction"]:
-            raise BadInput(path, f"several faces: a second large face on {several:.0%} of checked frames")
-        if track.found.mean() < 0.05:
-            seen = float((counts >= 1).mean()) if len(counts) else 0.0
-            raise BadInput(
-                path, f"face detected on {seen:.0%} of frames but not trackable" if seen > 0.5 else "no face found"
-            )
-        reasons = "; ".join(r for _, _, r in dropped) or "no tracked span"
-        raise BadInput(path, f"no usable clip: {reasons}")
+        raise BadInput(path, quality.video_rejection_reason(track, dropped, cfg["tracking"]["several_faces_fraction"]))
     for s, e, reason in dropped:
         res.rejected.append({"file": rel, "clip": [s, e], "reason": reason})
     mel = LogMel.from_config(cfg["audio_features"], sr)
