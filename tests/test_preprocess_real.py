@@ -153,3 +153,20 @@ def test_reader_windows_and_far_reference(real_shards):
         assert ref < s - 25 or ref >= s + window + 25  # every real clip is long enough for a far reference
         n += 1
     assert n == 11
+
+
+def test_dataloader_workers_each_read_their_own_shards(real_shards):
+    """torch DataLoader with 2 workers: every clip once per epoch, batched by default collate."""
+    import torch
+
+    from vlogger.datasets.shards import clip_windows
+
+    out, _ = real_shards
+    loader = torch.utils.data.DataLoader(clip_windows(shard_urls(out), window=25), batch_size=2, num_workers=2)
+    keys = []
+    for batch in loader:
+        assert batch["frames"].dtype == torch.uint8 and batch["frames"].shape[1:] == (25, 256, 256, 3)
+        assert batch["mel"].shape[1:] == (29 * 4, 80)
+        keys += batch["key"]
+    index = json.loads((out / "index.json").read_text())
+    assert sorted(keys) == sorted(c["key"] for c in index["clip_list"])

@@ -102,6 +102,8 @@ def preprocess(
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
     if todo:  # one clear error up front rather than every worker dying at start-up
         check_backend(cfg["tracking"])
+        if cfg["fit"]["body_model"] is not None:
+            raise RuntimeError(f"fit.body_model={cfg['fit']['body_model']!r}: no 3D body-model fitting exists yet")
     sc = cfg["shards"]
     sinks = {
         split: ShardSink(
