@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="contact_sheet.png")
     p.set_defaults(func=_cmd_contact_sheet)
 
+    from vlogger.zoo.cli import add_zoo_parser
+
+    add_zoo_parser(sub)
+
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")
     p.add_argument("--clips", type=int, default=2)
