@@ -37,14 +37,15 @@ class _Buffers:
     score: list = field(default_factory=list)
 
 
-_NATIVE_NOISE = ("W0000 ", "I0000 ", "INFO: Created TensorFlow Lite", "WARNING: All log messages before absl")
+_NATIVE_NOISE = (b"W0000 ", b"I0000 ", b"INFO: Created TensorFlow Lite", b"WARNING: All log messages before absl")
 
 
 def filter_native_logs() -> None:
     """Route this process's fd 2 through a thread that drops mediapipe's C++ start-up lines.
 
     Its graphs log set-up chatter from their own threads straight to fd 2, where no Python
-    logging setting reaches; everything else is passed on unchanged. Call once per worker.
+    logging setting reaches; everything else (progress bars included) passes on as it comes.
+    Call once per process.
     """
     real = os.dup(2)
     read_fd, write_fd = os.pipe()
@@ -52,10 +53,9 @@ def filter_native_logs() -> None:
     os.close(write_fd)
 
     def pump() -> None:
-        with os.fdopen(read_fd, "rb") as src, os.fdopen(real, "wb", buffering=0) as dst:
-            for line in src:
-                if not line.decode(errors="replace").startswith(_NATIVE_NOISE):
-                    dst.write(line)
+        while chunk := os.read(read_fd, 65536):
+            kept = [ln for ln in chunk.splitlines(keepends=True) if not ln.lstrip(b"\r").startswith(_NATIVE_NOISE)]
+            os.write(real, b"".join(kept))
 
     threading.Thread(target=pump, daemon=True).start()
 
