@@ -1,0 +1,107 @@
+"""The weight-free sync metric and the landmark metrics on the nine real clips."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import need_shared
+from vlogger import landmarks
+from vlogger.config import load_config
+from vlogger.evaluation import motion
+from vlogger.evaluation.avsync import AVSync, av_sync, offset_and_confidence, sync_curve
+from vlogger.evaluation.tracks import eval_tracker, track_video
+
+FPS = 25
+HOP = 16000 // FPS
+
+
+@pytest.fixture(scope="module")
+def protocol() -> dict:
+    return load_config(None, "eval/protocol.yaml")
+
+
+@pytest.fixture(scope="module")
+def tracked(protocol):
+    clips = need_shared()
+    tracker = eval_tracker()
+    return {p.stem: track_video(p, protocol, tracker) for p in sorted(clips.glob("*.mp4"))}
+
+
+def _mouth(v):
+    return landmarks.mouth_opening(v.lmk, v.landmark_format)
+
+
+def _delay(audio: np.ndarray, frames: int) -> np.ndarray:
+    return np.concatenate([np.zeros(frames * HOP, np.float32), audio])[: len(audio)]
+
+
+def test_curve_finds_a_known_shift_on_synthetic_signals():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=300)
+    a = np.roll(v, -4)[:, None] + 0.1 * rng.normal(size=(300, 1))  # audio 4 frames before the mouth
+    off, conf = offset_and_confidence(sync_curve(v, a, 15), 8)
+    assert off == 4 and conf > 0.5
+
+
+def test_delayed_audio_moves_the_offset_by_the_delay(tracked, protocol):
+    cfg = protocol["avsync"]
+    hits = {3: 0, 7: 0}
+    for v in tracked.values():
+        base = av_sync(_mouth(v), v.audio, FPS, cfg)["av_offset"]
+        for k in hits:
+            moved = av_sync(_mouth(v), _delay(v.audio, k), FPS, cfg)["av_offset"]
+            hits[k] += abs((base - moved) - k) <= 1  # sound later -> mouth relatively earlier
+    assert hits[3] >= 7 and hits[7] >= 7, hits
+
+
+def test_ground_truth_is_in_sync(tracked, protocol):
+    offsets = [av_sync(_mouth(v), v.audio, FPS, protocol["avsync"])["av_offset"] for v in tracked.values()]
+    assert np.median(np.abs(offsets)) <= 2, offsets
+
+
+def test_own_audio_scores_higher_than_another_clips_audio(tracked, protocol):
+    cfg, wins, pairs = protocol["avsync"], 0, 0
+    for (_, vi), (_, vj) in itertools.permutations(tracked.items(), 2):
+        n = min(len(vi.audio), len(vj.audio)) // HOP
+        mouth = _mouth(vi)[:n]
+        own = av_sync(mouth, vi.audio[: n * HOP], FPS, cfg)["av_confidence"]
+        other = av_sync(mouth, vj.audio[: n * HOP], FPS, cfg)["av_confidence"]
+        wins += own > other
+        pairs += 1
+    assert pairs == 72 and wins / pairs >= 0.8, wins / pairs
+
+
+def test_frozen_first_frame_has_no_sync_and_no_jitter(tracked, protocol):
+    v = tracked["retalking_face5"]
+    frozen = replace(v, lmk=np.repeat(v.lmk[:1], len(v.lmk), axis=0), frames=np.repeat(v.frames[:1], len(v.lmk), 0))
+    res = av_sync(_mouth(frozen), v.audio, FPS, protocol["avsync"])
+    assert res["av_confidence"] == 0.0 and np.isnan(res["av_offset"])
+    assert motion.jitter(frozen) == 0.0 and motion.jitter(v) > 0.1
+    assert motion.expression_diversity(frozen) < 1e-9 < 0.1 < motion.expression_diversity(v)
+
+
+def test_metrics_accumulate_like_torchmetrics(tracked, protocol):
+    metric = AVSync(protocol["avsync"])
+    videos = list(tracked.values())[:3]
+    for v in videos:
+        metric.update(_mouth(v), v.audio)
+    per_video = [av_sync(_mouth(v), v.audio, FPS, protocol["avsync"])["av_confidence"] for v in videos]
+    assert metric.last["av_confidence"] == per_video[-1]
+    assert metric.compute()["av_confidence"] == pytest.approx(np.mean(per_video))
+    jit = motion.VideoMean(motion.jitter)
+    for v in videos:
+        jit.update(v)
+    assert float(jit.compute()) == pytest.approx(np.mean([motion.jitter(v) for v in videos]))
+
+
+def test_paired_metrics_zero_against_themselves_and_positive_against_others(tracked):
+    a, b = tracked["liveportrait_d11"], tracked["hdtf_WDA_KatieHill_000"]  # both 512 x 512
+    assert motion.lip_landmark_error(a, a) == 0.0 < motion.lip_landmark_error(a, b)
+    assert motion.head_pose_error(a, a) == 0.0 < motion.head_pose_error(a, b)
+    assert motion.psnr(a, a) == float("inf") and motion.ssim(a, a) == pytest.approx(1.0, abs=1e-4)
+    assert motion.psnr(a, b) < 20
+    assert motion.ssim(a, b) < 0.9

@@ -1,0 +1,105 @@
+"""Landmark- and pixel-based per-video scores: jitter, LME, expression diversity, head pose,
+PSNR/SSIM. Each is a function of tracked videos; `VideoMean` turns any of them into a
+torchmetrics Metric (sums, so it syncs under DDP)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from vlogger import landmarks
+from vlogger.evaluation.tracks import TrackedVideo
+
+
+def _normalised(v: TrackedVideo) -> np.ndarray:
+    """Landmarks in units of the clip's median face height (resolution-free)."""
+    return v.lmk[..., :2].astype(np.float64) / float(np.median(landmarks.face_height(v.lmk, v.landmark_format)))
+
+
+def jitter(v: TrackedVideo) -> float:
+    """Mean jerk (third difference) of every landmark, face heights / frame^3 x 1000.
+    A frozen video scores 0; tracking noise on a still face scores > 0."""
+    x = _normalised(v)
+    if len(x) < 4:
+        return float("nan")
+    return float(np.linalg.norm(np.diff(x, 3, axis=0), axis=-1).mean() * 1000)
+
+
+def expression_diversity(v: TrackedVideo) -> float:
+    """Temporal std of centred landmarks (translation and scale removed), x 100."""
+    x = _normalised(v)
+    x = x - x.mean(axis=1, keepdims=True)
+    return float(x.std(axis=0).mean() * 100)
+
+
+def head_angles(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """(T, 3) yaw, pitch, roll in degrees from the face-mesh geometry (no 3DMM needed)."""
+    yaw = landmarks.yaw_degrees(lmk, fmt)
+    v = landmarks.point(lmk, fmt, "chin") - landmarks.point(lmk, fmt, "forehead")
+    pitch = np.degrees(np.arctan2(v[..., 2], np.abs(v[..., 1]) + 1e-6))
+    e = landmarks.point(lmk, fmt, "cheek_left") - landmarks.point(lmk, fmt, "cheek_right")
+    roll = np.degrees(np.arctan2(e[..., 1], e[..., 0]))
+    return np.stack([yaw, pitch, roll], axis=-1)
+
+
+def _paired(gen: TrackedVideo, ref: TrackedVideo) -> tuple[np.ndarray, np.ndarray]:
+    n = min(len(gen.lmk), len(ref.lmk))
+    return _normalised(gen)[:n], _normalised(ref)[:n]
+
+
+def lip_landmark_error(gen: TrackedVideo, ref: TrackedVideo) -> float:
+    """LME: mean distance of lip landmarks (each face centred on its lips), % of face height."""
+    lips = landmarks.FORMATS[gen.landmark_format]["lips"]
+    g, r = (x[:, lips] - x[:, lips].mean(axis=1, keepdims=True) for x in _paired(gen, ref))
+    return float(np.linalg.norm(g - r, axis=-1).mean() * 100)
+
+
+def head_pose_error(gen: TrackedVideo, ref: TrackedVideo) -> float:
+    """Mean absolute yaw/pitch/roll difference in degrees over paired frames."""
+    n = min(len(gen.lmk), len(ref.lmk))
+    fmt = gen.landmark_format
+    return float(np.abs(head_angles(gen.lmk[:n], fmt) - head_angles(ref.lmk[:n], fmt)).mean())
+
+
+def _frames_pair(gen: TrackedVideo, ref: TrackedVideo) -> tuple[torch.Tensor, torch.Tensor]:
+    n = min(len(gen.frames), len(ref.frames))
+    if gen.frames.shape[1:] != ref.frames.shape[1:]:
+        raise ValueError(f"frame sizes differ: {gen.frames.shape[1:3]} vs {ref.frames.shape[1:3]}")
+    to_t = lambda f: torch.from_numpy(f[:n]).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    return to_t(gen.frames), to_t(ref.frames)
+
+
+def psnr(gen: TrackedVideo, ref: TrackedVideo) -> float:
+    g, r = _frames_pair(gen, ref)
+    return float(peak_signal_noise_ratio(g, r, data_range=1.0))
+
+
+def ssim(gen: TrackedVideo, ref: TrackedVideo) -> float:
+    g, r = _frames_pair(gen, ref)
+    return float(structural_similarity_index_measure(g, r, data_range=1.0))
+
+
+class VideoMean(Metric):
+    """Mean of a per-video score over videos; NaN scores are left out. `last` holds the
+    latest video's score (torchmetrics' update returns nothing)."""
+
+    full_state_update = False
+
+    def __init__(self, fn: Callable[..., float], **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, *videos: TrackedVideo) -> None:
+        value = self.last = self.fn(*videos)
+        if not np.isnan(value):
+            self.total += value
+            self.count += 1
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count.clamp(min=1)
