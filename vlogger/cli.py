@@ -74,6 +74,44 @@ def _maybe_urls(root: str, split: str) -> list[str]:
         return []
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vlogger.config import load_config
+    from vlogger.evaluation.runner import evaluate, write_results
+    from vlogger.preprocessing.tracking import filter_native_logs
+
+    filter_native_logs()
+
+    protocol = load_config(args.protocol, "eval/protocol.yaml", args.set)
+    ref = Path(args.reference) if args.reference else None
+    audio = Path(args.audio) if args.audio else None
+    results = evaluate(Path(args.generated), ref, audio, protocol)
+    path = write_results(results, Path(args.out))
+    for k, v in results["aggregate"].items():
+        print(f"{k:24s} {v:.4g}")
+    for k, v in results["skipped_metrics"].items():
+        print(f"skipped {k}: {v}")
+    for u in results["unscorable"]:
+        print(f"unscorable {u['video']}: {u['reason']}")
+    print(f"results: {path}\nreport:  {path.parent / 'report.html'}")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from vlogger.evaluation import leaderboard
+
+    board = Path(args.board)
+    if args.action == "add":
+        if not args.result or not args.name:
+            raise SystemExit("leaderboard add needs RESULT.json and --name")
+        leaderboard.add(board, Path(args.result), args.name)
+    entries = leaderboard.load(board)
+    print(leaderboard.markdown(entries))
+    print(f"html: {leaderboard.write_html(entries, board.with_suffix('.html'))}")
+    if args.wandb:
+        leaderboard.log_wandb(entries, args.wandb)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlogger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="folder written by `vlogger preprocess`")
     p.add_argument("--out", default="contact_sheet.png")
     p.set_defaults(func=_cmd_contact_sheet)
+
+    p = sub.add_parser("evaluate", help="score a folder of generated videos under the pinned protocol")
+    p.add_argument("--generated", required=True, help="folder of generated videos")
+    p.add_argument("--reference", help="folder of ground-truth videos or reference images, matched by name")
+    p.add_argument("--audio", help="folder of driving audio, matched by name (default: the video's own track)")
+    p.add_argument("--out", required=True, help="folder for results.json and report.html")
+    p.add_argument("--protocol", help="YAML merged over configs/eval/protocol.yaml (bump its version!)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")
+    p.add_argument("action", choices=["add", "show"])
+    p.add_argument("result", nargs="?", help="results.json written by `vlogger evaluate` (for add)")
+    p.add_argument("--name", help="checkpoint / method name (for add)")
+    p.add_argument("--board", default="leaderboard.json", help="leaderboard file (an .html is written beside it)")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log the table to this W&B project")
+    p.set_defaults(func=_cmd_leaderboard)
 
     from vlogger.zoo.cli import add_zoo_parser
 

@@ -1,0 +1,48 @@
+"""`vlogger evaluate` over a folder, and the leaderboard built from its results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import need_shared
+from vlogger.evaluation import leaderboard
+from vlogger.io.video import encode_mp4
+
+
+def test_evaluate_folder_report_and_leaderboard(tmp_path):
+    clips = need_shared()
+    gen, out = tmp_path / "generated", tmp_path / "eval"
+    gen.mkdir()
+    for name in ("retalking_face5", "liveportrait_d20"):
+        (gen / f"{name}.mp4").symlink_to(clips / f"{name}.mp4")
+    noise = np.random.default_rng(0).integers(0, 255, (40, 128, 128, 3), dtype=np.uint8)
+    (gen / "no_face.mp4").write_bytes(encode_mp4(noise, 25, audio=np.zeros(40 * 640, np.float32)))
+    (gen / "short.mp4").write_bytes(encode_mp4(noise[:5], 25))
+    cmd = [sys.executable, "-m", "vlogger.cli", "evaluate", "--generated", str(gen), "--reference", str(clips)]
+    subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
+    res = json.loads((out / "results.json").read_text())
+    assert res["protocol_version"] == "1.0" and res["videos"] == 4 and res["scored"] == 2
+    reasons = {u["video"]: u["reason"] for u in res["unscorable"]}
+    assert "face tracked on only" in reasons["no_face.mp4"] and "too short" in reasons["short.mp4"]
+    row = res["per_video"]["retalking_face5.mp4"]
+    # the ground truth scored against itself
+    assert row["lme"] == 0 and row["head_pose_error"] == 0 and row["psnr"] == 100 and row["ssim"] > 0.999
+    assert row["av_confidence"] > 0.1 and abs(row["av_offset"]) <= 3
+    assert "lse" in res["skipped_metrics"] and "vlogger zoo fetch syncnet_v2" in res["skipped_metrics"]["lse"]
+    page = (out / "report.html").read_text()
+    assert page.count("<img") >= 8 and "no_face.mp4" in page
+
+    board = tmp_path / "board.json"
+    leaderboard.add(board, out / "results.json", "ground-truth")
+    other = dict(res, protocol_version="0.9")
+    (tmp_path / "old.json").write_text(json.dumps(other))
+    leaderboard.add(board, tmp_path / "old.json", "old-protocol")
+    md = leaderboard.markdown(leaderboard.load(board))
+    assert "### protocol 1.0" in md and "### protocol 0.9" in md  # never in one table
+    assert md.count("| ground-truth |") == 1
+    html = leaderboard.write_html(leaderboard.load(board), tmp_path / "board.html").read_text()
+    assert html.count("<table>") == 2 and "onclick" in html
