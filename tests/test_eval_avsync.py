@@ -105,3 +105,12 @@ def test_paired_metrics_zero_against_themselves_and_positive_against_others(trac
     assert motion.psnr(a, a) == motion.PSNR_CAP and motion.ssim(a, a) == pytest.approx(1.0, abs=1e-4)
     assert motion.psnr(a, b) < 20
     assert motion.ssim(a, b) < 0.9
+
+
+def test_cpbd_drops_when_the_video_is_blurred(tracked):
+    import cv2
+
+    v = tracked["retalking_face2"]
+    blurred = replace(v, frames=np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in v.frames[:8]]))
+    sharp = replace(v, frames=v.frames[:8])
+    assert motion.cpbd_sharpness(blurred) < 0.5 * motion.cpbd_sharpness(sharp)

@@ -47,6 +47,15 @@ def head_angles(lmk: np.ndarray, fmt: str) -> np.ndarray:
     return np.stack([yaw, pitch, roll], axis=-1)
 
 
+def cpbd_sharpness(v: TrackedVideo, frames: int = 8) -> float:
+    """CPBD (Narvekar & Karam 2011) on the gray frames, mean over `frames` spread over the video:
+    probability that edges are not perceived as blurred (higher = sharper)."""
+    import cpbd
+
+    idx = np.linspace(0, len(v.frames) - 1, min(frames, len(v.frames))).astype(int)
+    return float(np.mean([cpbd.compute(cv2.cvtColor(v.frames[i], cv2.COLOR_RGB2GRAY).astype(np.float64)) for i in idx]))
+
+
 def _paired(gen: TrackedVideo, ref: TrackedVideo) -> tuple[np.ndarray, np.ndarray]:
     n = min(len(gen.lmk), len(ref.lmk))
     return _normalised(gen)[:n], _normalised(ref)[:n]

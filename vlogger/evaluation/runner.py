@@ -26,7 +26,15 @@ from vlogger.evaluation.tracks import TrackedVideo, eval_tracker, track_video
 
 VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm")
 IMAGE_EXT = (".png", ".jpg", ".jpeg")
-UNPAIRED = {"jitter": motion.jitter, "expression_diversity": motion.expression_diversity}
+
+
+def unpaired_metrics(protocol: dict) -> dict[str, Callable[[TrackedVideo], float]]:
+    """Scores of a generated video on its own."""
+    return {
+        "jitter": motion.jitter,
+        "expression_diversity": motion.expression_diversity,
+        "cpbd": partial(motion.cpbd_sharpness, frames=protocol["cpbd"]["frames"]),
+    }
 
 
 def paired_metrics(protocol: dict) -> dict[str, Callable[[TrackedVideo, TrackedVideo], float]]:
@@ -90,8 +98,8 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
         raise BadInput(generated, "no generated videos (mp4/mov/mkv/webm) in this folder")
     tracker = eval_tracker()
     sync = AVSync(protocol["avsync"], fps=protocol["video"]["fps"])
-    paired = paired_metrics(protocol)
-    means = {k: motion.VideoMean(fn) for k, fn in {**UNPAIRED, **paired}.items()}
+    paired, unpaired = paired_metrics(protocol), unpaired_metrics(protocol)
+    means = {k: motion.VideoMean(fn) for k, fn in {**unpaired, **paired}.items()}
     identity, lse = _identity(protocol), _lse()
     per_video, unscorable, examples = {}, [], {}
     for path in tqdm(videos, desc="evaluate", unit="video"):
@@ -112,7 +120,7 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
 
                 lse.metric.update(syncnet_crops(gen), gen.audio)
                 row.update(dict(zip(("lse_c", "lse_d", "lse_offset"), lse.metric.per_video[-1], strict=True)))
-        for name in UNPAIRED:
+        for name in unpaired:
             means[name].update(gen)
             row[name] = means[name].last
         if ref is not None:
