@@ -9,7 +9,13 @@ OUT     ?= data/shards
 WORKERS ?= 2
 DATA    ?=
 
-.PHONY: setup test lint demo sample preprocess contact-sheet bench clean
+GEN      ?= data/generated
+REF      ?=
+EVAL_OUT ?= data/eval
+RESULT   ?= $(EVAL_OUT)/results.json
+NAME     ?=
+
+.PHONY: setup test lint demo sample preprocess contact-sheet evaluate leaderboard bench clean
 
 setup: $(STAMP)
 
@@ -48,8 +54,15 @@ preprocess: setup
 contact-sheet: setup
 	$(BIN)/vlogger contact-sheet $(OUT) --out $(OUT)/contact_sheet.png
 
+evaluate: setup
+	$(BIN)/vlogger evaluate --generated $(GEN) $(if $(REF),--reference $(REF)) --out $(EVAL_OUT)
+
+leaderboard: setup
+	$(if $(NAME),$(BIN)/vlogger leaderboard add $(RESULT) --name $(NAME),$(BIN)/vlogger leaderboard show)
+
 bench: setup
-	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python -m benchmarks.preprocess
+	$(BIN)/python -m benchmarks.evaluate
 
 clean:
 	rm -rf data/demo $(VENV)

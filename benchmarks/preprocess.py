@@ -5,7 +5,7 @@ reads the CPU seconds each stage spent (worker: decode, audio, track, crop_encod
 write). CPU time counts every thread of the worker, so frames / CPU-seconds is an honest
 per-core figure even though mediapipe uses helper threads.
 
-    python benchmarks/preprocess.py [--input DIR] [--workers 1] [--append benchmarks/RESULTS.md]
+    python -m benchmarks.preprocess [--input DIR] [--workers 1] [--append benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
