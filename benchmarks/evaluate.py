@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.preprocess import machine
+from benchmarks.common import machine, publish
 from vlogger import landmarks
 from vlogger.config import REPO_ROOT, load_config
 from vlogger.evaluation.avsync import av_sync
@@ -78,11 +78,7 @@ def main() -> None:
         f"Skipped here: {', '.join(res['skipped_metrics']) or 'none'}.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.append:
-        with open(args.append, "a") as f:
-            f.write("\n" + text)
+    publish(lines, args.append)
 
 
 if __name__ == "__main__":

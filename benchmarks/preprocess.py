@@ -12,28 +12,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import machine, publish
 from vlogger.config import REPO_ROOT, load_config
 from vlogger.preprocessing.run import preprocess
 
 STAGES = ["decode", "track", "crop_encode", "audio", "write"]
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -66,11 +53,7 @@ def main() -> None:
         f"with {args.workers} worker(s).",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.append:
-        with open(args.append, "a") as f:
-            f.write("\n" + text)
+    publish(lines, args.append)
 
 
 if __name__ == "__main__":
