@@ -46,3 +46,33 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path):
     assert md.count("| ground-truth |") == 1
     html = leaderboard.write_html(leaderboard.load(board), tmp_path / "board.html").read_text()
     assert html.count("<table>") == 2 and "onclick" in html
+
+
+def test_fid_and_fvd_run_in_the_runner_with_weights_in_the_cache(tmp_path, monkeypatch, talking):
+    """Weights in the official formats (random values) added with `zoo add-local`: FID/FVD are computed."""
+    import torch
+
+    from vlogger.config import load_config
+    from vlogger.evaluation.inception import FIDInceptionV3
+    from vlogger.evaluation.runner import evaluate
+    from vlogger.zoo import add_local
+
+    monkeypatch.setenv("VLOGGER_HOME", str(tmp_path / "home"))
+    torch.save(FIDInceptionV3().state_dict(), tmp_path / "pt_inception.pth")
+    add_local("fid_inception_v3", tmp_path / "pt_inception.pth")
+
+    class StandIn(torch.nn.Module):  # the I3D TorchScript's call signature, 400-d features
+        def forward(self, x: torch.Tensor, rescale: bool, resize: bool, return_features: bool) -> torch.Tensor:
+            return torch.nn.functional.adaptive_avg_pool3d(x.float(), (4, 10, 10)).flatten(1)[:, :400]
+
+    torch.jit.script(StandIn()).save(str(tmp_path / "i3d.pt"))
+    add_local("i3d_torchscript", tmp_path / "i3d.pt")
+    frames, audio, path = talking
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    gen.mkdir()
+    ref.mkdir()
+    (ref / "a.mp4").symlink_to(path)
+    (gen / "a.mp4").write_bytes(encode_mp4(frames[:, :, ::-1], 25, audio=audio))  # mirrored: a different video
+    res = evaluate(gen, ref, None, load_config(None, "eval/protocol.yaml"))
+    assert "fid" not in res["skipped_metrics"] and "fvd" not in res["skipped_metrics"], res["skipped_metrics"]
+    assert res["aggregate"]["fid"] > 0 and res["aggregate"]["fvd"] > 0

@@ -83,6 +83,41 @@ def _lse() -> _Optional:
     return _Optional("lse", build)
 
 
+def _fid() -> _Optional:
+    def build():
+        from vlogger.evaluation.fid import make_fid
+
+        return make_fid()
+
+    return _Optional("fid", build)
+
+
+def _fvd(protocol: dict) -> _Optional:
+    def build():
+        from vlogger.evaluation.fvd import FVD
+
+        return FVD(num_frames=protocol["fvd"]["clip_frames"])
+
+    return _Optional("fvd", build)
+
+
+def _distribution_update(fid: _Optional, fvd: _Optional, gen: TrackedVideo, ref: TrackedVideo, protocol: dict) -> None:
+    """Feed FID (frames spread over each video) and FVD (consecutive clips) with both videos."""
+    import torch
+
+    from vlogger.evaluation.fvd import split_clips
+
+    for video, real in ((gen, False), (ref, True)):
+        frames = torch.from_numpy(video.frames).permute(0, 3, 1, 2)
+        if fid.metric is not None:
+            idx = np.linspace(0, len(frames) - 1, min(len(frames), protocol["fid"]["frames_per_video"])).astype(int)
+            fid.metric.update(frames[idx], real=real)
+        if fvd.metric is not None:
+            clips = split_clips(frames, protocol["fvd"]["clip_frames"])[: protocol["fvd"]["clips_per_video"]]
+            if len(clips):
+                fvd.metric.update(clips, real=real)
+
+
 def _reference_image(ref_path: Path | None, ref: TrackedVideo | None) -> np.ndarray | None:
     if ref is not None:
         return ref.frames[0]
@@ -100,7 +135,7 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
     sync = AVSync(protocol["avsync"], fps=protocol["video"]["fps"])
     paired, unpaired = paired_metrics(protocol), unpaired_metrics(protocol)
     means = {k: motion.VideoMean(fn) for k, fn in {**unpaired, **paired}.items()}
-    identity, lse = _identity(protocol), _lse()
+    identity, lse, fid, fvd = _identity(protocol), _lse(), _fid(), _fvd(protocol)
     per_video, unscorable, examples = {}, [], {}
     for path in tqdm(videos, desc="evaluate", unit="video"):
         try:
@@ -130,6 +165,7 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
                     row[name] = means[name].last
                 except ValueError as e:  # e.g. frame sizes differ: PSNR/SSIM undefined
                     row[name + "_skipped"] = str(e)
+            _distribution_update(fid, fvd, gen, ref, protocol)
             examples[path.stem] = (gen.frames, ref.frames)
         else:
             examples[path.stem] = (gen.frames, None)
@@ -146,6 +182,14 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
             skipped[opt.name] = opt.reason
         elif opt.metric.update_count:
             aggregate.update(opt.metric.compute())
+    for opt in (fid, fvd):  # distribution metrics: one number for the whole folder
+        if opt.metric is None:
+            skipped[opt.name] = opt.reason
+        elif opt.metric.update_count:
+            try:
+                aggregate[opt.name] = float(opt.metric.compute())
+            except (RuntimeError, ValueError) as e:  # e.g. fewer than 2 samples
+                skipped[opt.name] = str(e)
     return {
         "protocol_version": protocol["version"],
         "identity_backbone": protocol["identity"]["backbone"] if identity.metric is not None else None,
