@@ -181,7 +181,7 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
         if opt.metric is None:
             skipped[opt.name] = opt.reason
         elif opt.metric.update_count:
-            aggregate.update(opt.metric.compute())
+            aggregate.update({k: v for k, v in opt.metric.compute().items() if isinstance(v, int | float)})
     for opt in (fid, fvd):  # distribution metrics: one number for the whole folder
         if opt.metric is None:
             skipped[opt.name] = opt.reason
