@@ -181,7 +181,8 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
         if opt.metric is None:
             skipped[opt.name] = opt.reason
         elif opt.metric.update_count:
-            aggregate.update({k: v for k, v in opt.metric.compute().items() if isinstance(v, int | float)})
+            scores = opt.metric.compute()  # numbers only; face-miss counts are bookkeeping, not a score
+            aggregate.update({k: v for k, v in scores.items() if isinstance(v, int | float) and "no_face" not in k})
     for opt in (fid, fvd):  # distribution metrics: one number for the whole folder
         if opt.metric is None:
             skipped[opt.name] = opt.reason
