@@ -24,31 +24,6 @@ def speech_fraction(audio: np.ndarray, sample_rate: int, frame_ms: float = 10.0)
     return float(np.mean((db > -45.0) & (db > floor + 10.0)))
 
 
-def frame_loudness(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
-    """RMS level in dB per video frame."""
-    hop = round(sample_rate / fps)
-    x = np.pad(audio, (0, max(0, n_frames * hop - len(audio))))[: n_frames * hop].reshape(n_frames, hop)
-    return 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
-
-
-def sync_score(mouth: np.ndarray, loudness: np.ndarray, max_offset: int) -> tuple[float, int]:
-    """Best Pearson correlation of mouth opening with loudness over offsets, and its offset.
-
-    A positive offset means the mouth moves `offset` frames after the sound. A quick
-    screening score; the evaluation suite has the careful sync metric.
-    """
-    best, best_k = -1.0, 0
-    for k in range(-max_offset, max_offset + 1):
-        a = mouth[max(k, 0) : len(mouth) + min(k, 0)]
-        b = loudness[max(-k, 0) : len(loudness) + min(-k, 0)]
-        if len(a) < 10 or a.std() < 1e-8 or b.std() < 1e-8:
-            continue
-        c = float(np.corrcoef(a, b)[0, 1])
-        if c > best:
-            best, best_k = c, k
-    return best, best_k
-
-
 def sharpness(crops: np.ndarray, every: int = 10) -> float:
     """Median variance of the Laplacian of the gray crops (blur detector)."""
     vals = [cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for f in crops[::every]]

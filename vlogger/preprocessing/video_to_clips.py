@@ -6,12 +6,15 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from vlogger import landmarks
+from vlogger.config import load_config
 from vlogger.errors import BadInput
+from vlogger.evaluation.avsync import av_sync
 from vlogger.io.audio import fit_length, load_audio, to_flac
 from vlogger.io.video import VideoInfo, encode_mp4, probe, read_frames, resample_indices, scaled_size
 from vlogger.models.audio import LogMel
@@ -47,6 +50,12 @@ def sample_key(rel: str, clip: int) -> str:
     """WebDataset key: the relative path with separators and dots made safe, plus the clip."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(Path(rel).with_suffix("")).replace("/", "__"))
     return f"{stem}-{clip:03d}"
+
+
+@cache
+def _sync_protocol() -> dict:
+    """The evaluation protocol's sync settings: preprocessing scores sync the way evaluation does."""
+    return load_config(None, "eval/protocol.yaml")["avsync"]
 
 
 def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
@@ -151,9 +160,8 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
     with _Stage(res.timings, "audio"):
         lmk = crop.to_crop_coords(face, boxes, c["size"])
         mouth = landmarks.mouth_opening(lmk, fmt)
-        scores["sync_corr"], scores["sync_offset"] = quality.sync_score(
-            mouth, quality.frame_loudness(clip_audio, sr, fps, e - s), q["sync_max_offset"]
-        )
+        sync = av_sync(mouth, clip_audio, fps, _sync_protocol(), mel)
+        scores["sync_confidence"], scores["sync_offset"] = sync["av_confidence"], sync["av_offset"]
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     identity = identity_of(res.input, cfg["shards"]["identity_from"])
     meta = {
