@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from vlogger.config import REPO_ROOT, load_config
 from vlogger.evaluation.avsync import av_sync
 from vlogger.evaluation.runner import evaluate
 from vlogger.evaluation.tracks import eval_tracker, track_video
+from vlogger.preprocessing.tracking import filter_native_logs
 
 
 def delayed(audio: np.ndarray, frames: int, hop: int) -> np.ndarray:
@@ -36,6 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     protocol = load_config(None, "eval/protocol.yaml")
     fps, hop = protocol["video"]["fps"], protocol["audio"]["sample_rate"] // protocol["video"]["fps"]
+    filter_native_logs()
     tracker = eval_tracker()
     lines = [
         f"### Evaluation suite, {datetime.date.today()} ({machine()}), protocol {protocol['version']}",
@@ -46,11 +49,12 @@ def main() -> None:
         "| clip | offset (GT) | confidence | offset, audio +3 | offset, audio +7 |",
         "|---|---|---|---|---|",
     ]
-    hits, offsets = {3: 0, 7: 0}, []
+    hits, offsets, signals = {3: 0, 7: 0}, [], {}
     clips = sorted(Path(args.clips).glob("*.mp4"))
     for path in clips:
         v = track_video(path, protocol, tracker)
         mouth = landmarks.mouth_opening(v.lmk, v.landmark_format)
+        signals[path.stem] = (mouth, v.audio)
         gt = av_sync(mouth, v.audio, fps, protocol["avsync"])
         moved = {k: av_sync(mouth, delayed(v.audio, k, hop), fps, protocol["avsync"])["av_offset"] for k in hits}
         for k, o in moved.items():
@@ -65,6 +69,13 @@ def main() -> None:
         f"median |offset| on ground truth {np.median(np.abs(offsets)):.0f} frames.",
         "",
     ]
+    wins = pairs = 0
+    for (mi, ai), (_, aj) in itertools.permutations(signals.values(), 2):
+        n = min(len(ai), len(aj)) // hop
+        own = av_sync(mi[:n], ai[: n * hop], fps, protocol["avsync"])["av_confidence"]
+        other = av_sync(mi[:n], aj[: n * hop], fps, protocol["avsync"])["av_confidence"]
+        wins, pairs = wins + (own > other), pairs + 1
+    lines += [f"Own audio more confident than another clip's audio (trimmed): {wins}/{pairs} ordered pairs.", ""]
     t0, w0 = time.process_time(), time.perf_counter()
     res = evaluate(Path(args.clips), Path(args.clips), None, protocol)
     cpu, wall = time.process_time() - t0, time.perf_counter() - w0
