@@ -181,14 +181,14 @@ def test_make_backbone_resolves_arcface_weights_through_the_zoo(arcface_like: Pa
     asked = []
     monkeypatch.setattr(zoo, "resolve", lambda name: asked.append(name) or arcface_like)
     assert make_backbone("arcface").dim == 512
-    assert asked == ["arcface_r100"]
+    assert asked == ["arcface_w600k_r50"]
 
 
 def test_missing_arcface_weights_name_the_fetch_command(tmp_path: Path, monkeypatch) -> None:
     zoo = pytest.importorskip("vlogger.zoo")
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("VLOGGER_HOME", str(tmp_path))
-    with pytest.raises(zoo.MissingWeights, match="vlogger zoo fetch arcface_r100"):
+    with pytest.raises(zoo.MissingWeights, match="vlogger zoo fetch arcface_w600k_r50"):
         make_backbone("arcface")
 
 

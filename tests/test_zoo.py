@@ -160,11 +160,11 @@ def test_packaged_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("VLOGGER_HOME", str(tmp_path))
     monkeypatch.delenv("VLOGGER_ZOO_REGISTRY", raising=False)
     registry = load_registry()
-    expected = {"syncnet_v2", "arcface_r100", "fid_inception_v3", "i3d_torchscript", "blazeface", "3ddfa_v2_mb05"}
+    expected = {"syncnet_v2", "arcface_w600k_r50", "fid_inception_v3", "i3d_torchscript", "blazeface", "3ddfa_v2_mb05"}
     assert expected <= set(registry)
     for entry in registry.values():
         assert entry.url.startswith(("http://", "https://")) and entry.licence and entry.purpose and entry.format
-    assert registry["arcface_r100"].member == "w600k_r50.onnx"
+    assert registry["arcface_w600k_r50"].member == "w600k_r50.onnx"
     assert registry["blazeface"].sha256 and registry["3ddfa_v2_mb05"].sha256
 
 

@@ -152,7 +152,7 @@ class ArcFaceBackbone:
 
         from vlogger.zoo import resolve
 
-        path = resolve("arcface_r100") if model_path is None else Path(model_path)
+        path = resolve("arcface_w600k_r50") if model_path is None else Path(model_path)
         self._session = ort.InferenceSession(str(path), providers=ort.get_available_providers())
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         if list(inp.shape[1:]) != [3, ARCFACE_SIZE, ARCFACE_SIZE] or out.shape[-1] != self.dim:
