@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 # Direction of "better" for the columns a person sorts by.
-HIGHER_IS_BETTER = {"av_confidence", "lse_c", "identity_cosine", "psnr", "ssim", "expression_diversity"}
+HIGHER_IS_BETTER = {"av_confidence", "lse_c", "identity_cosine", "psnr", "ssim", "expression_diversity", "cpbd"}
 
 
 def load(board: Path) -> list[dict]:
