@@ -1,0 +1,178 @@
+"""The `vlogger` command: one entry point with sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vlogger.errors import BadInput
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from vlogger.config import load_config
+    from vlogger.preprocessing.run import preprocess
+
+    cfg = load_config(args.config, "preprocess/default.yaml", args.set)
+    stats = preprocess(Path(args.input), Path(args.out), cfg, args.workers, args.num_shards, args.shard_index)
+    _print_summary(Path(args.out), stats)
+    return 0
+
+
+def _print_summary(out: Path, stats: dict) -> None:
+    print(
+        f"inputs {stats['inputs']} (already done {stats['skipped_done']}), new clips {stats['clips']}, "
+        f"rejections {stats['rejected']}, frames {stats['frames']}"
+    )
+    index = stats.get("index")
+    if index:
+        splits = ", ".join(f"{k}: {v['clips']} clips / {len(v['identities'])} ids" for k, v in index["splits"].items())
+        print(
+            f"shards in {out}: {index['clips']} clips, {index['frames']} frames, {index['hours'] * 60:.2f} min, "
+            f"{index['identities']} identities ({splits})"
+        )
+        print(f"index: {out / 'index.json'}   rejected: {out / 'rejected.jsonl'}")
+        for line in (out / "rejected.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            print(f"  rejected {r['file']}" + (f" clip {r['clip']}" if "clip" in r else "") + f": {r['reason']}")
+    else:
+        print(f"job part written; run `vlogger merge-index {out}` once every job has finished")
+
+
+def _cmd_merge_index(args: argparse.Namespace) -> int:
+    from vlogger.preprocessing.shards import merge_index
+
+    index = merge_index(Path(args.out))
+    print(f"{index['clips']} clips in {len(index['shards'])} shards, {index['identities']} identities")
+    return 0
+
+
+def _cmd_make_sample(args: argparse.Namespace) -> int:
+    from vlogger.datasets.synthetic import make_sample
+
+    paths = make_sample(Path(args.out), n_clips=args.clips, seconds=args.seconds, seed=args.seed)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _cmd_contact_sheet(args: argparse.Namespace) -> int:
+    from vlogger.datasets.contact_sheet import contact_sheet
+
+    urls = [u for split in ("train", "val") for u in _maybe_urls(args.shards, split)]
+    print(contact_sheet(urls, Path(args.out)))
+    return 0
+
+
+def _maybe_urls(root: str, split: str) -> list[str]:
+    from vlogger.datasets.shards import shard_urls
+
+    try:
+        return shard_urls(root, split)
+    except FileNotFoundError:
+        return []
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vlogger.config import load_config
+    from vlogger.evaluation.runner import evaluate, write_results
+    from vlogger.preprocessing.tracking import filter_native_logs
+
+    filter_native_logs()
+
+    protocol = load_config(args.protocol, "eval/protocol.yaml", args.set)
+    ref = Path(args.reference) if args.reference else None
+    audio = Path(args.audio) if args.audio else None
+    results = evaluate(Path(args.generated), ref, audio, protocol)
+    path = write_results(results, Path(args.out))
+    for k, v in results["aggregate"].items():
+        print(f"{k:24s} {v:.4g}")
+    for k, v in results["skipped_metrics"].items():
+        print(f"skipped {k}: {v}")
+    for u in results["unscorable"]:
+        print(f"unscorable {u['video']}: {u['reason']}")
+    print(f"results: {path}\nreport:  {path.parent / 'report.html'}")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from vlogger.evaluation import leaderboard
+
+    board = Path(args.board)
+    if args.action == "add":
+        if not args.result or not args.name:
+            raise SystemExit("leaderboard add needs RESULT.json and --name")
+        leaderboard.add(board, Path(args.result), args.name)
+    entries = leaderboard.load(board)
+    print(leaderboard.markdown(entries))
+    print(f"html: {leaderboard.write_html(entries, board.with_suffix('.html'))}")
+    if args.wandb:
+        leaderboard.log_wandb(entries, args.wandb)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlogger", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("preprocess", help="raw talking videos -> tracked, cropped clips -> WebDataset shards")
+    p.add_argument("--input", required=True, help="folder searched recursively for mp4/mov/mkv/webm")
+    p.add_argument("--out", required=True, help="output folder for shards, index.json, rejected.jsonl")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--num-shards", type=int, default=1, help="split the input list into this many jobs")
+    p.add_argument("--shard-index", type=int, default=0, help="which job this is (e.g. $SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--config", help="YAML merged over configs/preprocess/default.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. crop.size=512")
+    p.set_defaults(func=_cmd_preprocess)
+
+    p = sub.add_parser("merge-index", help="join the manifests of all preprocessing jobs into index.json")
+    p.add_argument("out")
+    p.set_defaults(func=_cmd_merge_index)
+
+    p = sub.add_parser("contact-sheet", help="PNG grid of every clip in the shards with landmarks drawn")
+    p.add_argument("shards", help="folder written by `vlogger preprocess`")
+    p.add_argument("--out", default="contact_sheet.png")
+    p.set_defaults(func=_cmd_contact_sheet)
+
+    p = sub.add_parser("evaluate", help="score a folder of generated videos under the pinned protocol")
+    p.add_argument("--generated", required=True, help="folder of generated videos")
+    p.add_argument("--reference", help="folder of ground-truth videos or reference images, matched by name")
+    p.add_argument("--audio", help="folder of driving audio, matched by name (default: the video's own track)")
+    p.add_argument("--out", required=True, help="folder for results.json and report.html")
+    p.add_argument("--protocol", help="YAML merged over configs/eval/protocol.yaml (bump its version!)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")
+    p.add_argument("action", choices=["add", "show"])
+    p.add_argument("result", nargs="?", help="results.json written by `vlogger evaluate` (for add)")
+    p.add_argument("--name", help="checkpoint / method name (for add)")
+    p.add_argument("--board", default="leaderboard.json", help="leaderboard file (an .html is written beside it)")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log the table to this W&B project")
+    p.set_defaults(func=_cmd_leaderboard)
+
+    from vlogger.zoo.cli import add_zoo_parser
+
+    add_zoo_parser(sub)
+
+    p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
+    p.add_argument("--out", default="data/sample")
+    p.add_argument("--clips", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_make_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (BadInput, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

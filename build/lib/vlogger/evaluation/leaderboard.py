@@ -1,0 +1,102 @@
+"""A leaderboard of evaluated checkpoints: a JSON file of entries, shown as markdown and a
+sortable HTML table. Entries are grouped by (protocol version, identity backbone): numbers
+from different protocols or backbones are never put in one table."""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+from pathlib import Path
+
+# Direction of "better" for the columns a person sorts by.
+HIGHER_IS_BETTER = {"av_confidence", "lse_c", "identity_cosine", "psnr", "ssim", "expression_diversity", "cpbd"}
+
+
+def load(board: Path) -> list[dict]:
+    return json.loads(board.read_text()) if board.exists() else []
+
+
+def add(board: Path, result_path: Path, name: str) -> dict:
+    """Append (or replace, same name and protocol) one evaluation's aggregate."""
+    result = json.loads(result_path.read_text())
+    entry = {
+        "name": name,
+        "protocol_version": result["protocol_version"],
+        "identity_backbone": result.get("identity_backbone"),
+        "videos": result["scored"],
+        "added": datetime.date.today().isoformat(),
+        "metrics": result["aggregate"],
+    }
+    key = (name, entry["protocol_version"])
+    entries = [e for e in load(board) if (e["name"], e["protocol_version"]) != key] + [entry]
+    board.parent.mkdir(parents=True, exist_ok=True)
+    board.write_text(json.dumps(entries, indent=1))
+    return entry
+
+
+def groups(entries: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for e in entries:
+        out.setdefault((e["protocol_version"], e["identity_backbone"]), []).append(e)
+    return out
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    return sorted({k for e in rows for k in e["metrics"]})
+
+
+def markdown(entries: list[dict]) -> str:
+    parts = []
+    for (version, backbone), rows in groups(entries).items():
+        cols = _columns(rows)
+        head = "| name | videos | " + " | ".join(c + (" ↑" if c in HIGHER_IS_BETTER else " ↓") for c in cols) + " |"
+        lines = [f"### protocol {version}, identity backbone {backbone}", "", head, "|---" * (len(cols) + 2) + "|"]
+        for e in rows:
+            vals = " | ".join(f"{e['metrics'][c]:.4g}" if c in e["metrics"] else "–" for c in cols)
+            lines.append(f"| {e['name']} | {e['videos']} | {vals} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) or "(empty leaderboard)"
+
+
+def write_html(entries: list[dict], path: Path) -> Path:
+    """Tables that sort by a column when its header is clicked (a few lines of inline JS)."""
+    tables = []
+    for (version, backbone), rows in groups(entries).items():
+        cols = _columns(rows)
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["name", "videos", *cols])
+        body = "".join(
+            "<tr><td>"
+            + html.escape(e["name"])
+            + f"</td><td>{e['videos']}</td>"
+            + "".join(f"<td>{e['metrics'].get(c, float('nan')):.4g}</td>" for c in cols)
+            + "</tr>"
+            for e in rows
+        )
+        title = f"protocol {html.escape(str(version))}, identity backbone {html.escape(str(backbone))}"
+        tables.append(f"<h2>{title}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    script = """<script>
+document.querySelectorAll('th').forEach((th, i) => th.onclick = () => {
+  const body = th.closest('table').tBodies[0], rows = [...body.rows], asc = th.dataset.asc !== '1';
+  th.dataset.asc = asc ? '1' : '0';
+  const val = r => { const t = r.cells[i].innerText, n = parseFloat(t); return isNaN(n) ? t : n; };
+  rows.sort((a, b) => (val(a) > val(b) ? 1 : -1) * (asc ? 1 : -1)).forEach(r => body.appendChild(r));
+});</script>"""
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>vlogger leaderboard</title><style>"
+        "body{font-family:sans-serif;margin:2em} td,th{padding:3px 8px} th{cursor:pointer;background:#eee}"
+        f"</style></head><body><h1>Leaderboard</h1>{''.join(tables)}{script}</body></html>"
+    )
+    return path
+
+
+def log_wandb(entries: list[dict], project: str) -> None:
+    """The board as a W&B table (offline unless the user has set W&B up)."""
+    import wandb
+
+    cols = sorted({k for e in entries for k in e["metrics"]})
+    table = wandb.Table(columns=["name", "protocol_version", "identity_backbone", *cols])
+    for e in entries:
+        table.add_data(e["name"], e["protocol_version"], e["identity_backbone"], *[e["metrics"].get(c) for c in cols])
+    with wandb.init(project=project, job_type="leaderboard") as run:
+        run.log({"leaderboard": table})

@@ -1,0 +1,169 @@
+"""LSE-C / LSE-D: lip-sync scores with SyncNet, following joonson/syncnet_python's `SyncNetInstance.evaluate`.
+
+This is the protocol behind the numbers Wav2Lip, SadTalker, Hallo etc. report, so the steps are kept as the
+original has them: 224x224 BGR crops with raw 0..255 values, 5-frame windows (one per frame), 13 MFCCs at 100 Hz
+from 16-bit PCM (python_speech_features defaults) in 20-row windows 4 rows apart, Euclidean distances at offsets
+-15..+15 against zero-padded audio, averaged over the clip per offset.
+
+    LSE-D = min over offsets of the mean distance            (lower is better)
+    LSE-C = median over offsets - that minimum               (higher is better)
+    offset = vshift - argmin                                 (frames, see `sync_scores` for the sign)
+
+Input: the face crop, as the original's S3FD pipeline makes it. There a median-smoothed face box (half side
+s = max(w, h) / 2, centre cx, cy) becomes the square [cx - 1.4 s, cx + 1.4 s] x [cy - s, cy + 1.8 s], padded with
+grey 110 where it leaves the frame: the box plus a 40% margin, shifted down so the mouth sits in the lower
+middle. Other crops change the scores; the crop itself is the caller's job. Frames are RGB uint8 at 25 fps,
+audio mono float in [-1, 1] at 16 kHz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+
+from vlogger.evaluation.syncnet_model import SyncNet, load_syncnet
+
+FPS = 25
+SAMPLE_RATE = 16000
+CROP_SIZE = 224
+WINDOW_FRAMES = 5
+MFCC_PER_FRAME = 4  # 100 Hz MFCC rows / 25 fps
+VSHIFT = 15
+
+
+@dataclass(frozen=True)
+class SyncScores:
+    """One clip's scores: LSE-C (`confidence`), LSE-D (`distance`) and the best offset in frames."""
+
+    confidence: float
+    distance: float
+    offset: int
+
+
+def offset_distances(video_emb: torch.Tensor, audio_emb: torch.Tensor, vshift: int = VSHIFT) -> torch.Tensor:
+    """(T, 2*vshift+1): column j holds |video_t - audio_{t+j-vshift}|, with zero vectors past either end.
+
+    The original's `calc_pdist`, vectorised; `pairwise_distance`'s eps and the zero padding are kept because
+    both enter the averages and so the reported numbers.
+    """
+    padded = F.pad(audio_emb, (0, 0, vshift, vshift))
+    shifted = padded.unfold(0, len(video_emb), 1).permute(2, 0, 1)  # (T, offsets, D)
+    return F.pairwise_distance(video_emb[:, None, :], shifted)
+
+
+def sync_scores(video_emb: torch.Tensor, audio_emb: torch.Tensor, vshift: int = VSHIFT) -> SyncScores:
+    """LSE-C, LSE-D and offset from per-window embeddings (T, D) of the same clip.
+
+    Sign: offset k means frame t matches audio window t - k best, so k > 0 when the audio runs k frames ahead
+    of the video (an audio track delayed by k frames gives -k).
+    """
+    if video_emb.shape != audio_emb.shape or video_emb.ndim != 2:
+        raise ValueError(f"need two (T, D) embedding sequences of one shape, got {video_emb.shape}, {audio_emb.shape}")
+    # Reduced along a contiguous row, as the original's stack(dists, 1).mean(1): the same float32 sums, bit for bit.
+    mean = offset_distances(video_emb, audio_emb, vshift).t().contiguous().mean(1)
+    min_dist, best = torch.min(mean, 0)
+    return SyncScores(float(torch.median(mean) - min_dist), float(min_dist), vshift - int(best))
+
+
+def mfcc_rows(audio: np.ndarray) -> torch.Tensor:
+    """(13, steps) MFCCs at 100 Hz, computed on 16-bit PCM like the original's wav (c0 is log energy: scale matters)."""
+    import python_speech_features
+
+    pcm = np.clip(np.round(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+    return torch.from_numpy(python_speech_features.mfcc(pcm, SAMPLE_RATE).T).float()
+
+
+def crop_frames(frames: np.ndarray) -> torch.Tensor:
+    """(3, T, 224, 224) uint8 BGR: the original reads its crops with cv2, so SyncNet was trained on BGR."""
+    if frames.shape[1:3] != (CROP_SIZE, CROP_SIZE):
+        import cv2
+
+        frames = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])
+    return torch.from_numpy(np.ascontiguousarray(frames[..., ::-1])).permute(3, 0, 1, 2)
+
+
+def window_count(n_frames: int, n_samples: int) -> int:
+    """Windows the original scores: min(frames, whole 40 ms of audio) - 5 (it leaves out the last full window)."""
+    return min(n_frames, n_samples // (SAMPLE_RATE // FPS)) - WINDOW_FRAMES
+
+
+@torch.no_grad()
+def embed_clip(
+    model: SyncNet, frames: np.ndarray, audio: np.ndarray, batch_size: int = 20
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(video_emb, audio_emb), each (windows, 1024) on the CPU; window t covers frames t..t+4."""
+    _check_inputs(frames, audio)
+    n = window_count(len(frames), len(audio))
+    video, mfcc = crop_frames(frames), mfcc_rows(audio)
+    device = next(model.parameters()).device
+    video_emb, audio_emb = [], []
+    for start in range(0, n, batch_size):
+        starts = range(start, min(n, start + batch_size))
+        lips = torch.stack([video[:, t : t + WINDOW_FRAMES] for t in starts])
+        rows = torch.stack([mfcc[None, :, MFCC_PER_FRAME * t : MFCC_PER_FRAME * (t + WINDOW_FRAMES)] for t in starts])
+        video_emb.append(model.embed_lip(lips.to(device, torch.float32)).cpu())
+        audio_emb.append(model.embed_audio(rows.to(device)).cpu())
+    return torch.cat(video_emb), torch.cat(audio_emb)
+
+
+def _check_inputs(frames: np.ndarray, audio: np.ndarray) -> None:
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3) RGB face crops, got {frames.dtype} {frames.shape}")
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be mono (samples,) at {SAMPLE_RATE} Hz, got shape {audio.shape}")
+    if window_count(len(frames), len(audio)) < 1:
+        raise ValueError(
+            f"clip too short for SyncNet: {len(frames)} frames, {len(audio) / SAMPLE_RATE:.2f} s of audio "
+            f"(needs more than {WINDOW_FRAMES} frames of both)"
+        )
+
+
+class LSE(Metric):
+    """Mean LSE-C, LSE-D, offset and |offset| over videos; one `update(frames, audio)` per video.
+
+    Sums and counts sync under DDP; `per_video` holds one (LSE-C, LSE-D, offset) row per video (gathered by
+    `compute`). SyncNet is a frozen child module, so `.to(device)` moves it with the states.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        model: SyncNet | None = None,
+        vshift: int = VSHIFT,
+        batch_size: int = 20,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.syncnet = model.requires_grad_(False).eval() if model is not None else load_syncnet(weights)
+        self.vshift, self.batch_size = vshift, batch_size
+        for name in ("conf_sum", "dist_sum", "offset_sum", "abs_offset_sum", "videos"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("per_video", default=[], dist_reduce_fx="cat")
+
+    def update(self, frames: np.ndarray, audio: np.ndarray) -> None:
+        scores = sync_scores(*embed_clip(self.syncnet, frames, audio, self.batch_size), vshift=self.vshift)
+        self.conf_sum += scores.confidence
+        self.dist_sum += scores.distance
+        self.offset_sum += scores.offset
+        self.abs_offset_sum += abs(scores.offset)
+        self.videos += 1
+        row = [scores.confidence, scores.distance, scores.offset]
+        self.per_video.append(torch.tensor([row], dtype=torch.float64, device=self.videos.device))
+
+    def compute(self) -> dict[str, float]:
+        n = self.videos.clamp(min=1)
+        return {
+            "lse_c": float(self.conf_sum / n),
+            "lse_d": float(self.dist_sum / n),
+            "lse_offset": float(self.offset_sum / n),
+            "lse_abs_offset": float(self.abs_offset_sum / n),
+        }

@@ -1,0 +1,88 @@
+"""The HTML report of an evaluation: aggregate table, a plot per metric, sync curves, and
+side-by-side frames (generated | reference) so a person can look, not only read."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "<img src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
+
+
+def _image(arr: np.ndarray) -> str:
+    _, enc = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+    return "<img src='data:image/png;base64," + base64.b64encode(enc.tobytes()).decode() + "'>"
+
+
+def metric_plots(per_video: dict) -> list[str]:
+    """One horizontal bar chart per scalar metric, a bar per video."""
+    names = sorted({k for row in per_video.values() for k, v in row.items() if isinstance(v, int | float)})
+    plots = []
+    for name in names:
+        vids = [v for v, row in per_video.items() if isinstance(row.get(name), int | float)]
+        vals = [per_video[v][name] for v in vids]
+        fig = Figure(figsize=(6, 0.3 * len(vids) + 1))
+        ax = fig.subplots()
+        ax.barh(vids, vals, color="#4c78a8")
+        ax.set_title(name)
+        plots.append(_png(fig))
+    return plots
+
+
+def sync_plot(per_video: dict) -> str | None:
+    rows = {v: r["sync_curve"] for v, r in per_video.items() if "sync_curve" in r}
+    if not rows:
+        return None
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    for v, curve in rows.items():
+        k = (len(curve) - 1) // 2
+        ax.plot(range(-k, k + 1), curve, label=v, lw=1)
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set_xlabel("offset (frames; > 0: mouth after sound)")
+    ax.set_ylabel("correlation")
+    ax.legend(fontsize=6)
+    return _png(fig)
+
+
+def side_by_side(gen: np.ndarray, ref: np.ndarray | None, n: int = 4, height: int = 160) -> str:
+    """n frames spread over the video, generated on top and reference below."""
+    idx = np.linspace(0, len(gen) - 1, n).astype(int)
+    rows = [gen[idx]] + ([ref[np.minimum(idx, len(ref) - 1)]] if ref is not None else [])
+    tiles = [
+        np.concatenate([cv2.resize(f, (height * f.shape[1] // f.shape[0], height)) for f in r], axis=1) for r in rows
+    ]
+    width = min(t.shape[1] for t in tiles)
+    return _image(np.concatenate([t[:, :width] for t in tiles], axis=0))
+
+
+def write_report(results: dict, examples: dict, path) -> None:
+    agg = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in results["aggregate"].items())
+    skipped = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in results["skipped_metrics"].items()
+    )
+    bad = "".join(f"<li>{html.escape(u['video'])}: {html.escape(u['reason'])}</li>" for u in results["unscorable"])
+    curve = sync_plot(results["per_video"]) or ""
+    frames = "".join(f"<h3>{html.escape(name)}</h3>{side_by_side(g, r)}" for name, (g, r) in list(examples.items())[:6])
+    page = f"""<!doctype html><html><head><meta charset='utf-8'><title>vlogger evaluation</title>
+<style>body{{font-family:sans-serif;margin:2em}} td{{padding:2px 8px}} img{{margin:4px}}</style></head><body>
+<h1>Evaluation report</h1>
+<p>protocol {html.escape(str(results["protocol_version"]))}, identity backbone
+{html.escape(str(results["identity_backbone"]))}; {results["scored"]} of {results["videos"]} videos scored.</p>
+<h2>Aggregate</h2><table>{agg}</table>
+<h2>Skipped metrics</h2><ul>{skipped or "<li>none</li>"}</ul>
+<h2>Unscorable videos</h2><ul>{bad or "<li>none</li>"}</ul>
+<h2>Per metric</h2>{"".join(metric_plots(results["per_video"]))}
+<h2>Sync curves</h2>{curve}
+<h2>Frames (generated above, reference below)</h2>{frames}
+</body></html>"""
+    path.write_text(page)

@@ -1,0 +1,203 @@
+"""Video probing, decoding at a fixed frame rate, and mp4 encoding.
+
+Decord decodes (fast random access and scaled decode); PyAV probes, reads timestamps
+without decoding, decodes what decord cannot, and encodes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vlogger.errors import BadInput
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a container holds, read without decoding any frame."""
+
+    path: str
+    width: int
+    height: int
+    frame_times: np.ndarray  # presentation time of each frame, seconds from the first frame
+    duration: float  # seconds, first frame start to last frame end
+    start_time: float  # seconds, the first frame's pts in container time
+    has_audio: bool
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_times)
+
+    @property
+    def source_fps(self) -> float:
+        return self.n_frames / self.duration if self.duration > 0 else 0.0
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read stream layout and every frame's timestamp (demux only, no decode).
+
+    Timestamps come from packets so variable-frame-rate files are resampled correctly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(path, "unreadable path: not a regular file or does not exist")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadInput(path, "no video stream (audio-only file?)")
+            stream = container.streams.video[0]
+            has_audio = bool(container.streams.audio)
+            tb = float(stream.time_base)
+            pts = [
+                (p.pts if p.pts is not None else p.dts) * tb
+                for p in container.demux(stream)
+                if p.size > 0 and (p.pts is not None or p.dts is not None)
+            ]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+    except BadInput:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise BadInput(path, f"cannot read container: {e}") from e
+    if not pts:
+        raise BadInput(path, "video stream has no frames")
+    times = np.sort(np.asarray(pts, dtype=np.float64))
+    start = float(times[0])
+    times -= start
+    last = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / rate
+    return VideoInfo(
+        path=str(path),
+        width=width,
+        height=height,
+        frame_times=times,
+        duration=float(times[-1] + last),
+        start_time=start,
+        has_audio=has_audio,
+    )
+
+
+def resample_indices(frame_times: np.ndarray, duration: float, fps: float) -> np.ndarray:
+    """Source frame index shown at each output time k/fps (the frame on screen then)."""
+    n_out = int(np.floor(duration * fps + 1e-6))
+    t_out = np.arange(n_out) / fps
+    idx = np.searchsorted(frame_times, t_out + 1e-6, side="right") - 1
+    return np.clip(idx, 0, len(frame_times) - 1)
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(w, h) shrunk so the longest side is at most max_side, even numbers for codecs."""
+    s = min(1.0, max_side / max(width, height))
+    return max(2, round(width * s / 2) * 2), max(2, round(height * s / 2) * 2)
+
+
+def read_frames(
+    info: VideoInfo, indices: Sequence[int], size: tuple[int, int] | None = None, chunk: int = 64
+) -> Iterator[np.ndarray]:
+    """Yield RGB uint8 frames (H, W, 3) for the given source indices, in order.
+
+    `size` = (w, h) decodes scaled. Decord first; PyAV when decord cannot open the file.
+    """
+    try:
+        yield from _read_decord(info, indices, size, chunk)
+    except _DecordUnavailable:
+        yield from _read_pyav(info, indices, size)
+
+
+class _DecordUnavailable(Exception):
+    pass
+
+
+def _read_decord(info: VideoInfo, indices: Sequence[int], size, chunk: int) -> Iterator[np.ndarray]:
+    import decord
+
+    kwargs = {"width": size[0], "height": size[1]} if size else {}
+    try:
+        vr = decord.VideoReader(info.path, ctx=decord.cpu(0), num_threads=1, **kwargs)
+    except decord.DECORDError as e:
+        raise _DecordUnavailable from e
+    if len(vr) != info.n_frames:  # decord disagrees with the demuxer: trust PyAV
+        raise _DecordUnavailable
+    indices = list(indices)
+    for i in range(0, len(indices), chunk):
+        part = indices[i : i + chunk]
+        uniq = sorted(set(part))
+        try:
+            batch = vr.get_batch(uniq).asnumpy()
+        except decord.DECORDError as e:
+            raise BadInput(info.path, f"cannot decode frames {uniq[0]}..{uniq[-1]}: {e}") from e
+        lookup = {j: k for k, j in enumerate(uniq)}
+        for j in part:
+            yield batch[lookup[j]]
+
+
+def _read_pyav(info: VideoInfo, indices: Sequence[int], size) -> Iterator[np.ndarray]:
+    wanted = np.asarray(indices)
+    kwargs = {"width": size[0], "height": size[1]} if size else {}
+    pos = 0
+    try:
+        with av.open(info.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for order, frame in enumerate(container.decode(stream)):
+                if pos >= len(wanted):
+                    return
+                if order < wanted[pos]:
+                    continue
+                img = frame.to_ndarray(format="rgb24", **kwargs)
+                while pos < len(wanted) and wanted[pos] == order:
+                    yield img
+                    pos += 1
+    except av.error.FFmpegError as e:
+        raise BadInput(info.path, f"cannot decode video: {e}") from e
+    if pos < len(wanted):
+        raise BadInput(info.path, f"video ends early: decoded {pos} of {len(wanted)} frames")
+
+
+def encode_mp4(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    fps: int,
+    codec: str = "libx264",
+    crf: int = 20,
+    preset: str = "veryfast",
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+) -> bytes:
+    """Encode RGB frames (and optionally mono float audio) to mp4 bytes, yuv420p."""
+    buf = io.BytesIO()
+    h, w = frames[0].shape[:2]
+    with av.open(buf, "w", format="mp4") as out:
+        vs = out.add_stream(codec, rate=fps, options={"crf": str(crf), "preset": preset})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = None
+        if audio is not None:
+            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
+        for img in frames:
+            for packet in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), "rgb24")):
+                out.mux(packet)
+        out.mux(vs.encode())
+        if aus is not None:
+            _encode_audio(out, aus, audio, sample_rate)
+    return buf.getvalue()
+
+
+def _encode_audio(out: av.container.OutputContainer, stream, audio: np.ndarray, sr: int) -> None:
+    step = 1024
+    for i in range(0, len(audio), step):
+        chunk = np.ascontiguousarray(audio[i : i + step], dtype=np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate, frame.pts = sr, i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def decode_mp4_bytes(data: bytes) -> np.ndarray:
+    """All frames of an in-memory mp4 as (T, H, W, 3) uint8."""
+    with av.open(io.BytesIO(data)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

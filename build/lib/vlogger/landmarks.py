@@ -1,0 +1,60 @@
+"""Named landmark indices per landmark format, and the geometric signals built on them.
+
+One place for "which points are the lips" so preprocessing, fitting and evaluation agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# index sets per format: mediapipe face mesh (478 points with iris) and the 68-point iBUG layout
+FORMATS: dict[str, dict[str, int | list[int]]] = {
+    "mediapipe478": {
+        "upper_inner_lip": 13,
+        "lower_inner_lip": 14,
+        "mouth_left": 61,
+        "mouth_right": 291,
+        "forehead": 10,
+        "chin": 152,
+        "cheek_right": 234,
+        "cheek_left": 454,
+        "nose_tip": 1,
+        "lips": [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185],
+    },
+    "fa68": {
+        "upper_inner_lip": 62,
+        "lower_inner_lip": 66,
+        "mouth_left": 48,
+        "mouth_right": 54,
+        "forehead": 27,
+        "chin": 8,
+        "cheek_right": 0,
+        "cheek_left": 16,
+        "nose_tip": 30,
+        "lips": list(range(48, 60)),
+    },
+}
+
+
+def point(lmk: np.ndarray, fmt: str, name: str) -> np.ndarray:
+    """(..., 3) coordinates of a named point of (..., K, 3) landmarks."""
+    return lmk[..., FORMATS[fmt][name], :]
+
+
+def face_height(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """Forehead-to-chin distance in the image plane, the scale every ratio divides by."""
+    return np.linalg.norm(point(lmk, fmt, "forehead")[..., :2] - point(lmk, fmt, "chin")[..., :2], axis=-1)
+
+
+def mouth_opening(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """Inner-lip gap over face height, per frame: the jaw signal that follows speech."""
+    gap = np.linalg.norm(
+        point(lmk, fmt, "upper_inner_lip")[..., :2] - point(lmk, fmt, "lower_inner_lip")[..., :2], axis=-1
+    )
+    return gap / np.maximum(face_height(lmk, fmt), 1e-6)
+
+
+def yaw_degrees(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """Head yaw from the cheek-to-cheek vector's depth (needs 3D landmarks; 0 when z is flat)."""
+    v = point(lmk, fmt, "cheek_left") - point(lmk, fmt, "cheek_right")
+    return np.degrees(np.arctan2(v[..., 2], np.abs(v[..., 0]) + 1e-6))

@@ -1,0 +1,203 @@
+"""Per-frame face (and upper-body) landmarks for one video, streamed frame by frame.
+
+Two backends behind one interface: mediapipe (face mesh 478 points + pose 33 points, runs
+offline, default) and face-alignment (68 points, for users who have its weights).
+Coordinates are returned in pixels of the frame that was passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Track:
+    """Landmarks of one video at the working frame rate; NaN where nothing was found."""
+
+    landmark_format: str
+    face: np.ndarray  # (T, K, 3) x, y, z in pixels
+    pose: np.ndarray  # (T, 33, 4) x, y, z, visibility; NaN when the backend has no body
+    face_count: np.ndarray  # (T,) large faces seen by the detector; -1 where not checked
+    face_score: np.ndarray  # (T,) detector confidence of the main face; NaN where not checked
+
+    @property
+    def found(self) -> np.ndarray:
+        return ~np.isnan(self.face[:, 0, 0])
+
+
+@dataclass
+class _Buffers:
+    face: list = field(default_factory=list)
+    pose: list = field(default_factory=list)
+    count: list = field(default_factory=list)
+    score: list = field(default_factory=list)
+
+
+_NATIVE_NOISE = (b"W0000 ", b"I0000 ", b"INFO: Created TensorFlow Lite", b"WARNING: All log messages before absl")
+
+
+def filter_native_logs() -> None:
+    """Route this process's fd 2 through a thread that drops mediapipe's C++ start-up lines.
+
+    Its graphs log set-up chatter from their own threads straight to fd 2, where no Python
+    logging setting reaches; everything else (progress bars included) passes on as it comes.
+    Call once per process.
+    """
+    real = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def pump() -> None:
+        while chunk := os.read(read_fd, 65536):
+            kept = [ln for ln in chunk.splitlines(keepends=True) if not ln.lstrip(b"\r").startswith(_NATIVE_NOISE)]
+            os.write(real, b"".join(kept))
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+def check_backend(cfg: dict) -> None:
+    """Fail early, with what to install, if the configured backend cannot run here.
+
+    mediapipe is only imported (its graphs log noisily and must not be built in the parent);
+    face-alignment is built, since its weights are what is usually missing.
+    """
+    if cfg["backend"] == "mediapipe":
+        try:
+            import mediapipe  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError("tracking.backend=mediapipe needs `pip install 'vlogger[preprocess]'`") from e
+    else:
+        make_tracker(cfg)
+
+
+def make_tracker(cfg: dict) -> MediapipeTracker | FaceAlignmentTracker:
+    """The tracker named by `tracking.backend` in the preprocess config."""
+    backend = cfg["backend"]
+    if backend == "mediapipe":
+        return MediapipeTracker(cfg)
+    if backend == "face_alignment":
+        return FaceAlignmentTracker(cfg)
+    raise ValueError(f"unknown tracking backend {backend!r} (mediapipe | face_alignment)")
+
+
+def count_large_faces(boxes: list[tuple[float, float]], ratio: float) -> int:
+    """Faces whose area (w*h) is at least `ratio` of the largest one."""
+    if not boxes:
+        return 0
+    areas = np.array([w * h for w, h in boxes])
+    return int((areas >= ratio * areas.max()).sum())
+
+
+class MediapipeTracker:
+    """mediapipe 0.10.21 solutions: FaceMesh (video mode) + Pose every k-th frame + detector."""
+
+    landmark_format = "mediapipe478"
+
+    def __init__(self, cfg: dict):
+        import mediapipe as mp  # heavy; imported where used
+
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=cfg["min_detection_confidence"]
+        )
+        self._mp = mp
+        self.cfg = cfg
+
+    def start(self) -> None:
+        """Fresh video-mode graphs: tracking state must not leak from one video to the next."""
+        conf = self.cfg["min_detection_confidence"]
+        sol = self._mp.solutions
+        self._mesh = sol.face_mesh.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=conf,
+            min_tracking_confidence=0.5,
+        )
+        self._pose = sol.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=conf)
+        self._buf = _Buffers()
+        self._k = 0
+
+    def step(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        scale = np.array([w, h, w], np.float32)
+        res = self._mesh.process(frame)
+        if res.multi_face_landmarks:
+            pts = res.multi_face_landmarks[0].landmark
+            self._buf.face.append(np.array([[p.x, p.y, p.z] for p in pts], np.float32) * scale)
+        else:
+            self._buf.face.append(None)
+        pose = np.full((33, 4), np.nan, np.float32)
+        if self._k % self.cfg["pose_stride"] == 0:
+            r = self._pose.process(frame)
+            if r.pose_landmarks:
+                pose = np.array(
+                    [[p.x * w, p.y * h, p.z * w, p.visibility] for p in r.pose_landmarks.landmark], np.float32
+                )
+        self._buf.pose.append(pose)
+        count, score = -1, np.nan
+        if self._k % self.cfg["count_faces_every"] == 0:
+            dets = self._detector.process(frame).detections or []
+            boxes = [
+                (d.location_data.relative_bounding_box.width, d.location_data.relative_bounding_box.height)
+                for d in dets
+            ]
+            count = count_large_faces(boxes, self.cfg["second_face_ratio"])
+            score = max((d.score[0] for d in dets), default=0.0)
+        self._buf.count.append(count)
+        self._buf.score.append(score)
+        self._k += 1
+
+    def finish(self) -> Track:
+        self._mesh.close()
+        self._pose.close()
+        return _to_track(self.landmark_format, 478, self._buf)
+
+
+class FaceAlignmentTracker:
+    """face-alignment's 68-point 3D landmarks; no body. Needs its weights (downloaded by the
+    package on first use, or already in torch's hub cache)."""
+
+    landmark_format = "fa68"
+
+    def __init__(self, cfg: dict):
+        try:
+            import face_alignment
+        except ImportError as e:
+            raise RuntimeError("tracking.backend=face_alignment needs `pip install face-alignment`") from e
+        self.cfg = cfg
+        try:
+            self._fa = face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.THREE_D, device=cfg["face_alignment_device"], face_detector="blazeface"
+            )
+        except Exception as e:  # its weights come from the internet on first use
+            raise RuntimeError(
+                "face-alignment could not load its weights (it downloads them into torch's hub cache, "
+                f"~/.cache/torch/hub/checkpoints, on first use; copy them there when offline): {e}"
+            ) from e
+
+    def start(self) -> None:
+        self._buf = _Buffers()
+
+    def step(self, frame: np.ndarray) -> None:
+        faces = self._fa.get_landmarks_from_image(frame) or []
+        boxes = [tuple(np.ptp(f[:, :2], axis=0)) for f in faces]
+        main = int(np.argmax([w * h for w, h in boxes])) if faces else -1
+        self._buf.face.append(np.asarray(faces[main], np.float32) if faces else None)
+        self._buf.pose.append(np.full((33, 4), np.nan, np.float32))
+        self._buf.count.append(count_large_faces(boxes, self.cfg["second_face_ratio"]))
+        self._buf.score.append(1.0 if faces else 0.0)
+
+    def finish(self) -> Track:
+        return _to_track(self.landmark_format, 68, self._buf)
+
+
+def _to_track(fmt: str, k: int, buf: _Buffers) -> Track:
+    empty = np.full((k, 3), np.nan, np.float32)
+    face = np.stack([f if f is not None else empty for f in buf.face]) if buf.face else np.zeros((0, k, 3), np.float32)
+    pose = np.stack(buf.pose) if buf.pose else np.zeros((0, 33, 4), np.float32)
+    return Track(fmt, face, pose, np.array(buf.count, np.int32), np.array(buf.score, np.float32))
