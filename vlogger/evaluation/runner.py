@@ -9,6 +9,7 @@ them; a video that cannot be scored is listed with the reason and the rest go on
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from functools import partial
@@ -65,40 +66,21 @@ class _Optional:
             self.reason = f"{type(e).__name__}: {e}"
 
 
-def _identity(protocol: dict) -> _Optional:
-    def build():
-        from vlogger.evaluation.identity import IdentitySimilarity, make_backbone
+def optional_metrics(protocol: dict) -> dict[str, _Optional]:
+    """The metrics that need a package or weights this machine may lack, imported only when built."""
 
-        return IdentitySimilarity(make_backbone(protocol["identity"]["backbone"]))
+    def module(name: str):
+        return importlib.import_module(f"vlogger.evaluation.{name}")
 
-    return _Optional("identity", build)
-
-
-def _lse() -> _Optional:
-    def build():
-        from vlogger.evaluation.lse import LSE
-
-        return LSE()
-
-    return _Optional("lse", build)
-
-
-def _fid() -> _Optional:
-    def build():
-        from vlogger.evaluation.fid import make_fid
-
-        return make_fid()
-
-    return _Optional("fid", build)
-
-
-def _fvd(protocol: dict) -> _Optional:
-    def build():
-        from vlogger.evaluation.fvd import FVD
-
-        return FVD(num_frames=protocol["fvd"]["clip_frames"])
-
-    return _Optional("fvd", build)
+    builders = {
+        "identity": lambda: module("identity").IdentitySimilarity(
+            module("identity").make_backbone(protocol["identity"]["backbone"])
+        ),
+        "lse": lambda: module("lse").LSE(),
+        "fid": lambda: module("fid").make_fid(),
+        "fvd": lambda: module("fvd").FVD(num_frames=protocol["fvd"]["clip_frames"]),
+    }
+    return {name: _Optional(name, build) for name, build in builders.items()}
 
 
 def _distribution_update(fid: _Optional, fvd: _Optional, gen: TrackedVideo, ref: TrackedVideo, protocol: dict) -> None:
@@ -135,7 +117,8 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
     sync = AVSync(protocol["avsync"], fps=protocol["video"]["fps"])
     paired, unpaired = paired_metrics(protocol), unpaired_metrics(protocol)
     means = {k: motion.VideoMean(fn) for k, fn in {**unpaired, **paired}.items()}
-    identity, lse, fid, fvd = _identity(protocol), _lse(), _fid(), _fvd(protocol)
+    optional = optional_metrics(protocol)
+    identity, lse, fid, fvd = (optional[k] for k in ("identity", "lse", "fid", "fvd"))
     per_video, unscorable, examples = {}, [], {}
     for path in tqdm(videos, desc="evaluate", unit="video"):
         try:
@@ -177,20 +160,20 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
     aggregate = {name: float(m.compute()) for name, m in means.items() if float(m.count) > 0}
     aggregate.update(sync.compute() if float(sync.videos) > 0 else {})
     skipped = {}
-    for opt in (identity, lse):
+    for opt in optional.values():
         if opt.metric is None:
             skipped[opt.name] = opt.reason
-        elif opt.metric.update_count:
-            scores = opt.metric.compute()  # numbers only; face-miss counts are bookkeeping, not a score
-            aggregate.update({k: v for k, v in scores.items() if isinstance(v, int | float) and "no_face" not in k})
-    for opt in (fid, fvd):  # distribution metrics: one number for the whole folder
-        if opt.metric is None:
-            skipped[opt.name] = opt.reason
-        elif opt.metric.update_count:
-            try:
-                aggregate[opt.name] = float(opt.metric.compute())
-            except (RuntimeError, ValueError) as e:  # e.g. fewer than 2 samples
-                skipped[opt.name] = str(e)
+            continue
+        if not opt.metric.update_count:
+            continue
+        try:
+            value = opt.metric.compute()
+        except (RuntimeError, ValueError) as e:  # e.g. FID/FVD with fewer than 2 samples
+            skipped[opt.name] = str(e)
+            continue
+        # per-video metrics give a dict (face-miss counts are bookkeeping, not a score); FID/FVD one number
+        scores = value if isinstance(value, dict) else {opt.name: float(value)}
+        aggregate.update({k: v for k, v in scores.items() if isinstance(v, int | float) and "no_face" not in k})
     return {
         "protocol_version": protocol["version"],
         "identity_backbone": protocol["identity"]["backbone"] if identity.metric is not None else None,
