@@ -1,0 +1,62 @@
+"""The per-frame parameter contract every body model writes (`params.npz` in a shard sample).
+
+Image conventions: all positions are in crop pixels of the clip (x right, y down, z away
+from the camera, same scale as x), the projection is orthographic (mediapipe's landmarks
+are), and a model point X in canonical space lands at `scale * rotation @ X + translation`.
+
+Common keys (T = frames), read by the motion representation and the renderer:
+  model        str        "facemesh" | "smplx"
+  expression   (T, E)     expression coefficients (model-specific meaning)
+  rotation     (T, 3, 3)  head rotation, canonical -> image
+  scale        (T,)       pixels per canonical unit
+  translation  (T, 3)     image position of the canonical origin
+  body         (T, J, 3)  upper-body joints in crop pixels, order BODY_JOINTS
+  body_visible (T, J)     1 where the joint was seen (visibility > 0.5), else 0
+  residual_px  (T,)       mean 2D distance of re-projected model landmarks to the tracked ones
+  size         int        crop side in pixels the positions refer to
+Model-specific keys (identity shape, betas, basis version, ...) ride along.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+# mediapipe pose indices of the joints the body proxy and the motion vector use
+BODY_JOINTS: dict[str, int] = {
+    "left_shoulder": 11,
+    "right_shoulder": 12,
+    "left_elbow": 13,
+    "right_elbow": 14,
+    "left_wrist": 15,
+    "right_wrist": 16,
+    "left_hip": 23,
+    "right_hip": 24,
+}
+
+COMMON_KEYS = ("expression", "rotation", "scale", "translation", "body", "body_visible", "residual_px")
+
+
+def body_from_pose(pose: np.ndarray, min_visibility: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 33, 4) mediapipe pose (x, y, z, visibility) -> (T, J, 3) joints and (T, J) visibility."""
+    idx = list(BODY_JOINTS.values())
+    joints = np.nan_to_num(pose[:, idx, :3]).astype(np.float32)
+    visible = (np.nan_to_num(pose[:, idx, 3]) > min_visibility).astype(np.float32)
+    return joints, visible
+
+
+def to_npz_bytes(params: dict) -> bytes:
+    """Serialise a parameter dict for a shard member (compressed npz, no pickles)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in params.items()})
+    return buf.getvalue()
+
+
+def from_npz(data: bytes | str | Path) -> dict:
+    """Read a params.npz (bytes from a shard or a path); strings come back as str."""
+    src = io.BytesIO(data) if isinstance(data, bytes) else data
+    with np.load(src, allow_pickle=False) as z:
+        out = {k: z[k] for k in z.files}
+    return {k: (str(v) if v.dtype.kind == "U" else v) for k, v in out.items()}
