@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_zoo_parser(sub)
 
+    from vlogger.body.cli import add_body_parser
+
+    add_body_parser(sub)
+
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")
     p.add_argument("--clips", type=int, default=2)

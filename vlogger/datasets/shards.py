@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -27,6 +27,28 @@ def shard_urls(root: str | Path, split: str = "train") -> list[str]:
     if not urls:
         raise FileNotFoundError(f"no shard-{split}-*.tar in {root} (run `vlogger preprocess` first)")
     return urls
+
+
+def all_shard_urls(root: str | Path, splits: Sequence[str] = ("train", "val")) -> list[str]:
+    """Shards of every split that exists under root (at least one must)."""
+    urls = sorted(str(p) for split in splits for p in Path(root).glob(f"shard-{split}-*.tar"))
+    if not urls:
+        raise FileNotFoundError(f"no shard-{{{','.join(splits)}}}-*.tar in {root} (run `vlogger preprocess` first)")
+    return urls
+
+
+def clip_arrays(urls: Sequence[str], members: Sequence[str] = ("lmk.npy", "pose.npy")) -> Iterator[dict]:
+    """Each clip's json and the named array members (npy arrays, params.npz as a dict), no video
+    decode: what fitting and statistics read."""
+    from vlogger.body.params import from_npz
+
+    for sample in wds.WebDataset(list(urls), shardshuffle=False, empty_check=False):
+        out = {"key": sample["__key__"], "json": json.loads(sample["json"])}
+        for m in members:
+            if m not in sample:
+                raise KeyError(f"{sample['__url__']}: clip {sample['__key__']} has no {m} member")
+            out[m] = from_npz(sample[m]) if m.endswith(".npz") else np.load(io.BytesIO(sample[m]))
+        yield out
 
 
 def decode_frames(mp4: bytes, indices: Sequence[int]) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vlogger.body.fitting import make_fitter
 from vlogger.errors import BadInput
 from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index
 from vlogger.preprocessing.tracking import check_backend
@@ -102,8 +103,7 @@ def preprocess(
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
     if todo:  # one clear error up front rather than every worker dying at start-up
         check_backend(cfg["tracking"])
-        if cfg["fit"]["body_model"] is not None:
-            raise RuntimeError(f"fit.body_model={cfg['fit']['body_model']!r}: no 3D body-model fitting exists yet")
+        make_fitter(cfg["fit"])
     sc = cfg["shards"]
     sinks = {
         split: ShardSink(

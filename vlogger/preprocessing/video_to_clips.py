@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from vlogger import landmarks
+from vlogger.body.fitting import make_fitter, residual_scores
+from vlogger.body.params import to_npz_bytes
 from vlogger.config import load_config
 from vlogger.errors import BadInput
 from vlogger.evaluation.avsync import av_sync
@@ -163,6 +165,16 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         sync = av_sync(mouth, clip_audio, fps, _sync_protocol(), mel)
         scores["sync_confidence"], scores["sync_offset"] = sync["av_confidence"], sync["av_offset"]
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
+    pose_crop = crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32)
+    params = None
+    fitter = make_fitter(cfg["fit"])
+    if fitter is not None:
+        with _Stage(res.timings, "fit"):
+            params = fitter(lmk, pose_crop, c["size"])
+        scores.update(residual_scores(params))
+        limit = cfg["fit"]["max_residual_px"] * c["size"] / 256
+        if scores["fit_residual_px"] > limit:
+            return f"3D fit off: mean re-projection error {scores['fit_residual_px']:.2f} px > {limit:.2f}"
     identity = identity_of(res.input, cfg["shards"]["identity_from"])
     meta = {
         "fps": fps,
@@ -180,6 +192,7 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "identity": identity,
         "split": split_of(identity, cfg["shards"]["val_fraction"]),
         "tracker": cfg["tracking"]["backend"],
+        "body_model": cfg["fit"]["body_model"],
         "config_version": cfg["version"],
     }
     return {
@@ -187,6 +200,6 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "flac": to_flac(clip_audio, sr),
         "mel.npy": mel_rows,
         "lmk.npy": lmk.astype(np.float32),
-        "pose.npy": crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32),
+        "pose.npy": pose_crop,
         "json": meta,
-    }
+    } | ({"params.npz": to_npz_bytes(params)} if params is not None else {})

@@ -1,0 +1,45 @@
+"""Pick and run the configured body model on a clip's tracked landmarks (preprocessing's 3D fit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+
+from vlogger.body.facemesh import FaceBasis, fit_facemesh
+
+Fitter = Callable[[np.ndarray, np.ndarray, int], dict]
+MODELS = ("facemesh", "smplx")
+
+
+def make_fitter(fit_cfg: dict) -> Fitter | None:
+    """`fit(lmk (T,478,3), pose (T,33,4), size) -> params` for `fit.body_model`; None when off.
+
+    Loads the model files once, so a missing basis or SMPL-X folder fails before any video.
+    """
+    return _fitter(fit_cfg["body_model"], fit_cfg["basis"], fit_cfg["model_path"])
+
+
+@cache
+def _fitter(name: str | None, basis_path: str | None, model_path: str | None) -> Fitter | None:
+    if name is None:
+        return None
+    if name == "facemesh":
+        basis = FaceBasis.load(basis_path)
+        return lambda lmk, pose, size: fit_facemesh(lmk, pose, basis, size)
+    if name == "smplx":
+        from vlogger.body.smplx_fit import fit_smplx
+        from vlogger.body.smplx_model import load_smplx
+        from vlogger.config import load_config
+
+        model = load_smplx(model_path)
+        cfg = load_config(None, "body/smplx.yaml")
+        return lambda lmk, pose, size: fit_smplx(lmk, pose, model, size, cfg)
+    raise ValueError(f"fit.body_model={name!r}: choose one of {', '.join(MODELS)} or null")
+
+
+def residual_scores(params: dict) -> dict:
+    """Fit quality for the clip's json: mean and 95th-percentile re-projection error (crop px)."""
+    res = np.asarray(params["residual_px"])
+    return {"fit_residual_px": float(res.mean()), "fit_residual_p95_px": float(params["residual_p95_px"])}

@@ -1,0 +1,147 @@
+"""The per-frame motion vector stage 1 predicts, and its normalisation.
+
+Layout of one frame (D = E + 6 + 3 + 3·J), everything relative to a reference frame:
+  [0, E)          expression coefficients minus the reference's (E = basis components used)
+  [E, E+6)        head rotation residual R_refᵀ R_t in the continuous 6D form
+  [E+6, E+9)      translation residual (t_t - t_ref) / s_ref (x, y; z is 0 under the
+                  orthographic camera) and log(s_t / s_ref)
+  [E+9, D)        body joints residual (body_t - body_ref) / s_ref for the J upper-body joints
+                  (0 where either frame did not see the joint)
+Units are face heights (s_ref is pixels per forehead-to-chin), so the vector does not
+depend on the crop size. `to_motion` and `from_motion` are inverse to float precision.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlogger.body.geometry import matrix_to_rot6d, rot6d_to_matrix
+from vlogger.body.params import BODY_JOINTS
+
+REFERENCE_KEYS = ("expression", "rotation", "scale", "translation", "body", "body_visible")
+
+
+@dataclass(frozen=True)
+class MotionLayout:
+    """Slices of the motion vector, for losses that weigh face and body separately."""
+
+    n_expression: int
+    n_joints: int = len(BODY_JOINTS)
+
+    @property
+    def dim(self) -> int:
+        return self.n_expression + 9 + 3 * self.n_joints
+
+    @property
+    def expression(self) -> slice:
+        return slice(0, self.n_expression)
+
+    @property
+    def rotation(self) -> slice:
+        return slice(self.n_expression, self.n_expression + 6)
+
+    @property
+    def translation(self) -> slice:
+        return slice(self.n_expression + 6, self.n_expression + 9)
+
+    @property
+    def body(self) -> slice:
+        return slice(self.n_expression + 9, self.dim)
+
+    @property
+    def face(self) -> slice:
+        """Expression + head pose: the part weighted as 'face' in the stage-1 loss."""
+        return slice(0, self.n_expression + 9)
+
+
+def _t(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+
+
+def reference_of(params: dict, index: int) -> dict:
+    """The reference parameters (one frame) from a clip's params."""
+    return {k: _t(params[k])[index] for k in REFERENCE_KEYS}
+
+
+def to_motion(params: dict, ref: dict, n_expression: int | None = None) -> torch.Tensor:
+    """(T, D) motion vectors of a clip's params relative to the reference frame `ref`."""
+    e = _t(params["expression"])
+    k = e.shape[-1] if n_expression is None else n_expression
+    s_ref = _t(ref["scale"])
+    rot = _t(ref["rotation"]).T @ _t(params["rotation"])
+    trans = (_t(params["translation"]) - _t(ref["translation"])) / s_ref
+    trans[:, 2] = torch.log(_t(params["scale"]) / s_ref)
+    both = (_t(params["body_visible"]) * _t(ref["body_visible"]))[..., None]
+    body = (_t(params["body"]) - _t(ref["body"])) / s_ref * both
+    return torch.cat([e[:, :k] - _t(ref["expression"])[:k], matrix_to_rot6d(rot), trans, body.flatten(1)], dim=1)
+
+
+def from_motion(motion: torch.Tensor, ref: dict) -> dict:
+    """Params (expression, rotation, scale, translation, body) of motion vectors (T, D) applied
+    to the reference. Joints the reference did not see stay at the reference position."""
+    n_joints = _t(ref["body"]).shape[0]
+    lay = MotionLayout(motion.shape[1] - 9 - 3 * n_joints, n_joints)
+    ref = {k: _t(v).to(motion.device) for k, v in ref.items()}
+    s_ref = ref["scale"]
+    e_ref = ref["expression"]
+    expr = e_ref.expand(len(motion), -1).clone()
+    expr[:, : lay.n_expression] += motion[:, lay.expression]
+    tr = motion[:, lay.translation]
+    trans = ref["translation"] + s_ref * torch.cat([tr[:, :2], torch.zeros_like(tr[:, :1])], 1)
+    body = ref["body"] + s_ref * motion[:, lay.body].reshape(len(motion), n_joints, 3)
+    return {
+        "expression": expr,
+        "rotation": ref["rotation"] @ rot6d_to_matrix(motion[:, lay.rotation]),
+        "scale": s_ref * torch.exp(tr[:, 2]),
+        "translation": trans,
+        "body": body,
+        "body_visible": ref["body_visible"].expand(len(motion), -1),
+    }
+
+
+@dataclass
+class MotionStats:
+    """Per-dimension mean and std of motion vectors over training shards (for normalisation)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    info: dict
+
+    def normalize(self, motion: torch.Tensor) -> torch.Tensor:
+        return (motion - self.mean.to(motion)) / self.std.to(motion)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.std.to(z) + self.mean.to(z)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, mean=self.mean.numpy(), std=self.std.numpy(), info=json.dumps(self.info))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> MotionStats:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(torch.as_tensor(z["mean"]), torch.as_tensor(z["std"]), json.loads(str(z["info"])))
+
+
+def motion_stats(clip_params: list[dict], n_expression: int, ref_every: int = 25, min_std: float = 1e-3) -> MotionStats:
+    """Statistics of motion vectors of every frame against references every `ref_every` frames,
+    the way training pairs a window with a reference from the same clip."""
+    vecs = []
+    for p in clip_params:
+        for r in range(0, len(p["expression"]), ref_every):
+            vecs.append(to_motion(p, reference_of(p, r), n_expression))
+    if not vecs:
+        raise ValueError("no clips with parameters to compute motion statistics on")
+    allv = torch.cat(vecs)
+    return MotionStats(
+        allv.mean(0),
+        allv.std(0).clamp_min(min_std),
+        {"clips": len(clip_params), "vectors": len(allv), "n_expression": n_expression, "ref_every": ref_every},
+    )
