@@ -128,6 +128,15 @@ def align_to(lmk: torch.Tensor, target: torch.Tensor, points: Sequence[int] | No
     return s, r, t, invert_similarity(lmk, s, r, t)
 
 
+def rigid_motions(shape: torch.Tensor) -> torch.Tensor:
+    """(7, 478·3) orthonormal infinitesimal similarity motions of a shape: 3 rotations,
+    3 translations, 1 scaling."""
+    rots = [torch.cross(torch.eye(3)[i].expand_as(shape), shape, dim=1) for i in range(3)]
+    moves = [torch.eye(3)[i].expand_as(shape) for i in range(3)]
+    q, _ = torch.linalg.qr(torch.stack([*rots, *moves, shape]).reshape(7, -1).T)
+    return q.T
+
+
 def fit_basis(clips: Iterable[np.ndarray], n_components: int = 32, iterations: int = 4) -> FaceBasis:
     """PCA expression basis from tracked clips (each (T, 478, 3)), identity removed per clip.
 
@@ -147,7 +156,9 @@ def fit_basis(clips: Iterable[np.ndarray], n_components: int = 32, iterations: i
     for c in clips:
         aligned = align_to(c, mean)[3]
         residuals.append((aligned - aligned.mean(0)).reshape(len(c), -1))
+    rigid = rigid_motions(mean).double()
     d = torch.cat(residuals).double()
+    d = d - (d @ rigid.T) @ rigid  # expression must not contain pose: the fit could not tell them apart
     _, sig, vt = torch.linalg.svd(d, full_matrices=False)
     var = sig.pow(2) / max(len(d) - 1, 1)
     k = min(n_components, len(var))
@@ -183,7 +194,7 @@ def facemesh_vertices(params: dict, basis: FaceBasis) -> torch.Tensor:
 
 
 def fit_facemesh(
-    lmk: np.ndarray, pose: np.ndarray | None, basis: FaceBasis, size: int, ridge: float = 1e-3, refine: int = 2
+    lmk: np.ndarray, pose: np.ndarray | None, basis: FaceBasis, size: int, ridge: float = 1e-5, refine: int = 2
 ) -> dict:
     """Per-frame parameters of one clip (T, 478, 3 tracked landmarks in crop pixels).
 
