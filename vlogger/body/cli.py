@@ -22,7 +22,7 @@ def _cmd_fit_basis(args: argparse.Namespace) -> int:
                 clips.append(c["lmk.npy"])
                 keys.append(c["key"])
     basis = fit_basis(clips, args.components)
-    topo = facemesh_topology(basis.mean)
+    topo = facemesh_topology()
     basis.faces, basis.labels = topo.faces, topo.labels
     basis.info.update(keys=keys, shards=[str(s) for s in args.shards])
     basis.save(args.out)
