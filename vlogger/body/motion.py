@@ -3,8 +3,9 @@
 Layout of one frame (D = E + 6 + 3 + 3·J), everything relative to a reference frame:
   [0, E)          expression coefficients minus the reference's (E = basis components used)
   [E, E+6)        head rotation residual R_refᵀ R_t in the continuous 6D form
-  [E+6, E+9)      translation residual (t_t - t_ref) / s_ref (x, y; z is 0 under the
-                  orthographic camera) and log(s_t / s_ref)
+  [E+6, E+9)      translation residual (t_t - t_ref) / s_ref in x and y, and log(s_t / s_ref)
+                  (depth translation is not modelled: under the orthographic camera it only
+                  shifts the z-buffer, so `from_motion` keeps the reference's)
   [E+9, D)        body joints residual (body_t - body_ref) / s_ref for the J upper-body joints
                   (0 where either frame did not see the joint)
 Units are face heights (s_ref is pixels per forehead-to-chin), so the vector does not
