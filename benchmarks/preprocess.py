@@ -20,7 +20,7 @@ from benchmarks.common import machine, publish
 from vlogger.config import REPO_ROOT, load_config
 from vlogger.preprocessing.run import preprocess
 
-STAGES = ["decode", "track", "crop_encode", "audio", "write"]
+STAGES = ["decode", "track", "crop_encode", "audio", "fit", "write"]
 
 
 def main() -> None:

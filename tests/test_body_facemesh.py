@@ -10,14 +10,14 @@ from vlogger import landmarks
 from vlogger.body.facemesh import (
     DEFAULT_BASIS,
     FaceBasis,
-    expression_shape,
     facemesh_vertices,
     fit_basis,
     fit_facemesh,
     jaw_report,
 )
-from vlogger.body.geometry import apply_similarity, euler_to_matrix, rotation_angle_deg
+from vlogger.body.geometry import rotation_angle_deg
 from vlogger.body.motion import MotionLayout, from_motion, motion_stats, reference_of, to_motion
+from vlogger.body.synthetic import synthetic_clip
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 
@@ -30,19 +30,6 @@ def basis() -> FaceBasis:
 def real_clips(real_shards) -> list[dict]:
     out, _ = real_shards
     return list(clip_arrays(all_shard_urls(out), ["lmk.npy", "pose.npy", "params.npz"]))
-
-
-def synthetic_clip(basis: FaceBasis, frames: int = 100, seed: int = 0):
-    """Known parameters: expressions drawn at the basis' spread, head turning ±30° yaw."""
-    g = torch.Generator().manual_seed(seed)
-    expr = torch.randn(frames, basis.n_components, generator=g) * torch.as_tensor(basis.stddev)
-    identity = torch.as_tensor(basis.mean) + 0.003 * torch.randn(478, 3, generator=g)
-    u = torch.linspace(0, 1, frames)
-    rot = euler_to_matrix(torch.deg2rad(60 * u - 30), torch.deg2rad(15 * torch.sin(6 * u)), torch.deg2rad(10 * u))
-    scale = 100 + 10 * torch.rand(frames, generator=g)
-    trans = torch.stack([128 + 5 * torch.randn(frames, generator=g), 120 + 5 * u, torch.zeros(frames)], 1)
-    verts = apply_similarity(expression_shape(identity, expr, basis), scale, rot, trans)
-    return verts, expr, rot, scale
 
 
 def test_shipped_basis_is_versioned_and_complete(basis, tmp_path):
