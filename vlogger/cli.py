@@ -96,6 +96,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vlogger.config import load_config
+    from vlogger.training.run import train_motion
+
+    if args.stage != "motion":
+        raise SystemExit(f"stage {args.stage!r} is not trainable yet (motion is)")
+    cfg = load_config(args.config, f"train/{args.stage}_tiny.yaml", args.set)
+    summary = train_motion(cfg, args.resume)
+    for k, v in summary.items():
+        print(f"{k:18s} {v}")
+    return 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from vlogger.evaluation import leaderboard
 
@@ -143,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="YAML merged over configs/eval/protocol.yaml (bump its version!)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a stage with PyTorch Lightning (configs/train/STAGE_*.yaml)")
+    p.add_argument("stage", choices=["motion"], help="motion: stage 1, audio -> 3D motion diffusion")
+    p.add_argument("--config", help="YAML merged over configs/train/STAGE_tiny.yaml (e.g. STAGE_base.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.shards=DIR")
+    p.add_argument("--resume", help="checkpoint to continue from, or `auto` for the run's last.ckpt")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")
     p.add_argument("action", choices=["add", "show"])

@@ -69,6 +69,19 @@ def reference_of(params: dict, index: int) -> dict:
     return {k: _t(params[k])[index] for k in REFERENCE_KEYS}
 
 
+def reference_dim(n_expression: int, n_joints: int = len(BODY_JOINTS)) -> int:
+    return n_expression + 6 + 4 * n_joints
+
+
+def reference_vector(ref: dict, n_expression: int) -> torch.Tensor:
+    """What stage 1 is told about the reference frame: its expression, head rotation (6D) and
+    the upper-body layout relative to the head in face heights, with the joints' visibility.
+    (The identity shape stays out: it changes how the face looks, not how it moves.)"""
+    vis = _t(ref["body_visible"])
+    body = (_t(ref["body"]) - _t(ref["translation"])) / _t(ref["scale"]) * vis[:, None]
+    return torch.cat([_t(ref["expression"])[:n_expression], matrix_to_rot6d(_t(ref["rotation"])), body.flatten(), vis])
+
+
 def to_motion(params: dict, ref: dict, n_expression: int | None = None) -> torch.Tensor:
     """(T, D) motion vectors of a clip's params relative to the reference frame `ref`."""
     e = _t(params["expression"])

@@ -1,0 +1,119 @@
+"""What stage 1 shows a person during training: predicted vs. ground-truth jaw opening and head
+rotation over a validation window, and the two motions rendered side by side as a video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from vlogger.body.facemesh import FaceBasis, facemesh_vertices
+from vlogger.body.geometry import rot6d_to_matrix
+from vlogger.body.motion import MotionLayout, from_motion
+from vlogger.body.params import BODY_JOINTS
+from vlogger.training.logging import log_image, log_video
+
+
+def reference_from_vector(ref: torch.Tensor, n_expression: int, size: int) -> dict:
+    """A reference placed in the middle of a size-px frame (face height 40 %), from the
+    reference vector stage 1 sees: enough to draw a motion when the real crop is not at hand."""
+    k, j = n_expression, len(BODY_JOINTS)
+    scale = torch.tensor(0.4 * size)
+    trans = torch.tensor([size / 2, 0.42 * size, 0.0])
+    vis = ref[k + 6 + 3 * j :]
+    body = trans + scale * ref[k + 6 : k + 6 + 3 * j].reshape(j, 3)
+    return {
+        "expression": ref[:k],
+        "rotation": rot6d_to_matrix(ref[k : k + 6]),
+        "scale": scale,
+        "translation": trans,
+        "body": body,
+        "body_visible": vis,
+    }
+
+
+def head_angles(motion: torch.Tensor, layout: MotionLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and pitch (degrees) of the head rotation residual in each motion vector."""
+    r = rot6d_to_matrix(motion[:, layout.rotation])
+    yaw = torch.rad2deg(torch.atan2(r[:, 0, 2], r[:, 2, 2]))
+    pitch = torch.rad2deg(torch.asin((-r[:, 1, 2]).clamp(-1, 1)))
+    return yaw.numpy(), pitch.numpy()
+
+
+def plot_motion(pred: torch.Tensor, truth: torch.Tensor, layout: MotionLayout, path: Path, title: str) -> Path:
+    """Jaw coefficient, yaw and pitch over the window, prediction vs. ground truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(7, 6), sharex=True)
+    series = [("jaw (expression 1, Δ to reference)", lambda m: m[:, 0].numpy())]
+    series += [
+        ("head yaw °", lambda m: head_angles(m, layout)[0]),
+        ("head pitch °", lambda m: head_angles(m, layout)[1]),
+    ]
+    for ax, (name, get) in zip(axes, series, strict=True):
+        ax.plot(get(truth), label="ground truth", color="k")
+        ax.plot(get(pred), label="sampled", color="tab:red")
+        ax.set_ylabel(name, fontsize=8)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(title, fontsize=9)
+    axes[-1].set_xlabel("frame (25 fps)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def render_motion_pair(
+    pred: torch.Tensor, truth: torch.Tensor, ref: torch.Tensor, basis: FaceBasis, size: int = 128
+) -> np.ndarray:
+    """(N, size, 2·size, 3) uint8: semantic maps of the sampled | ground-truth motion."""
+    from vlogger.body.render import ControlRenderer, controls_to_rgb
+
+    k = pred.shape[1] - 9 - 3 * len(BODY_JOINTS)
+    reference = reference_from_vector(ref, k, size)
+    renderer = ControlRenderer(basis.faces, basis.labels, basis.mean, size)
+    blank = renderer.reference(torch.zeros(1, 3, size, size), torch.zeros(1, basis.mean.shape[0], 3))
+    panels = []
+    for motion in (pred, truth):
+        p = from_motion(motion, reference)
+        p["expression"] = torch.cat([p["expression"], torch.zeros(len(motion), basis.n_components - k)], 1)
+        verts = facemesh_vertices({**p, "identity": basis.mean}, basis)
+        controls = renderer(verts, blank, p["body"], p["body_visible"])
+        panels.append(controls_to_rgb(controls)[:, :, :size])
+    return torch.cat(panels, 2).numpy()
+
+
+class MotionMedia(L.Callback):
+    """Every `logging.media_every_steps`, on rank 0: sample the first validation windows with the
+    EMA weights, write the plot and the side-by-side video under the run folder, log both."""
+
+    def __init__(self, run_dir: Path, every: int, basis: FaceBasis, fps: int = 25):
+        self.run_dir, self.every, self.basis, self.fps = run_dir, every, basis, fps
+        self._last = -1
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module) -> None:
+        step = trainer.global_step
+        if trainer.sanity_checking or not trainer.is_global_zero or (step - self._last < self.every and step > 0):
+            return
+        self._last = step
+        batch = next(iter(trainer.val_dataloaders))
+        batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        gen = torch.Generator(device=module.device).manual_seed(0)
+        pred = module.sample(batch["mel"][:1], batch["ref"][:1], generator=gen)[0].float().cpu()
+        truth, ref = batch["motion"][0].float().cpu(), batch["ref"][0].float().cpu()
+        media = self.run_dir / "media"
+        title = f"step {step}: {batch['key'][0]} from frame {int(batch['start'][0])}"
+        png = plot_motion(pred, truth, module.layout, media / f"motion-{step:07d}.png", title)
+        log_image(trainer.logger, "val/motion_plot", png, step)
+        from vlogger.io.video import encode_mp4
+
+        frames = render_motion_pair(pred, truth, ref, self.basis)
+        mp4 = media / f"motion-{step:07d}.mp4"
+        mp4.write_bytes(encode_mp4(frames, self.fps, "libx264", 23, "veryfast"))
+        log_video(trainer.logger, "val/motion_video", mp4, step)

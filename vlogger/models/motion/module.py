@@ -1,0 +1,114 @@
+"""Stage 1 as a LightningModule: audio + reference -> N frames of motion, by x0-predicting diffusion.
+
+Loss = diffusion loss (MSE on the normalised motion vector, face and body weighted apart)
++ temporal smoothness loss (MSE between consecutive-frame differences of prediction and
+ground truth, again face and body apart). Frames given as known (the outpainting prefix)
+are left out of both. Audio and reference are dropped with configured probabilities for
+classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vlogger.body.motion import MotionLayout, reference_dim
+from vlogger.models.diffusion import Diffusion
+from vlogger.models.motion.denoiser import MotionDenoiser
+from vlogger.training.base import DiffusionModule
+
+
+class MotionDiffusion(DiffusionModule):
+    def __init__(self, cfg: dict, motion_mean: torch.Tensor, motion_std: torch.Tensor, basis_id: str):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg, "basis_id": basis_id})
+        m, d = cfg["model"], cfg["data"]
+        self.layout = MotionLayout(m["n_expression"])
+        self.model = MotionDenoiser(
+            self.layout.dim,
+            reference_dim(m["n_expression"]),
+            d["window"],
+            rows_per_frame=d["rows_per_frame"],
+            mel_context=d["mel_context"],
+            width=m["width"],
+            depth=m["depth"],
+            heads=m["heads"],
+            causal=m["causal"],
+            dropout=m["dropout"],
+        )
+        self.register_buffer("motion_mean", torch.as_tensor(motion_mean, dtype=torch.float32))
+        self.register_buffer("motion_std", torch.as_tensor(motion_std, dtype=torch.float32))
+        self.diffusion = Diffusion(cfg["diffusion"])
+        w = torch.full((self.layout.dim,), float(cfg["loss"]["face_weight"]))
+        w[self.layout.body] = cfg["loss"]["body_weight"]
+        self.register_buffer("dim_weight", w, persistent=False)
+        self.finish_init()
+
+    def batch_size(self, batch: dict) -> int:
+        return batch["motion"].shape[0]
+
+    def normalize(self, motion: torch.Tensor) -> torch.Tensor:
+        return (motion - self.motion_mean) / self.motion_std
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.motion_std + self.motion_mean
+
+    def _known_prefix(self, b: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, N, 1) mask: with probability `known_prefix_prob` the first `overlap` frames are given."""
+        g = self.cfg["guidance"]
+        use = torch.rand(b, device=self.device, generator=generator) < g["known_prefix_prob"]
+        mask = torch.zeros(b, n, 1, device=self.device)
+        mask[use, : g["overlap"]] = 1.0
+        return mask
+
+    def losses(self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None) -> dict:
+        x0 = self.normalize(batch["motion"])
+        b, n, _ = x0.shape
+        g = self.cfg["guidance"]
+        t = self.diffusion.random_timesteps(b, self.device, generator)
+        noise = torch.randn(x0.shape, device=self.device, generator=generator)
+        x_t = self.diffusion.add_noise(x0, noise, t)
+        known_mask = self._known_prefix(b, n, generator)
+        drop_audio = torch.rand(b, device=self.device, generator=generator) < g["drop_audio"]
+        drop_ref = torch.rand(b, device=self.device, generator=generator) < g["drop_ref"]
+        pred = model(x_t, t, batch["mel"], batch["ref"], x0, known_mask, drop_audio, drop_ref)
+        free = 1.0 - known_mask
+        diff = ((pred - x0).pow(2) * self.dim_weight * free).sum() / (free.sum() * self.layout.dim).clamp_min(1)
+        vel_free = free[:, 1:] * free[:, :-1]
+        vel = (pred[:, 1:] - pred[:, :-1]) - (x0[:, 1:] - x0[:, :-1])
+        smooth = (vel.pow(2) * self.dim_weight * vel_free).sum() / (vel_free.sum() * self.layout.dim).clamp_min(1)
+        loss = diff + self.cfg["loss"]["smooth_weight"] * smooth
+        return {"loss": loss, "loss_diffusion": diff, "loss_smooth": smooth}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        mel: torch.Tensor,
+        ref: torch.Tensor,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
+        """Motion (B, N, D), de-normalised, from the EMA weights. `known` is de-normalised motion
+        whose frames under `known_mask` are kept (outpainting); guidance contrasts with no audio."""
+        s = self.cfg["sampling"]
+        sampler, steps = sampler or s["sampler"], steps or s["steps"]
+        guidance = s["guidance"] if guidance is None else guidance
+        model = self.ema.module.eval()
+        b, n = mel.shape[0], self.cfg["data"]["window"]
+        known_n = self.normalize(known) if known is not None else None
+        no_audio = torch.ones(b, dtype=torch.bool, device=mel.device)
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            cond = model(x_t, t, mel, ref, known_n, known_mask)
+            if guidance == 1.0:
+                return cond
+            uncond = model(x_t, t, mel, ref, known_n, known_mask, drop_audio=no_audio)
+            return uncond + guidance * (cond - uncond)
+
+        z = self.diffusion.sample(denoise, (b, n, self.layout.dim), sampler, steps, generator, mel.device)
+        if known_n is not None:
+            z = torch.where(known_mask.bool(), known_n, z)
+        return self.denormalize(z)

@@ -1,0 +1,47 @@
+"""Experiment loggers (W&B offline by default, TensorBoard or CSV) and media logging for any of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
+
+
+def make_logger(cfg: dict, run_dir: Path) -> Logger:
+    """`logging.logger`: wandb (mode from `logging.wandb_mode`, offline unless the user sets up
+    an account), tensorboard, or csv."""
+    lg = cfg["logging"]
+    kind = lg["logger"]
+    if kind == "wandb":
+        try:
+            import wandb  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError("logging.logger=wandb needs `pip install wandb` (or set logging.logger=csv)") from e
+        os.environ.setdefault("WANDB_MODE", lg["wandb_mode"])
+        os.environ.setdefault("WANDB_SILENT", "true")
+        return WandbLogger(project=lg["project"], name=run_dir.name, save_dir=str(run_dir), config=cfg)
+    if kind == "tensorboard":
+        return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
+    if kind == "csv":
+        return CSVLogger(str(run_dir), name="csv", version="")
+    raise ValueError(f"logging.logger={kind!r}: choose wandb, tensorboard or csv")
+
+
+def log_image(logger: Logger, key: str, path: Path, step: int) -> None:
+    """A PNG already written under the run folder, also shown in the logger's UI."""
+    if isinstance(logger, WandbLogger):
+        logger.log_image(key, [str(path)], step=step)
+    elif isinstance(logger, TensorBoardLogger):
+        import numpy as np
+        from PIL import Image
+
+        logger.experiment.add_image(key, np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")
+
+
+def log_video(logger: Logger, key: str, path: Path, step: int) -> None:
+    """An mp4 already written under the run folder, also shown in W&B (others keep the file)."""
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        logger.experiment.log({key: wandb.Video(str(path), format="mp4"), "trainer/global_step": step})

@@ -1,0 +1,116 @@
+"""`vlogger train STAGE`: the Trainer, callbacks, run folder and resume, shared by both stages.
+
+A run folder `logging.dir/logging.name` holds config.yaml, checkpoints/ (top-k by val/loss and
+last.ckpt), media/ (plots, videos), the logger's files and summary.json (validation loss
+before and after training). `--resume auto` continues from checkpoints/last.ckpt with the
+same step, optimiser, LR schedule and EMA; the training stream is re-seeded with the step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+
+
+class RecordBatches(Callback):
+    """Debug aid (and the DDP test's witness): which windows each rank trained on."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def on_train_batch_start(self, trainer: L.Trainer, module, batch: dict, batch_idx: int) -> None:
+        path = self.run_dir / f"seen-rank{trainer.global_rank}.jsonl"
+        row = {"step": trainer.global_step, "keys": list(batch["key"]), "start": batch["start"].tolist()}
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def run_dir_of(cfg: dict) -> Path:
+    return Path(cfg["logging"]["dir"]) / cfg["logging"]["name"]
+
+
+def resume_path(run_dir: Path, resume: str | None) -> Path | None:
+    """`auto` = the run's last.ckpt when there is one (else a fresh start); a path must exist."""
+    if resume is None:
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if resume == "auto" else Path(resume)
+    if resume != "auto" and not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+    return path if path.is_file() else None
+
+
+def checkpoint_step(path: Path | None) -> int:
+    """The global step stored in a checkpoint (0 without one); loads tensors only."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"]) if path else 0
+
+
+def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
+    from vlogger.training.logging import make_logger
+
+    t = cfg["trainer"]
+    ckpt = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="step{step:07d}-val{val/loss:.4f}",
+        auto_insert_metric_name=False,
+        monitor="val/loss",
+        mode="min",
+        save_top_k=cfg["checkpoint"]["save_top_k"],
+        save_last=True,
+    )
+    callbacks = [ckpt, LearningRateMonitor(logging_interval="step"), *extra]
+    if cfg["debug"]["record_batches"]:
+        callbacks.append(RecordBatches(run_dir))
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_steps=t["max_steps"],
+        accelerator=t["accelerator"],
+        devices=t["devices"],
+        num_nodes=t["num_nodes"],
+        strategy=t["strategy"],
+        precision=t["precision"],
+        gradient_clip_val=t["gradient_clip_val"],
+        val_check_interval=t["val_every_steps"],
+        check_val_every_n_epoch=None,
+        limit_val_batches=t["limit_val_batches"],
+        log_every_n_steps=t["log_every_steps"],
+        logger=make_logger(cfg, run_dir),
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+    )
+
+
+def train_motion(cfg: dict, resume: str | None = None) -> dict:
+    """Train stage 1; returns the summary written to summary.json."""
+    from vlogger.body.facemesh import FaceBasis
+    from vlogger.datasets.motion import MotionDataModule
+    from vlogger.models.motion.media import MotionMedia
+    from vlogger.models.motion.module import MotionDiffusion
+
+    L.seed_everything(cfg["seed"], workers=True)
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ckpt = resume_path(run_dir, resume)
+    basis = FaceBasis.load(cfg["model"]["basis"])
+    dm = MotionDataModule(cfg, basis.basis_id, seed_offset=checkpoint_step(ckpt))
+    stats = dm.stats()
+    module = MotionDiffusion(cfg, stats.mean, stats.std, basis.basis_id)
+    media = MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)
+    trainer = build_trainer(cfg, run_dir, [media])
+    summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
+    if ckpt is None:
+        summary["val_loss_start"] = trainer.validate(module, dm, verbose=False)[0]["val/loss"]
+    trainer.fit(module, dm, ckpt_path=ckpt)
+    summary["val_loss_end"] = float(trainer.callback_metrics.get("val/loss", float("nan")))
+    summary["global_step"] = trainer.global_step
+    cb = trainer.checkpoint_callback
+    summary["best_checkpoint"] = cb.best_model_path
+    summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
