@@ -109,6 +109,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate_motion(args: argparse.Namespace) -> int:
+    from vlogger.pipeline import generate_motion, write_motion
+
+    result = generate_motion(
+        args.image, args.audio, args.checkpoint, args.seed, args.steps, args.guidance, args.sampler, args.device
+    )
+    paths = write_motion(result, Path(args.out), args.size)
+    print(f"{len(result.motion)} frames ({len(result.motion) / result.fps:.1f} s) of motion")
+    for name, path in paths.items():
+        print(f"{name:6s} {path}")
+    return 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from vlogger.evaluation import leaderboard
 
@@ -164,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="checkpoint to continue from, or `auto` for the run's last.ckpt")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("generate-motion", help="stage 1 only: photo + speech -> 3D motion and a control video")
+    p.add_argument("--image", required=True, help="reference photo of one person")
+    p.add_argument("--audio", required=True, help="speech recording (any length, any rate; video files too)")
+    p.add_argument("--checkpoint", required=True, help="stage-1 checkpoint (runs/NAME/checkpoints/*.ckpt)")
+    p.add_argument("--out", default="out/motion", help="folder for motion.npz and controls.mp4")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="sampler steps (default: the checkpoint's config)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale on the audio")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"])
+    p.add_argument("--size", type=int, default=256, help="render resolution of the control video")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_generate_motion)
+
     p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")
     p.add_argument("action", choices=["add", "show"])
     p.add_argument("result", nargs="?", help="results.json written by `vlogger evaluate` (for add)")
@@ -176,9 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_zoo_parser(sub)
 
-    from vlogger.body.cli import add_body_parser
+    from vlogger.body.cli import add_body_parser, add_render_parser
 
     add_body_parser(sub)
+    add_render_parser(sub)
 
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")

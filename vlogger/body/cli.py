@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -66,3 +67,51 @@ def add_body_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="statistics file to write (.npz)")
     q.add_argument("--expression", type=int, default=32, help="expression coefficients in the motion vector")
     q.set_defaults(func=_cmd_motion_stats)
+
+
+def add_render_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="side-by-side video of shard clips: frame | semantic | coords | warped")
+    p.add_argument("shards", help="folder written by `vlogger preprocess` (with params.npz)")
+    p.add_argument("--out", default="data/render", help="folder for KEY.mp4 and controls_sheet.png")
+    p.add_argument("--key", action="append", default=[], help="render clips whose key contains this")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many clips (0 = all)")
+    p.add_argument("--size", type=int, default=256, help="render resolution")
+    p.add_argument("--ref-index", type=int, default=0, help="frame whose colours are warped to the others")
+    p.add_argument("--basis", help="face-mesh basis file (default: shipped)")
+    p.set_defaults(func=_cmd_render)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    """Side-by-side control videos (and a contact sheet) of shard clips."""
+    import webdataset as wds
+
+    from vlogger.body.control_video import render_shard_clip
+    from vlogger.body.facemesh import FaceBasis
+    from vlogger.datasets.shards import all_shard_urls
+    from vlogger.io.audio import from_flac
+    from vlogger.io.video import encode_mp4
+
+    basis = FaceBasis.load(args.basis)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, done = [], 0
+    for sample in wds.WebDataset(all_shard_urls(args.shards), shardshuffle=False, empty_check=False):
+        key = sample["__key__"]
+        if args.key and not any(k in key for k in args.key):
+            continue
+        video = render_shard_clip(sample, basis, args.size, args.ref_index)
+        audio, sr = from_flac(sample["flac"])
+        (out / f"{key}.mp4").write_bytes(encode_mp4(video, 25, "libx264", 20, "veryfast", audio, sr))
+        rows.append(np.concatenate(list(video[np.linspace(0, len(video) - 1, 3).astype(int)]), axis=0))
+        print(out / f"{key}.mp4")
+        done += 1
+        if args.limit and done >= args.limit:
+            break
+    if not rows:
+        raise SystemExit(f"no clip in {args.shards} matches {args.key}")
+    import cv2
+
+    sheet = out / "controls_sheet.png"
+    cv2.imwrite(str(sheet), cv2.cvtColor(np.concatenate(rows, axis=1 if len(rows) < 4 else 0), cv2.COLOR_RGB2BGR))
+    print(sheet)
+    return 0

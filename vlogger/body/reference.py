@@ -1,0 +1,73 @@
+"""Reference analysis (VLOGGER step 1): one photo -> the training crop, landmarks and 3D fit.
+
+The photo is cropped exactly as preprocessing crops a clip (configs/preprocess/default.yaml
+`crop`), so stage 1 and stage 2 see a reference like the ones they were trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vlogger.body.facemesh import FaceBasis, fit_facemesh
+from vlogger.errors import BadInput
+from vlogger.preprocessing.crop import crop_boxes, crop_frame, to_crop_coords
+from vlogger.preprocessing.tracking import count_large_faces
+
+
+@dataclass
+class ReferenceImage:
+    crop: np.ndarray  # (S, S, 3) uint8 RGB
+    lmk: np.ndarray  # (478, 3) crop pixels
+    pose: np.ndarray  # (33, 4) crop pixels + visibility
+    params: dict  # face-mesh parameters of the one frame (T = 1)
+
+
+def read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise BadInput(path, "cannot read the image (missing, not an image, or corrupt)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def track_image(path: Path, image: np.ndarray, tracking: dict) -> tuple[np.ndarray, np.ndarray]:
+    """478 face-mesh points and 33 pose points (source pixels) of the one person in the photo."""
+    import mediapipe as mp
+
+    sol = mp.solutions
+    h, w = image.shape[:2]
+    conf = tracking["min_detection_confidence"]
+    with sol.face_detection.FaceDetection(model_selection=1, min_detection_confidence=conf) as det:
+        dets = det.process(image).detections or []
+    boxes = [(d.location_data.relative_bounding_box.width, d.location_data.relative_bounding_box.height) for d in dets]
+    if count_large_faces(boxes, tracking["second_face_ratio"]) > 1:
+        raise BadInput(path, f"{len(dets)} faces found; the reference photo must show one person")
+    with sol.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True) as mesh:
+        res = mesh.process(image)
+    if not res.multi_face_landmarks:
+        raise BadInput(path, "no face found in the reference photo")
+    lmk = np.array([[p.x * w, p.y * h, p.z * w] for p in res.multi_face_landmarks[0].landmark], np.float32)
+    pose = np.full((33, 4), np.nan, np.float32)
+    with sol.pose.Pose(static_image_mode=True, model_complexity=1, min_detection_confidence=conf) as body:
+        r = body.process(image)
+    if r.pose_landmarks:
+        pose = np.array([[p.x * w, p.y * h, p.z * w, p.visibility] for p in r.pose_landmarks.landmark], np.float32)
+    return lmk, pose
+
+
+def analyse_reference(path: str | Path, preprocess_cfg: dict, basis: FaceBasis) -> ReferenceImage:
+    """Crop, landmarks and the face-mesh fit of a reference photo; BadInput names the file."""
+    path = Path(path)
+    image = read_image(path)
+    lmk, pose = track_image(path, image, preprocess_cfg["tracking"])
+    c = preprocess_cfg["crop"]
+    inside = (image.shape[1], image.shape[0]) if c["keep_inside"] else None
+    box = crop_boxes(lmk[None], preprocess_cfg["ingest"]["fps"], c["scale"], c["shift_down"], 0.0, inside)
+    crop = crop_frame(image, box[0], c["size"])
+    lmk_c = to_crop_coords(lmk[None], box, c["size"])
+    pose_c = to_crop_coords(pose[None], box, c["size"])
+    params = fit_facemesh(lmk_c, pose_c, basis, c["size"])
+    return ReferenceImage(crop, lmk_c[0], pose_c[0], params)
