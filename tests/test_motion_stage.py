@@ -1,0 +1,203 @@
+"""Stage 1: denoiser, sampling, outpainting, Lightning training (resume, DDP) and generate-motion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED
+from vlogger.body.motion import MotionLayout, reference_dim
+from vlogger.config import load_config
+from vlogger.models.motion.denoiser import MotionDenoiser
+from vlogger.models.motion.generate import generate_long, seam_jumps, window_starts
+from vlogger.models.motion.module import MotionDiffusion
+
+VAL_IDS = "[retalking_face5,liveportrait_d20]"
+
+
+def tiny_overrides(shards: Path, run_dir: Path, name: str, steps: int) -> list[str]:
+    return [
+        f"data.shards={shards}",
+        f"data.val_identities={VAL_IDS}",
+        "data.batch_size=8",
+        "model.width=32",
+        "model.depth=2",
+        "model.heads=2",
+        f"trainer.max_steps={steps}",
+        f"trainer.val_every_steps={steps}",
+        "trainer.limit_val_batches=2",
+        f"logging.dir={run_dir}",
+        f"logging.name={name}",
+        f"logging.media_every_steps={steps}",
+        "sampling.steps=2",
+    ]
+
+
+def small_module(causal: bool = True) -> MotionDiffusion:
+    cfg = load_config(None, "train/motion_tiny.yaml", ["model.width=32", "model.depth=2", "model.heads=2"])
+    cfg["model"]["causal"] = causal
+    dim = MotionLayout(cfg["model"]["n_expression"]).dim
+    torch.manual_seed(0)
+    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), "test")
+    for p in module.ema.module.parameters():  # a random, non-trivial EMA network
+        p.data.normal_(0, 0.1)
+    return module.eval()
+
+
+def window_inputs(module: MotionDiffusion, b: int = 2):
+    d, k = module.cfg["data"], module.cfg["model"]["n_expression"]
+    g = torch.Generator().manual_seed(1)
+    mel = torch.randn(b, (d["window"] + 2 * d["mel_context"]) * d["rows_per_frame"], 80, generator=g)
+    return mel, torch.randn(b, reference_dim(k), generator=g)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_denoiser_mask(causal):
+    net = MotionDenoiser(20, 10, window=12, width=32, depth=2, heads=2, causal=causal, dropout=0.0).eval()
+    x = torch.randn(1, 12, 20)
+    mel = torch.randn(1, (12 + 4) * 4, 80)
+    ref, t = torch.randn(1, 10), torch.tensor([500])
+    y = x.clone()
+    y[:, 8:] += 1.0
+    a, b = net(x, t, mel, ref), net(y, t, mel, ref)
+    past_same = torch.allclose(a[:, :8], b[:, :8], atol=1e-5)
+    assert past_same == causal  # a causal model's past ignores the future; a full one does not
+    assert not torch.allclose(a[:, 8:], b[:, 8:])
+
+
+def test_sampling_is_seeded_and_keeps_known_frames():
+    module = small_module()
+    mel, ref = window_inputs(module)
+    n, dim = module.cfg["data"]["window"], module.layout.dim
+    known = torch.randn(2, n, dim)
+    mask = torch.zeros(2, n, 1)
+    mask[:, :25] = 1
+    for sampler in ("ddim", "dpm", "ddpm"):
+        a = module.sample(mel, ref, known, mask, torch.Generator().manual_seed(3), sampler=sampler, steps=3)
+        b = module.sample(mel, ref, known, mask, torch.Generator().manual_seed(3), sampler=sampler, steps=3)
+        c = module.sample(mel, ref, known, mask, torch.Generator().manual_seed(4), sampler=sampler, steps=3)
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(a[:, 25:], c[:, 25:])
+        torch.testing.assert_close(a[:, :25], known[:, :25])
+    with pytest.raises(ValueError, match="sampler"):
+        module.sample(mel, ref, sampler="euler")
+
+
+@pytest.mark.parametrize("n_frames", [1, 49, 50, 51, 173])
+def test_outpainting_covers_any_length(n_frames):
+    module = small_module()
+    d = module.cfg["data"]
+    starts = window_starts(n_frames, d["window"], 25)
+    assert starts[-1] + d["window"] >= n_frames and all(b - a == 25 for a, b in zip(starts, starts[1:], strict=False))
+    mel = np.random.default_rng(0).normal(size=(n_frames * d["rows_per_frame"], 80)).astype(np.float32)
+    _, ref = window_inputs(module, 1)
+    out = generate_long(module, mel, ref[0], n_frames, torch.Generator().manual_seed(0), steps=2)
+    assert out.shape == (n_frames, module.layout.dim) and torch.isfinite(out).all()
+    if len(starts) > 1:
+        jumps = seam_jumps(out, starts, 25, module.layout.face)
+        assert jumps["borders"] == len([s for s in starts[1:] if s + 25 < n_frames])
+
+
+@pytest.fixture(scope="module")
+def trained(real_shards, tmp_path_factory) -> dict:
+    """A tiny stage-1 run on the real clips (W&B offline), then resumed for 10 more steps."""
+    from vlogger.training.run import train_motion
+
+    shards, _ = real_shards
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = load_config(None, "train/motion_tiny.yaml", tiny_overrides(shards, runs, "tiny", 30))
+    first = train_motion(cfg)
+    cfg["trainer"]["max_steps"] = 40
+    second = train_motion(cfg, resume="auto")
+    return {"first": first, "second": second, "run": runs / "tiny", "shards": shards, "cfg": cfg}
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_training_writes_checkpoints_media_and_logs(trained):
+    run = trained["run"]
+    first = trained["first"]
+    assert first["global_step"] == 30 and np.isfinite(first["val_loss_start"]) and np.isfinite(first["val_loss_end"])
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 40
+    assert any(k.startswith("ema.") for k in ckpt["state_dict"]) and "motion_mean" in "".join(ckpt["state_dict"])
+    assert len(list((run / "checkpoints").glob("step*.ckpt"))) >= 1
+    assert (run / "media" / "motion-0000000.png").is_file() and (run / "media" / "motion-0000030.mp4").is_file()
+    assert list((run / "wandb").glob("offline-run-*"))
+    assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("last.ckpt")
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_resume_continues_step_optimizer_and_ema(trained, tmp_path):
+    """Resumed at step 30 with the saved optimiser moments and EMA, not from scratch."""
+    run = trained["run"]
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    steps = {int(s["step"]) for s in resumed["optimizer_states"][0]["state"].values()}
+    assert steps == {40}  # 30 before the restart + 10 after: Adam's step count carried over
+    assert int(resumed["state_dict"]["ema.n_averaged"]) == 40
+    assert trained["second"]["global_step"] == 40
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks_see_different_windows(real_shards, tmp_path):
+    shards, _ = real_shards
+    sets = [f"--set={o}" for o in tiny_overrides(shards, tmp_path, "ddp", 4)]
+    sets += ["--set=trainer.devices=2", "--set=trainer.strategy=ddp", "--set=debug.record_batches=true"]
+    sets += ["--set=logging.logger=csv"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    exe = Path(sys.executable).parent / "vlogger"
+    proc = subprocess.run([str(exe), "train", "motion", *sets], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = {}
+    for rank in (0, 1):
+        rows = [json.loads(x) for x in (tmp_path / "ddp" / f"seen-rank{rank}.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [0, 1, 2, 3]
+        seen[rank] = {(k, s) for r in rows for k, s in zip(r["keys"], r["start"], strict=True)}
+    assert seen[0] != seen[1] and len(seen[0] & seen[1]) < len(seen[0]) / 2
+    val_ids = {"retalking_face5", "liveportrait_d20"}
+    assert not any(k.split("-")[0] in val_ids for k, _ in seen[0] | seen[1])  # held out by identity
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_generate_motion_for_a_minute_of_speech(trained, tmp_path):
+    from vlogger.cli import main
+
+    ckpt = trained["run"] / "checkpoints" / "last.ckpt"
+    image = SHARED / "data" / "images" / "portrait_hallo6.jpg"
+    audio = SHARED / "data" / "clips" / "edtalk_pose_source2.mp4"  # 60 s of speech
+    out = tmp_path / "gm"
+    args = ["generate-motion", "--image", str(image), "--audio", str(audio), "--checkpoint", str(ckpt)]
+    assert main([*args, "--out", str(out), "--steps", "2", "--size", "64"]) == 0
+    with np.load(out / "motion.npz") as z:
+        n = len(z["motion"])
+        assert abs(n - 1500) <= 1 and z["expression"].shape == (n, 32) and np.isfinite(z["rotation"]).all()
+    with av.open(str(out / "controls.mp4")) as c:
+        assert c.streams.video[0].frames == n and len(c.streams.audio) == 1
+        assert abs(float(c.duration / 1e6) - 60.0) < 0.2
+
+
+@pytest.mark.shared
+def test_generate_motion_refuses_bad_inputs(tmp_path):
+    from vlogger.errors import BadInput
+    from vlogger.pipeline import speech_features
+
+    pre = load_config(None, "preprocess/default.yaml")
+    silent = tmp_path / "silent.wav"
+    import soundfile as sf
+
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    with pytest.raises(BadInput, match="silent"):
+        speech_features(silent, 25, pre)
+    with pytest.raises(BadInput, match="cannot read audio"):
+        speech_features(tmp_path / "missing.wav", 25, pre)
