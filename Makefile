@@ -15,7 +15,12 @@ EVAL_OUT ?= data/eval
 RESULT   ?= $(EVAL_OUT)/results.json
 NAME     ?=
 
-.PHONY: setup test lint demo sample preprocess contact-sheet evaluate leaderboard bench clean
+KEY      ?=
+STAGE    ?= motion
+CONFIG   ?=
+DATA_CONFIG ?= configs/train/shared_clips.yaml
+
+.PHONY: setup test lint demo sample preprocess contact-sheet render train evaluate leaderboard bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[preprocess,eval,dev]"
+	$(BIN)/pip install -q -e ".[preprocess,eval,train,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -54,6 +59,18 @@ preprocess: setup
 contact-sheet: setup
 	$(BIN)/vlogger contact-sheet $(OUT) --out $(OUT)/contact_sheet.png
 
+# Side-by-side control videos (frame | semantic | coords | warped) of the clips in OUT.
+render: setup
+	$(BIN)/vlogger render $(OUT) --out $(OUT)/render $(if $(KEY),--key $(KEY)) --limit 2
+
+# Train a stage (tiny config, or CONFIG=configs/train/STAGE_base.yaml) on the data named in
+# DATA_CONFIG: by default the real clips beside the checkout, preprocessed on first use.
+train: setup
+ifeq ($(DATA_CONFIG),configs/train/shared_clips.yaml)
+	@test -f data/real_shards/index.json || $(BIN)/vlogger preprocess --input ../shared/data/clips --out data/real_shards --workers $(WORKERS) --set shards.max_clips=3
+endif
+	$(BIN)/vlogger train $(STAGE) $(if $(CONFIG),--config $(CONFIG)) --config $(DATA_CONFIG)
+
 evaluate: setup
 	$(BIN)/vlogger evaluate --generated $(GEN) $(if $(REF),--reference $(REF)) --out $(EVAL_OUT)
 
@@ -63,6 +80,8 @@ leaderboard: setup
 bench: setup
 	$(BIN)/python -m benchmarks.preprocess
 	$(BIN)/python -m benchmarks.evaluate
+	$(BIN)/python -m benchmarks.fit
+	$(BIN)/python -m benchmarks.render
 
 clean:
 	rm -rf data/demo $(VENV)

@@ -97,12 +97,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vlogger.config import load_config
+    import yaml
+
+    from vlogger.config import apply_overrides, load_config, merge
     from vlogger.training.run import train_motion
 
     if args.stage != "motion":
         raise SystemExit(f"stage {args.stage!r} is not trainable yet (motion is)")
-    cfg = load_config(args.config, f"train/{args.stage}_tiny.yaml", args.set)
+    cfg = load_config(None, f"train/{args.stage}_tiny.yaml")
+    for path in args.config:
+        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    cfg = apply_overrides(cfg, args.set)
     summary = train_motion(cfg, args.resume)
     for k, v in summary.items():
         print(f"{k:18s} {v}")
@@ -172,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a stage with PyTorch Lightning (configs/train/STAGE_*.yaml)")
     p.add_argument("stage", choices=["motion"], help="motion: stage 1, audio -> 3D motion diffusion")
-    p.add_argument("--config", help="YAML merged over configs/train/STAGE_tiny.yaml (e.g. STAGE_base.yaml)")
+    p.add_argument(
+        "--config", action="append", default=[], help="YAML merged over configs/train/STAGE_tiny.yaml, in order"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.shards=DIR")
     p.add_argument("--resume", help="checkpoint to continue from, or `auto` for the run's last.ckpt")
     p.set_defaults(func=_cmd_train)

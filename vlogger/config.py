@@ -25,6 +25,11 @@ def load_config(path: str | Path | None, default: str, overrides: list[str] | No
     cfg = yaml.safe_load((CONFIG_DIR / default).read_text())
     if path is not None:
         cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
+    """Apply `section.key=value` overrides in place (and return cfg)."""
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
