@@ -141,12 +141,12 @@ class MotionDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.basis_id, self.seed_offset = cfg, basis_id, seed_offset
         d = cfg["data"]
-        root = Path(d["shards"])
-        self.train_urls = shard_urls(root, "train")
-        self.val_urls = sorted(str(p) for p in root.glob("shard-val-*.tar"))
+        roots = [Path(r) for r in ([d["shards"]] if isinstance(d["shards"], str) else d["shards"])]
+        self.train_urls = [u for root in roots for u in shard_urls(root, "train")]
+        self.val_urls = sorted(str(p) for root in roots for p in root.glob("shard-val-*.tar"))
         self.val_ids = set(d.get("val_identities") or [])
         if not self.val_urls and not self.val_ids:
-            raise ValueError(f"{root}: no val shards; name held-out identities in data.val_identities")
+            raise ValueError(f"{d['shards']}: no val shards; name held-out identities in data.val_identities")
 
     def stats(self) -> MotionStats:
         """Normalisation statistics over the training clips (never the validation identities)."""

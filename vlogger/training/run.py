@@ -9,6 +9,7 @@ same step, optimiser, LR schedule and EMA; the training stream is re-seeded with
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import lightning as L
@@ -68,6 +69,7 @@ def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
     return L.Trainer(
         default_root_dir=run_dir,
         max_steps=t["max_steps"],
+        max_time=t.get("max_time"),
         accelerator=t["accelerator"],
         devices=t["devices"],
         num_nodes=t["num_nodes"],
@@ -105,9 +107,19 @@ def train_motion(cfg: dict, resume: str | None = None) -> dict:
     summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
     if ckpt is None:
         summary["val_loss_start"] = trainer.validate(module, dm, verbose=False)[0]["val/loss"]
+    start_step, t0 = checkpoint_step(ckpt), time.perf_counter()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, dm, ckpt_path=ckpt)
+    seconds = time.perf_counter() - t0
     summary["val_loss_end"] = float(trainer.callback_metrics.get("val/loss", float("nan")))
     summary["global_step"] = trainer.global_step
+    steps = trainer.global_step - start_step
+    summary["fit_seconds"] = round(seconds, 1)  # validation and checkpointing included
+    summary["steps_per_s"] = round(steps / seconds, 3)
+    summary["samples_per_s"] = round(steps * cfg["data"]["batch_size"] * trainer.world_size / seconds, 1)
+    if torch.cuda.is_available():
+        summary["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     cb = trainer.checkpoint_callback
     summary["best_checkpoint"] = cb.best_model_path
     summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
