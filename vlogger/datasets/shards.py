@@ -13,11 +13,9 @@ import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 import webdataset as wds
 
-from vlogger.io.audio import from_flac
 from vlogger.models.audio import mel_window
 
 
@@ -53,6 +51,8 @@ def clip_arrays(urls: Sequence[str], members: Sequence[str] = ("lmk.npy", "pose.
 
 def decode_frames(mp4: bytes, indices: Sequence[int]) -> np.ndarray:
     """Frames at the given indices (T, H, W, 3) uint8, decoding only up to the last one."""
+    import av  # video decode only where frames are read (motion training reads none)
+
     wanted = sorted(set(indices))
     got: dict[int, np.ndarray] = {}
     with av.open(io.BytesIO(mp4)) as container:
@@ -90,6 +90,8 @@ class ToWindow:
         if n < w:
             raise ValueError(f"{sample['__key__']}: {n} frames < window {w}")
         start, ref = pick_window(n, w, self.min_ref_gap, self.rng)
+        from vlogger.io.audio import from_flac
+
         frames = decode_frames(sample["mp4"], [*range(start, start + w), ref])
         audio, sr = from_flac(sample["flac"])
         per_frame = sr // meta["fps"]

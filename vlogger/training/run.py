@@ -102,8 +102,8 @@ def train_motion(cfg: dict, resume: str | None = None) -> dict:
     dm = MotionDataModule(cfg, basis.basis_id, seed_offset=checkpoint_step(ckpt))
     stats = dm.stats()
     module = MotionDiffusion(cfg, stats.mean, stats.std, basis.basis_id)
-    media = MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)
-    trainer = build_trainer(cfg, run_dir, [media])
+    every = cfg["logging"]["media_every_steps"]
+    trainer = build_trainer(cfg, run_dir, [MotionMedia(run_dir, every, basis)] if every else [])
     summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
     if ckpt is None:
         summary["val_loss_start"] = trainer.validate(module, dm, verbose=False)[0]["val/loss"]
