@@ -7,7 +7,7 @@
    samples/s, peak GPU memory, validation loss; and the model alone (forward + backward on a
    batch held on the GPU), which shows how much of the step time the data loader costs.
 
-    python -m benchmarks.gpu --shards data/bench_motion/real_shards data/bench_motion/demo_shards --minutes 8 --json out.json
+    python -m benchmarks.gpu --shards REAL_SHARDS DEMO_SHARDS --minutes 8 --json out.json
 """
 
 from __future__ import annotations
