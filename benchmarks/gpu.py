@@ -21,6 +21,7 @@ import torch
 
 from vlogger.body.control_video import ClipRenderer
 from vlogger.body.facemesh import FaceBasis
+from vlogger.body.fitting import facemesh_mesh
 from vlogger.config import apply_overrides, load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
@@ -33,29 +34,29 @@ def _sync() -> None:
 
 
 def renderer_check(shards: str, frames: int = 100) -> dict:
-    basis = FaceBasis.load()
+    mesh = facemesh_mesh(FaceBasis.load())
     clip = next(iter(clip_arrays(all_shard_urls(shards), ["params.npz"])))
     p = clip["params.npz"]
     src = int(p["size"])
     image = np.random.default_rng(0).integers(0, 256, (src, src, 3), dtype=np.uint8)
     one = {k: p[k][:1] for k in ("expression", "rotation", "scale", "translation", "body", "body_visible")}
     ref = {**one, "identity": p["identity"], "size": src}
-    part = {k: p[k][:frames] for k in one}
+    part = {**{k: p[k][:frames] for k in one}, "identity": p["identity"]}
     out: dict = {"clip": clip["key"], "frames": frames}
-    cpu = torch.cat([c.stacked for c in ClipRenderer(basis, image, ref, 128).controls(part, p["identity"], src, 100)])
+    cpu = torch.cat([c.stacked for c in ClipRenderer(mesh, image, ref, 128).controls(part, src, 100)])
     if not torch.cuda.is_available():
         return out | {"cuda": False}
-    cuda_r = ClipRenderer(basis, image, ref, 128, "cuda")
-    gpu = torch.cat([c.stacked for c in cuda_r.controls(part, p["identity"], src, 100)]).cpu()
+    cuda_r = ClipRenderer(mesh, image, ref, 128, "cuda")
+    gpu = torch.cat([c.stacked for c in cuda_r.controls(part, src, 100)]).cpu()
     out["max_abs_diff"] = float((gpu - cpu).abs().max())
     out["region_mismatch_fraction"] = float((gpu[:, :7].argmax(1) != cpu[:, :7].argmax(1)).float().mean())
     for size in (128, 256):
-        r = ClipRenderer(basis, image, ref, size, "cuda")
-        list(r.controls(part, p["identity"], src, 100))  # warm-up
+        r = ClipRenderer(mesh, image, ref, size, "cuda")
+        list(r.controls(part, src, 100))  # warm-up
         _sync()
         t0 = time.perf_counter()
         for _ in range(5):
-            list(r.controls(part, p["identity"], src, 100))
+            list(r.controls(part, src, 100))
         _sync()
         out[f"cuda_fps_{size}"] = round(5 * frames / (time.perf_counter() - t0), 1)
     return out

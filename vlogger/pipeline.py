@@ -100,6 +100,7 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
     """motion.npz (parameters + motion vectors) and controls.mp4 (semantic | coords | warped,
     the recording muxed in) under `out`."""
     from vlogger.body.control_video import ClipRenderer
+    from vlogger.body.fitting import facemesh_mesh
     from vlogger.body.params import to_npz_bytes
     from vlogger.io.video import encode_mp4
 
@@ -107,11 +108,9 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
     npz = out / "motion.npz"
     npz.write_bytes(to_npz_bytes({**result.params, "motion": result.motion.numpy(), "fps": result.fps}))
     ref = result.reference
-    renderer = ClipRenderer(result.basis, ref.crop, ref.params, size)
+    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
     src = int(result.params["size"])
-    frames = list(
-        tqdm(renderer.strips(result.params, result.params["identity"], src), total=len(result.motion), desc="render")
-    )
+    frames = list(tqdm(renderer.strips(result.params, src), total=len(result.motion), desc="render"))
     video = out / "controls.mp4"
     video.write_bytes(encode_mp4(frames, result.fps, "libx264", 20, "veryfast", result.audio, 16000))
     return {"motion": npz, "video": video}

@@ -78,6 +78,7 @@ def add_render_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="render resolution")
     p.add_argument("--ref-index", type=int, default=0, help="frame whose colours are warped to the others")
     p.add_argument("--basis", help="face-mesh basis file (default: shipped)")
+    p.add_argument("--model-path", help="SMPL-X folder, for shards fitted with body_model=smplx")
     p.set_defaults(func=_cmd_render)
 
 
@@ -87,11 +88,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     from vlogger.body.control_video import render_shard_clip
     from vlogger.body.facemesh import FaceBasis
+    from vlogger.body.fitting import mesh_model
+    from vlogger.body.params import from_npz
     from vlogger.datasets.shards import all_shard_urls
     from vlogger.io.audio import from_flac
     from vlogger.io.video import encode_mp4
 
-    basis = FaceBasis.load(args.basis)
+    meshes: dict = {}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, done = [], 0
@@ -99,7 +102,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
         key = sample["__key__"]
         if args.key and not any(k in key for k in args.key):
             continue
-        video = render_shard_clip(sample, basis, args.size, args.ref_index)
+        params = from_npz(sample["params.npz"])
+        name = str(params["model"])
+        if name == "facemesh" and params["basis_id"] != FaceBasis.load(args.basis).basis_id:
+            raise SystemExit(f"{key}: fitted with another face-mesh basis ({params['basis_id']}); pass it with --basis")
+        if name not in meshes:
+            meshes[name] = mesh_model(name, args.basis, args.model_path)
+        video = render_shard_clip(sample, meshes[name], args.size, args.ref_index)
         audio, sr = from_flac(sample["flac"])
         (out / f"{key}.mp4").write_bytes(encode_mp4(video, 25, "libx264", 20, "veryfast", audio, sr))
         rows.append(np.concatenate(list(video[np.linspace(0, len(video) - 1, 3).astype(int)]), axis=0))

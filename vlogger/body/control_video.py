@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from vlogger.body.facemesh import FaceBasis, facemesh_vertices
+from vlogger.body.fitting import MeshModel
 from vlogger.body.render import ControlRenderer, Controls, controls_to_rgb
 
 
@@ -18,21 +18,21 @@ def scaled(points: torch.Tensor, src_size: int, size: int) -> torch.Tensor:
 
 
 class ClipRenderer:
-    """Renders a clip's face-mesh parameters against one reference (crop image + its params)."""
+    """Renders a clip's parameters against one reference (crop image + its one-frame params)."""
 
-    def __init__(self, basis: FaceBasis, ref_image: np.ndarray, ref_params: dict, size: int, device: str = "cpu"):
-        self.basis, self.size, self.device = basis, size, device
-        self.renderer = ControlRenderer(basis.faces, basis.labels, basis.mean, size)
+    def __init__(self, mesh: MeshModel, ref_image: np.ndarray, ref_params: dict, size: int, device: str = "cpu"):
+        self.mesh, self.size, self.device = mesh, size, device
+        self.renderer = ControlRenderer(mesh.faces, mesh.labels, mesh.canonical, size)
         src = int(ref_params["size"])
         image = torch.as_tensor(ref_image, dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255
-        verts = scaled(facemesh_vertices(ref_params, basis)[:1], src, ref_image.shape[0]).to(device)
+        verts = scaled(mesh.vertices(ref_params)[:1], src, ref_image.shape[0]).to(device)
         body = scaled(ref_params["body"][:1], src, ref_image.shape[0]).to(device)
         vis = torch.as_tensor(ref_params["body_visible"][:1], dtype=torch.float32, device=device)
         self.reference = self.renderer.reference(image, verts, body, vis)
 
-    def controls(self, params: dict, identity: np.ndarray, src_size: int, chunk: int = 50) -> Iterator[Controls]:
+    def controls(self, params: dict, src_size: int, chunk: int = 50) -> Iterator[Controls]:
         """Controls for every frame of `params` (crop pixels of `src_size`), `chunk` frames at a time."""
-        verts = facemesh_vertices({**params, "identity": identity}, self.basis)
+        verts = self.mesh.vertices(params)
         body = torch.as_tensor(params["body"], dtype=torch.float32)
         vis = torch.as_tensor(params["body_visible"], dtype=torch.float32)
         for s in range(0, len(verts), chunk):
@@ -40,13 +40,19 @@ class ClipRenderer:
             j = scaled(body[s : s + chunk], src_size, self.size).to(self.device)
             yield self.renderer(v, self.reference, j, vis[s : s + chunk].to(self.device))
 
-    def strips(self, params: dict, identity: np.ndarray, src_size: int) -> Iterator[np.ndarray]:
+    def strips(self, params: dict, src_size: int) -> Iterator[np.ndarray]:
         """(S, 3S, 3) uint8 per frame: semantic | coordinates | warped reference."""
-        for c in self.controls(params, identity, src_size):
+        for c in self.controls(params, src_size):
             yield from controls_to_rgb(c).cpu().numpy()
 
 
-def render_shard_clip(sample: dict, basis: FaceBasis, size: int, ref_index: int = 0) -> np.ndarray:
+def frame_params(params: dict, index: int) -> dict:
+    """One frame of a clip's params (per-frame arrays sliced, per-clip values kept)."""
+    n = len(params["expression"])
+    return {k: (v[index : index + 1] if np.ndim(v) and len(v) == n else v) for k, v in params.items()}
+
+
+def render_shard_clip(sample: dict, mesh: MeshModel, size: int, ref_index: int = 0) -> np.ndarray:
     """(T, S, 4S, 3) uint8 for one shard clip: the frame | semantic | coordinates | warped
     reference (warped from frame `ref_index` to every frame's fitted pose)."""
     import cv2
@@ -56,16 +62,10 @@ def render_shard_clip(sample: dict, basis: FaceBasis, size: int, ref_index: int 
 
     frames = decode_mp4_bytes(sample["mp4"])
     params = from_npz(sample["params.npz"])
-    if params.get("basis_id") != basis.basis_id:
-        key, fitted = sample["__key__"], params.get("basis_id")
-        raise ValueError(f"{key}: params fitted with basis {fitted}, not {basis.basis_id} (re-run preprocessing)")
     src = int(params["size"])
-    one = {k: params[k][ref_index : ref_index + 1] for k in ("expression", "rotation", "scale", "translation")}
-    one |= {k: params[k][ref_index : ref_index + 1] for k in ("body", "body_visible")}
-    ref = {**one, "identity": params["identity"], "size": src}
-    clip = ClipRenderer(basis, frames[ref_index], ref, size)
+    clip = ClipRenderer(mesh, frames[ref_index], frame_params(params, ref_index), size)
     out = []
-    for frame, strip in zip(frames, clip.strips(params, params["identity"], src), strict=True):
+    for frame, strip in zip(frames, clip.strips(params, src), strict=True):
         small = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
         out.append(np.concatenate([small, strip], axis=1))
     return np.stack(out)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+import torch
 
-from vlogger.body.facemesh import FaceBasis, fit_facemesh
+from vlogger.body.facemesh import FaceBasis, facemesh_vertices, fit_facemesh
 
 Fitter = Callable[[np.ndarray, np.ndarray, int], dict]
 MODELS = ("facemesh", "smplx")
@@ -42,4 +44,32 @@ def _fitter(name: str | None, basis_path: str | None, model_path: str | None) ->
 def residual_scores(params: dict) -> dict:
     """Fit quality for the clip's json: mean and 95th-percentile re-projection error (crop px)."""
     res = np.asarray(params["residual_px"])
-    return {"fit_residual_px": float(res.mean()), "fit_residual_p95_px": float(params["residual_p95_px"])}
+    return {"fit_residual_px": float(np.nanmean(res)), "fit_residual_p95_px": float(params["residual_p95_px"])}
+
+
+@dataclass
+class MeshModel:
+    """What the control renderer needs of a body model: its triangles, their regions, canonical
+    vertex positions, and params -> (T, V, 3) vertices in crop pixels."""
+
+    faces: np.ndarray
+    labels: np.ndarray
+    canonical: np.ndarray
+    vertices: Callable[[dict], torch.Tensor]
+
+
+def facemesh_mesh(basis: FaceBasis) -> MeshModel:
+    return MeshModel(basis.faces, basis.labels, basis.mean, lambda p: facemesh_vertices(p, basis))
+
+
+def mesh_model(name: str, basis: str | None = None, model_path: str | None = None) -> MeshModel:
+    """The renderable mesh of `name` ("facemesh" with its basis file, "smplx" with its folder)."""
+    if name == "facemesh":
+        return facemesh_mesh(FaceBasis.load(basis))
+    if name == "smplx":
+        from vlogger.body.smplx_fit import smplx_vertices
+        from vlogger.body.smplx_model import load_smplx
+
+        m = load_smplx(model_path)
+        return MeshModel(m.faces, m.labels, m.canonical, lambda p: smplx_vertices(p, m))
+    raise ValueError(f"body model {name!r}: choose one of {', '.join(MODELS)}")

@@ -103,7 +103,10 @@ def preprocess(
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
     if todo:  # one clear error up front rather than every worker dying at start-up
         check_backend(cfg["tracking"])
-        make_fitter(cfg["fit"])
+        try:
+            make_fitter(cfg["fit"])
+        except (FileNotFoundError, ValueError) as e:
+            raise RuntimeError(f"fit.body_model={cfg['fit']['body_model']}: {e}") from e
     sc = cfg["shards"]
     sinks = {
         split: ShardSink(
