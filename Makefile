@@ -82,6 +82,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.evaluate
 	$(BIN)/python -m benchmarks.fit
 	$(BIN)/python -m benchmarks.render
+	$(BIN)/python -m benchmarks.motion
 
 clean:
 	rm -rf data/demo $(VENV)

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
-import tarfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchmarks.common import machine, publish
@@ -27,27 +24,22 @@ from vlogger.body.facemesh import FaceBasis
 from vlogger.body.params import body_from_pose
 from vlogger.body.render import ControlRenderer
 from vlogger.config import REPO_ROOT
-from vlogger.datasets.shards import decode_frames
+from vlogger.datasets.shards import all_shard_urls, clip_arrays, decode_frames
 
 CROP = 256  # the shards' crop size, the pixels landmarks are in
 
 
 def load_clips(root: Path) -> list[dict]:
     """Landmarks, joints, visibility and first frame of every clip in the shards."""
-    members: dict[str, dict[str, bytes]] = {}
-    for path in sorted(root.glob("shard-*.tar")):
-        with tarfile.open(path) as tar:
-            for m in tar.getmembers():
-                key, ext = m.name.split(".", 1)
-                if ext in ("lmk.npy", "pose.npy", "mp4"):
-                    members.setdefault(key, {})[ext] = tar.extractfile(m).read()
-    if not members:
-        raise SystemExit(f"no shard-*.tar in {root} (run `vlogger preprocess ../shared/data/clips {root}`)")
+    try:
+        members = list(clip_arrays(all_shard_urls(root), ["lmk.npy", "pose.npy", "mp4"]))
+    except FileNotFoundError as e:
+        raise SystemExit(f"{e} (run `vlogger preprocess --input ../shared/data/clips --out {root}`)") from e
     clips = []
-    for m in members.values():
-        joints, visible = body_from_pose(np.load(io.BytesIO(m["pose.npy"])))
+    for m in members:
+        joints, visible = body_from_pose(m["pose.npy"])
         image = torch.from_numpy(decode_frames(m["mp4"], [0])).permute(0, 3, 1, 2).float() / 255
-        lmk = torch.from_numpy(np.load(io.BytesIO(m["lmk.npy"])))
+        lmk = torch.from_numpy(m["lmk.npy"])
         clips.append(
             {"lmk": lmk, "joints": torch.from_numpy(joints), "visible": torch.from_numpy(visible), "image": image}
         )

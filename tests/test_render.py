@@ -3,9 +3,7 @@ hand-made triangles where the right answer is known."""
 
 from __future__ import annotations
 
-import io
 import math
-import tarfile
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from vlogger.body.facemesh import FaceBasis
 from vlogger.body.params import BODY_JOINTS, body_from_pose
 from vlogger.body.render import ControlRenderer, body_proxy, controls_to_rgb, rasterize, render_controls
 from vlogger.body.topology import BODY, BROWS, EYES, INNER_MOUTH, LIPS, REGIONS, SKIN
-from vlogger.datasets.shards import decode_frames
+from vlogger.datasets.shards import all_shard_urls, clip_arrays, decode_frames
 
 # mediapipe contour indices, in polygon order
 OUTER_LIP = landmarks.FORMATS["mediapipe478"]["lips"]
@@ -32,17 +30,10 @@ SIZE = 256  # crop size of the shards: landmarks are in these pixels
 def clips(real_shards) -> dict[str, dict]:
     """Per clip: landmarks (T, 478, 3), joints (T, J, 3), visibility (T, J) and the mp4 bytes."""
     out, _ = real_shards
-    members: dict[str, dict[str, bytes]] = {}
-    for path in sorted(out.glob("shard-*.tar")):
-        with tarfile.open(path) as tar:
-            for m in tar.getmembers():
-                key, ext = m.name.split(".", 1)
-                if ext in ("lmk.npy", "pose.npy", "mp4"):
-                    members.setdefault(key, {})[ext] = tar.extractfile(m).read()
     clips = {}
-    for key, m in members.items():
-        joints, visible = body_from_pose(np.load(io.BytesIO(m["pose.npy"])))
-        clips[key] = {"lmk": np.load(io.BytesIO(m["lmk.npy"])), "joints": joints, "visible": visible, "mp4": m["mp4"]}
+    for m in clip_arrays(all_shard_urls(out), ["lmk.npy", "pose.npy", "mp4"]):
+        joints, visible = body_from_pose(m["pose.npy"])
+        clips[m["key"]] = {"lmk": m["lmk.npy"], "joints": joints, "visible": visible, "mp4": m["mp4"]}
     return clips
 
 

@@ -36,8 +36,8 @@ def all_shard_urls(root: str | Path, splits: Sequence[str] = ("train", "val")) -
 
 
 def clip_arrays(urls: Sequence[str], members: Sequence[str] = ("lmk.npy", "pose.npy")) -> Iterator[dict]:
-    """Each clip's json and the named array members (npy arrays, params.npz as a dict), no video
-    decode: what fitting and statistics read."""
+    """Each clip's json and the named members (npy as arrays, params.npz as a dict, others as
+    bytes), without decoding video: what fitting, statistics and the renderer's checks read."""
     from vlogger.body.params import from_npz
 
     for sample in wds.WebDataset(list(urls), shardshuffle=False, empty_check=False):
@@ -45,7 +45,10 @@ def clip_arrays(urls: Sequence[str], members: Sequence[str] = ("lmk.npy", "pose.
         for m in members:
             if m not in sample:
                 raise KeyError(f"{sample['__url__']}: clip {sample['__key__']} has no {m} member")
-            out[m] = from_npz(sample[m]) if m.endswith(".npz") else np.load(io.BytesIO(sample[m]))
+            if m.endswith(".npz"):
+                out[m] = from_npz(sample[m])
+            else:
+                out[m] = np.load(io.BytesIO(sample[m])) if m.endswith(".npy") else sample[m]
         yield out
 
 

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+MEL_SCALE = 2.5  # typical spread of a centred log-mel bin over a window of speech
+
 
 def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer diffusion steps (B,) -> (B, dim)."""
@@ -72,8 +74,12 @@ class MotionDenoiser(nn.Module):
         return mask
 
     def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, (N + 2c)·r, n_mels) mel rows -> (B, N, width), one vector per frame."""
+        """(B, (N + 2c)·r, n_mels) mel rows -> (B, N, width), one vector per frame.
+
+        Each mel bin is centred on its window mean first: recording gain and channel colour
+        change that mean, speech does not, so the model hears articulation, not the microphone."""
         b = mel.shape[0]
+        mel = (mel - mel.mean(1, keepdim=True)) / MEL_SCALE
         frames = mel.reshape(b, -1, self.rows_per_frame * mel.shape[-1])
         h = self.audio_in(frames).transpose(1, 2)
         return self.audio_conv(h).transpose(1, 2)
