@@ -25,7 +25,7 @@ from vlogger.body.fitting import facemesh_mesh
 from vlogger.config import apply_overrides, load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
-HELD_OUT = ["retalking_face5", "liveportrait_d20"]
+HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]
 
 
 def _sync() -> None:

@@ -31,7 +31,7 @@ from vlogger.models.motion.generate import generate_long, seam_jumps, window_sta
 from vlogger.pipeline import load_motion_model
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
-HELD_OUT = ["retalking_face5", "liveportrait_d20"]
+HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]
 SEEDS = range(5)
 
 

@@ -21,7 +21,7 @@ from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps, window_starts
 from vlogger.models.motion.module import MotionDiffusion
 
-VAL_IDS = "[retalking_face5,liveportrait_d20]"
+VAL_IDS = "[retalking_face5,upperbody_kim_7s]"
 
 
 def tiny_overrides(shards: Path, run_dir: Path, name: str, steps: int) -> list[str]:
@@ -165,7 +165,7 @@ def test_ddp_two_cpu_ranks_see_different_windows(real_shards, tmp_path):
         assert [r["step"] for r in rows] == [0, 1, 2, 3]
         seen[rank] = {(k, s) for r in rows for k, s in zip(r["keys"], r["start"], strict=True)}
     assert seen[0] != seen[1] and len(seen[0] & seen[1]) < len(seen[0]) / 2
-    val_ids = {"retalking_face5", "liveportrait_d20"}
+    val_ids = {"retalking_face5", "upperbody_kim_7s"}
     assert not any(k.split("-")[0] in val_ids for k, _ in seen[0] | seen[1])  # held out by identity
 
 
