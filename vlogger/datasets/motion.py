@@ -105,20 +105,21 @@ def motion_windows(
     seed: int = 0,
     resampled: bool = False,
     basis_id: str | None = None,
-    identities: set[str] | None = None,
     exclude_identities: set[str] | None = None,
+    max_sync_offset: int | None = None,
 ) -> wds.DataPipeline:
     """Windows streamed from shards. `resampled` draws shards with replacement, seeded per rank
     and worker (an endless training stream, different on every DDP rank); otherwise shards are
-    split across ranks and workers and read once (validation). `identities` / `exclude_identities`
-    carve a validation set out of the train shards when preprocessing made no val split."""
+    split across ranks and workers and read once (validation). `exclude_identities` keeps the
+    validation identities out; `max_sync_offset` drops clips whose lips and sound are out of step
+    by more frames than that (preprocessing's sync score), which would teach the wrong timing."""
     if resampled:
         source = [wds.ResampledShards(list(urls), seed=seed, deterministic=True)]
     else:
         source = [wds.SimpleShardList(list(urls)), wds.split_by_node, wds.split_by_worker]
     stages = [*source, wds.tarfile_to_samples(handler=wds.warn_and_continue)]
-    if identities is not None or exclude_identities:
-        stages.append(wds.select(lambda s: _keep(s, identities, exclude_identities)))
+    if exclude_identities or max_sync_offset is not None:
+        stages.append(wds.select(lambda s: _keep(s, exclude_identities or set(), max_sync_offset)))
     windows = ToMotionWindows(window, mel_context, min_ref_gap, n_expression, per_clip, seed, basis_id)
     stages += [wds.map(windows, handler=wds.warn_and_continue), _unlist]
     if shuffle:
@@ -126,9 +127,10 @@ def motion_windows(
     return wds.DataPipeline(*stages)
 
 
-def _keep(sample: dict, identities: set[str] | None, exclude: set[str] | None) -> bool:
-    ident = json.loads(sample["json"])["identity"]
-    return (identities is None or ident in identities) and not (exclude and ident in exclude)
+def _keep(sample: dict, exclude: set[str], max_sync_offset: int | None) -> bool:
+    meta = json.loads(sample["json"])
+    in_sync = max_sync_offset is None or abs(meta["quality"]["sync_offset"]) <= max_sync_offset
+    return meta["identity"] not in exclude and in_sync
 
 
 class MotionDataModule(L.LightningDataModule):
@@ -176,6 +178,7 @@ class MotionDataModule(L.LightningDataModule):
             resampled=True,
             basis_id=self.basis_id,
             exclude_identities=self.val_ids,
+            max_sync_offset=d["max_sync_offset"],
         )
         return self._loader(ds, True)
 
