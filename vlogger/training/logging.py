@@ -22,6 +22,10 @@ def make_logger(cfg: dict, run_dir: Path) -> Logger:
         os.environ.setdefault("WANDB_SILENT", "true")
         return WandbLogger(project=lg["project"], name=run_dir.name, save_dir=str(run_dir), config=cfg)
     if kind == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError("logging.logger=tensorboard needs `pip install tensorboard`") from e
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
     if kind == "csv":
         return CSVLogger(str(run_dir), name="csv", version="")
