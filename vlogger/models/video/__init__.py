@@ -1,0 +1,1 @@
+"""Stage 2: the temporal video diffusion network (photo + controls -> frames)."""
