@@ -92,6 +92,15 @@ def test_sampling_is_seeded_and_keeps_known_frames():
         module.sample(mel, ref, sampler="euler")
 
 
+def test_compiled_training_keeps_checkpoint_keys():
+    """torch.compile wraps the forward used in training, not the module tree checkpoints save."""
+    plain = small_module()
+    cfg = {**plain.cfg, "trainer": {**plain.cfg["trainer"], "compile": True}}
+    compiled = MotionDiffusion(cfg, plain.motion_mean, plain.motion_std, "test")
+    assert compiled.forward_train is not compiled.model
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+
+
 @pytest.mark.parametrize("n_frames", [1, 49, 50, 51, 173])
 def test_outpainting_covers_any_length(n_frames):
     module = small_module()
@@ -129,7 +138,8 @@ def test_training_writes_checkpoints_media_and_logs(trained):
     assert first["global_step"] == 30 and np.isfinite(first["val_loss_start"]) and np.isfinite(first["val_loss_end"])
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 40
-    assert any(k.startswith("ema.") for k in ckpt["state_dict"]) and "motion_mean" in "".join(ckpt["state_dict"])
+    prefixes = {k.split(".")[0] for k in ckpt["state_dict"]}
+    assert prefixes == {"model", "ema", "motion_mean", "motion_std"}  # the model once, EMA, statistics
     assert len(list((run / "checkpoints").glob("step*.ckpt"))) >= 1
     assert (run / "media" / "motion-0000000.png").is_file() and (run / "media" / "motion-0000030.mp4").is_file()
     assert list((run / "wandb").glob("offline-run-*"))

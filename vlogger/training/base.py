@@ -35,8 +35,10 @@ class DiffusionModule(L.LightningModule):
         optim = self.cfg["optim"]
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(optim["ema_decay"]))
         self.ema.requires_grad_(False)
-        # compiled forward beside the plain module, so checkpoints keep the plain key names
-        self.forward_train = torch.compile(self.model) if self.cfg["trainer"].get("compile") else self.model
+        # compiled forward kept outside the module tree (object.__setattr__), so checkpoints hold
+        # the plain model once, under its own key names, whether or not training compiled it
+        compiled = torch.compile(self.model) if self.cfg["trainer"].get("compile") else self.model
+        object.__setattr__(self, "forward_train", compiled)
         self._t_last: float | None = None
 
     @property
