@@ -8,6 +8,11 @@ INPUT   ?= data/sample
 OUT     ?= data/shards
 WORKERS ?= 2
 DATA    ?=
+DEMO_STEPS ?= 800
+# validation: the val split preprocessing hashed out (the sample's astronaut_002), plus any
+# identities named here; the demo drives the first frame of DEMO_CLIP with its own audio
+DEMO_VAL   ?= []
+DEMO_CLIP  ?= data/sample/astronaut_002.mp4
 
 GEN      ?= data/generated
 REF      ?=
@@ -48,7 +53,17 @@ else
 	$(BIN)/vlogger preprocess --input $(DATA) --out data/demo/shards --workers $(WORKERS)
 endif
 	$(BIN)/vlogger contact-sheet data/demo/shards --out data/demo/contact_sheet.png
-	@echo "demo done: shards in data/demo/shards, contact sheet data/demo/contact_sheet.png"
+	$(BIN)/vlogger render data/demo/shards --out data/demo/render --limit 2 --size 128
+	$(BIN)/vlogger train motion --set data.shards=data/demo/shards --set "data.val_identities=$(DEMO_VAL)" \
+		--set data.max_sync_offset=null --set trainer.max_steps=$(DEMO_STEPS) --set trainer.val_every_steps=$(DEMO_STEPS) \
+		--set logging.dir=data/demo/runs --set logging.logger=csv --set logging.media_every_steps=$(DEMO_STEPS)
+	$(BIN)/vlogger generate-motion --image $(DEMO_CLIP) --audio $(DEMO_CLIP) \
+		--checkpoint data/demo/runs/motion-tiny/checkpoints/last.ckpt --out data/demo/motion --size 128
+	@echo "demo done:"
+	@echo "  shards + contact sheet  data/demo/shards, data/demo/contact_sheet.png"
+	@echo "  3D fit + controls       data/demo/render/*.mp4, data/demo/render/controls_sheet.png"
+	@echo "  stage-1 training run    data/demo/runs/motion-tiny (checkpoints, media, summary.json)"
+	@echo "  photo + audio -> motion data/demo/motion/motion.npz, data/demo/motion/controls.mp4"
 
 sample: setup
 	$(BIN)/vlogger make-sample --out $(INPUT)

@@ -212,3 +212,13 @@ def test_generate_motion_refuses_bad_inputs(tmp_path):
         speech_features(silent, 25, pre)
     with pytest.raises(BadInput, match="cannot read audio"):
         speech_features(tmp_path / "missing.wav", 25, pre)
+
+
+@pytest.mark.shared
+def test_unknown_validation_identity_is_named(real_shards):
+    from vlogger.datasets.motion import MotionDataModule
+
+    shards, _ = real_shards
+    cfg = load_config(None, "train/motion_tiny.yaml", [f"data.shards={shards}", "data.val_identities=[nobody]"])
+    with pytest.raises(ValueError, match="nobody"):
+        MotionDataModule(cfg).stats()

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BadInput, RuntimeError) as e:
+    except (BadInput, RuntimeError, FileNotFoundError, ValueError) as e:  # what a user can fix: said, not traced
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -27,10 +27,17 @@ class ReferenceImage:
 
 
 def read_image(path: Path) -> np.ndarray:
+    """RGB of a photo, or of a video's first frame (so a clip can serve as its own reference)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise BadInput(path, "cannot read the image (missing, not an image, or corrupt)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img is not None:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return next(container.decode(video=0)).to_ndarray(format="rgb24")
+    except Exception as e:
+        raise BadInput(path, "cannot read the image (missing, not an image or video, or corrupt)") from e
 
 
 def track_image(path: Path, image: np.ndarray, tracking: dict) -> tuple[np.ndarray, np.ndarray]:

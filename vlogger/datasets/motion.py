@@ -152,11 +152,13 @@ class MotionDataModule(L.LightningDataModule):
 
     def stats(self) -> MotionStats:
         """Normalisation statistics over the training clips (never the validation identities)."""
-        params = [
-            c["params.npz"]
-            for c in clip_arrays(self.train_urls, ["params.npz"])
-            if c["json"]["identity"] not in self.val_ids
-        ]
+        clips = list(clip_arrays(self.train_urls, ["params.npz"]))
+        missing = self.val_ids - {c["json"]["identity"] for c in clips}
+        if missing and self.val_urls:  # named identities may already sit in the val split
+            missing -= {c["json"]["identity"] for c in clip_arrays(self.val_urls, [])}
+        if missing:
+            raise ValueError(f"data.val_identities {sorted(missing)} are not in {self.cfg['data']['shards']}")
+        params = [c["params.npz"] for c in clips if c["json"]["identity"] not in self.val_ids]
         return motion_stats(params, self.cfg["model"]["n_expression"])
 
     def _loader(self, ds, shuffle_workers: bool) -> DataLoader:
