@@ -100,15 +100,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
     from vlogger.config import apply_overrides, load_config, merge
-    from vlogger.training.run import train_motion
+    from vlogger.training.run import TRAINERS
 
-    if args.stage != "motion":
-        raise SystemExit(f"stage {args.stage!r} is not trainable yet (motion is)")
     cfg = load_config(None, f"train/{args.stage}_tiny.yaml")
     for path in args.config:
         cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
     cfg = apply_overrides(cfg, args.set)
-    summary = train_motion(cfg, args.resume)
+    summary = TRAINERS[args.stage](cfg, args.resume)
     for k, v in summary.items():
         print(f"{k:18s} {v}")
     return 0
@@ -176,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train", help="train a stage with PyTorch Lightning (configs/train/STAGE_*.yaml)")
-    p.add_argument("stage", choices=["motion"], help="motion: stage 1, audio -> 3D motion diffusion")
+    p.add_argument(
+        "stage",
+        choices=["motion", "video"],
+        help="motion: stage 1 (audio -> motion); video: stage 2 (controls -> frames)",
+    )
     p.add_argument(
         "--config", action="append", default=[], help="YAML merged over configs/train/STAGE_tiny.yaml, in order"
     )

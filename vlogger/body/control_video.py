@@ -46,10 +46,10 @@ class ClipRenderer:
             yield from controls_to_rgb(c).cpu().numpy()
 
 
-def frame_params(params: dict, index: int) -> dict:
-    """One frame of a clip's params (per-frame arrays sliced, per-clip values kept)."""
+def params_slice(params: dict, start: int, stop: int) -> dict:
+    """Frames [start, stop) of a clip's params (per-frame arrays sliced, per-clip values kept)."""
     n = len(params["expression"])
-    return {k: (v[index : index + 1] if np.ndim(v) and len(v) == n else v) for k, v in params.items()}
+    return {k: (v[start:stop] if np.ndim(v) and len(v) == n else v) for k, v in params.items()}
 
 
 def render_shard_clip(sample: dict, mesh: MeshModel, size: int, ref_index: int = 0) -> np.ndarray:
@@ -63,7 +63,7 @@ def render_shard_clip(sample: dict, mesh: MeshModel, size: int, ref_index: int =
     frames = decode_mp4_bytes(sample["mp4"])
     params = from_npz(sample["params.npz"])
     src = int(params["size"])
-    clip = ClipRenderer(mesh, frames[ref_index], frame_params(params, ref_index), size)
+    clip = ClipRenderer(mesh, frames[ref_index], params_slice(params, ref_index, ref_index + 1), size)
     out = []
     for frame, strip in zip(frames, clip.strips(params, src), strict=True):
         small = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)

@@ -86,24 +86,17 @@ def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
     )
 
 
-def train_motion(cfg: dict, resume: str | None = None) -> dict:
-    """Train stage 1; returns the summary written to summary.json."""
-    from vlogger.body.facemesh import FaceBasis
-    from vlogger.datasets.motion import MotionDataModule
-    from vlogger.models.motion.media import MotionMedia
-    from vlogger.models.motion.module import MotionDiffusion
-
+def _prepare(cfg: dict, resume: str | None) -> tuple[Path, Path | None]:
     L.seed_everything(cfg["seed"], workers=True)
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    ckpt = resume_path(run_dir, resume)
-    basis = FaceBasis.load(cfg["model"]["basis"])
-    dm = MotionDataModule(cfg, basis.basis_id, seed_offset=checkpoint_step(ckpt))
-    stats = dm.stats()
-    module = MotionDiffusion(cfg, stats.mean, stats.std, basis.basis_id)
-    every = cfg["logging"]["media_every_steps"]
-    trainer = build_trainer(cfg, run_dir, [MotionMedia(run_dir, every, basis)] if every else [])
+    return run_dir, resume_path(run_dir, resume)
+
+
+def _fit(cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback]) -> dict:
+    """Validate once (a fresh run), fit, and write summary.json: the part both stages share."""
+    trainer = build_trainer(cfg, run_dir, media if cfg["logging"]["media_every_steps"] else [])
     summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
     if ckpt is None:
         summary["val_loss_start"] = trainer.validate(module, dm, verbose=False)[0]["val/loss"]
@@ -120,9 +113,41 @@ def train_motion(cfg: dict, resume: str | None = None) -> dict:
     summary["samples_per_s"] = round(steps * cfg["data"]["batch_size"] * trainer.world_size / seconds, 1)
     if torch.cuda.is_available():
         summary["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    cb = trainer.checkpoint_callback
-    summary["best_checkpoint"] = cb.best_model_path
+    summary["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
     summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def train_motion(cfg: dict, resume: str | None = None) -> dict:
+    """Train stage 1; returns the summary written to summary.json."""
+    from vlogger.body.facemesh import FaceBasis
+    from vlogger.datasets.motion import MotionDataModule
+    from vlogger.models.motion.media import MotionMedia
+    from vlogger.models.motion.module import MotionDiffusion
+
+    run_dir, ckpt = _prepare(cfg, resume)
+    basis = FaceBasis.load(cfg["model"]["basis"])
+    dm = MotionDataModule(cfg, basis.basis_id, seed_offset=checkpoint_step(ckpt))
+    stats = dm.stats()
+    module = MotionDiffusion(cfg, stats.mean, stats.std, basis.basis_id)
+    return _fit(cfg, run_dir, ckpt, module, dm, [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)])
+
+
+def train_video(cfg: dict, resume: str | None = None) -> dict:
+    """Train stage 2 (phase `single` or `clip`); returns the summary written to summary.json."""
+    from vlogger.datasets.video import VideoDataModule
+    from vlogger.models.video.media import VideoMedia
+    from vlogger.models.video.module import VideoDiffusion
+
+    if cfg["phase"] not in ("single", "clip"):
+        raise ValueError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
+    run_dir, ckpt = _prepare(cfg, resume)
+    dm = VideoDataModule(cfg, seed_offset=checkpoint_step(ckpt))
+    dm.check_val_identities()
+    module = VideoDiffusion(cfg)
+    return _fit(cfg, run_dir, ckpt, module, dm, [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])])
+
+
+TRAINERS = {"motion": train_motion, "video": train_video}

@@ -1,0 +1,71 @@
+"""Stage-2 training windows: frames at the training size, their rendered controls, a reference.
+
+Controls are rendered in the loader (the renderer makes hundreds of frames per second per
+core at these sizes), from the clip's fitted parameters against the reference frame, so the
+shards need no pre-rendered controls and any training size works.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import torch
+
+from vlogger.body.control_video import ClipRenderer, params_slice
+from vlogger.body.fitting import MeshModel, mesh_model
+from vlogger.body.params import from_npz
+from vlogger.datasets.shards import decode_frames
+from vlogger.datasets.windows import ClipWindows, ShardWindows
+
+
+def to_unit(frames: np.ndarray, size: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, size, size) float in [-1, 1] (area-resized)."""
+    small = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames]
+    return torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+class ToVideoWindows(ClipWindows):
+    """Raw clip sample -> windows of `frames` frames: target frames, controls, reference image."""
+
+    def __init__(self, frames: int, size: int, min_ref_gap: int, per_clip: int | None, seed: int, model: dict):
+        super().__init__(frames, min_ref_gap, per_clip, seed)
+        self.size, self.model = size, model
+        self._meshes: dict[str, MeshModel] = {}
+
+    def mesh(self, name: str) -> MeshModel:
+        """The body model's mesh, loaded once per loader worker."""
+        if name not in self._meshes:
+            self._meshes[name] = mesh_model(name, self.model.get("basis"), self.model.get("model_path"))
+        return self._meshes[name]
+
+    def __call__(self, sample: dict) -> list[dict]:
+        meta = json.loads(sample["json"])
+        key = sample["__key__"]
+        if "params.npz" not in sample:
+            raise ValueError(f"{key}: no params.npz (preprocess with fit.body_model set)")
+        params = from_npz(sample["params.npz"])
+        n, src = meta["n_frames"], int(params["size"])
+        if n < self.window:
+            return []
+        mesh = self.mesh(str(params["model"]))
+        out = []
+        for start, ref in self.starts(n):
+            idx = [*range(start, start + self.window), ref]
+            frames = decode_frames(sample["mp4"], idx)
+            renderer = ClipRenderer(mesh, frames[-1], params_slice(params, ref, ref + 1), self.size)
+            part = params_slice(params, start, start + self.window)
+            controls = next(renderer.controls(part, src, chunk=self.window)).stacked
+            unit = to_unit(frames, self.size)
+            out.append({"key": key, "start": start, "frames": unit[:-1], "reference": unit[-1], "controls": controls})
+        return out
+
+
+class VideoDataModule(ShardWindows):
+    """Stage-2 windows: `data.frames` frames in phase `clip`, single frames in phase `single`."""
+
+    def windows(self, per_clip: int | None, seed: int) -> ToVideoWindows:
+        d = self.cfg["data"]
+        frames = d["frames"] if self.cfg["phase"] == "clip" else 1
+        return ToVideoWindows(frames, d["size"], d["min_ref_gap"], per_clip, seed, self.cfg["model"])

@@ -1,0 +1,44 @@
+"""What stage 2 shows a person during training: sampled frames beside the ground truth and the
+warped-reference control, for the first validation window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+
+from vlogger.training.logging import log_image
+
+
+def frames_strip(*rows: torch.Tensor) -> np.ndarray:
+    """Rows of (T, 3, H, W) images in [-1, 1] -> one uint8 grid, a row each."""
+    out = [torch.cat(list(r.float().clamp(-1, 1).cpu()), dim=2) for r in rows]
+    grid = ((torch.cat(out, dim=1) + 1) * 127.5).round().byte().permute(1, 2, 0)
+    return grid.numpy()
+
+
+class VideoMedia(L.Callback):
+    """Every `logging.media_every_steps` on rank 0: ground truth | sampled | warped reference rows."""
+
+    def __init__(self, run_dir: Path, every: int):
+        self.run_dir, self.every = run_dir, every
+        self._last = -1
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module) -> None:
+        step = trainer.global_step
+        if trainer.sanity_checking or not trainer.is_global_zero or (step - self._last < self.every and step > 0):
+            return
+        self._last = step
+        batch = next(iter(trainer.val_dataloaders))
+        ref, controls = batch["reference"][:1].to(module.device), batch["controls"][:1].to(module.device)
+        gen = torch.Generator(device=module.device).manual_seed(0)
+        sampled = module.sample(ref, controls, generator=gen)[0]
+        warped = controls[0, :, 10:13] * 2 - 1  # the renderer's warped reference, [0, 1] -> [-1, 1]
+        grid = frames_strip(batch["frames"][0], sampled, warped)
+        path = self.run_dir / "media" / f"video-{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        log_image(trainer.logger, "val/video_frames", path, step)

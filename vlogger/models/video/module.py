@@ -1,0 +1,105 @@
+"""Stage 2 as a LightningModule: reference image + per-frame controls -> frames, by x0 diffusion.
+
+Two phases, as the paper trains them: `single` (one frame per sample, temporal layers off,
+large batches) and `clip` (windows of `data.frames` frames, temporal layers on, optionally
+with the first `guidance.overlap` frames given: the outpainting condition). A clip run starts
+from a single-frame run's weights (`model.init_from`). Reference and controls are dropped
+with configured probabilities for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vlogger.models.diffusion import Diffusion
+from vlogger.models.video.unet import VideoUNet
+from vlogger.training.base import DiffusionModule
+
+UNET_KEYS = (
+    "channels",
+    "blocks_per_level",
+    "attention_levels",
+    "temporal_attention_levels",
+    "head_dim",
+    "dropout",
+    "gradient_checkpointing",
+)
+
+
+class VideoDiffusion(DiffusionModule):
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg})
+        self.model = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS})
+        if cfg["model"].get("init_from"):
+            self._init_from(Path(cfg["model"]["init_from"]))
+        self.diffusion = Diffusion(cfg["diffusion"])
+        self.finish_init()
+
+    def _init_from(self, path: Path) -> None:
+        """Weights (the EMA copy) of an earlier run, e.g. phase 1 before phase 2; tensors only."""
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint to initialise stage 2 from")
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        ema = {k.removeprefix("ema.module."): v for k, v in state.items() if k.startswith("ema.module.")}
+        self.model.load_state_dict(ema)
+
+    @property
+    def temporal(self) -> bool:
+        return self.cfg["phase"] == "clip"
+
+    def batch_size(self, batch: dict) -> int:
+        return batch["frames"].shape[0]
+
+    def losses(self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None) -> dict:
+        x0 = batch["frames"]
+        b, n = x0.shape[:2]
+        g = self.cfg["guidance"]
+        t = self.diffusion.random_timesteps(b, self.device, generator)
+        noise = torch.randn(x0.shape, device=self.device, generator=generator)
+        x_t = self.diffusion.add_noise(x0, noise, t)
+        known_mask = torch.zeros(b, n, 1, *x0.shape[-2:], device=self.device)
+        if self.temporal:
+            use = torch.rand(b, device=self.device, generator=generator) < g["known_prefix_prob"]
+            known_mask[use, : g["overlap"]] = 1.0
+        drop_ref = torch.rand(b, device=self.device, generator=generator) < g["drop_reference"]
+        drop_ctrl = torch.rand(b, device=self.device, generator=generator) < g["drop_controls"]
+        pred = model(x_t, t, batch["reference"], batch["controls"], x0, known_mask, drop_ref, drop_ctrl, self.temporal)
+        free = 1.0 - known_mask
+        loss = ((pred - x0).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        reference: torch.Tensor,
+        controls: torch.Tensor,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
+        """Frames (B, T, 3, H, W) in [-1, 1] from the EMA weights; guidance contrasts with no
+        reference and no controls; frames under `known_mask` are kept."""
+        s = self.cfg["sampling"]
+        steps = steps or s["steps"]
+        guidance = s["guidance"] if guidance is None else guidance
+        model = self.ema.module.eval()
+        b = reference.shape[0]
+        drop = torch.ones(b, dtype=torch.bool, device=reference.device)
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            cond = model(x_t, t, reference, controls, known, known_mask, temporal=self.temporal)
+            if guidance == 1.0:
+                return cond
+            uncond = model(x_t, t, reference, controls, known, known_mask, drop, drop, self.temporal)
+            return uncond + guidance * (cond - uncond)
+
+        shape = (b, controls.shape[1], 3, *controls.shape[-2:])
+        x = self.diffusion.sample(denoise, shape, s["sampler"], steps, generator, reference.device)
+        if known is not None:
+            x = torch.where(known_mask.bool(), known, x)
+        return x.clamp(-1, 1)
