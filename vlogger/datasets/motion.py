@@ -9,12 +9,10 @@ vector. No video is decoded, so stage 1 reads shards at tar speed.
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 
 from vlogger.body.motion import MotionStats, motion_stats, reference_of, reference_vector, to_motion
-from vlogger.body.params import from_npz
 from vlogger.datasets.shards import clip_arrays
 from vlogger.datasets.windows import ClipWindows, ShardWindows
 from vlogger.models.audio import mel_window
@@ -37,11 +35,8 @@ class ToMotionWindows(ClipWindows):
         self.mel_context, self.n_expression, self.basis_id = mel_context, n_expression, basis_id
 
     def __call__(self, sample: dict) -> list[dict]:
-        meta = json.loads(sample["json"])
         key = sample["__key__"]
-        if "params.npz" not in sample:
-            raise ValueError(f"{key}: no params.npz (preprocess with fit.body_model set)")
-        params = from_npz(sample["params.npz"])
+        meta, params = self.read(sample)
         if self.basis_id and params.get("basis_id") != self.basis_id:
             raise ValueError(f"{key}: params fitted with basis {params.get('basis_id')}, training uses {self.basis_id}")
         n = meta["n_frames"]

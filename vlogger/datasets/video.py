@@ -7,15 +7,12 @@ shards need no pre-rendered controls and any training size works.
 
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import torch
 
 from vlogger.body.control_video import ClipRenderer, params_slice
 from vlogger.body.fitting import MeshModel, mesh_model
-from vlogger.body.params import from_npz
 from vlogger.datasets.shards import decode_frames
 from vlogger.datasets.windows import ClipWindows, ShardWindows
 
@@ -41,11 +38,8 @@ class ToVideoWindows(ClipWindows):
         return self._meshes[name]
 
     def __call__(self, sample: dict) -> list[dict]:
-        meta = json.loads(sample["json"])
         key = sample["__key__"]
-        if "params.npz" not in sample:
-            raise ValueError(f"{key}: no params.npz (preprocess with fit.body_model set)")
-        params = from_npz(sample["params.npz"])
+        meta, params = self.read(sample)
         n, src = meta["n_frames"], int(params["size"])
         if n < self.window:
             return []

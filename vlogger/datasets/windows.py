@@ -14,6 +14,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 from webdataset.utils import pytorch_worker_seed
 
+from vlogger.body.params import from_npz
 from vlogger.datasets.shards import clip_arrays, pick_window, shard_urls
 
 Mapper = Callable[[dict], list[dict]]
@@ -33,6 +34,13 @@ class ClipWindows:
         if self._rng is None:
             self._rng = random.Random(self.seed * 100003 + pytorch_worker_seed())
         return self._rng
+
+    @staticmethod
+    def read(sample: dict) -> tuple[dict, dict]:
+        """A raw clip sample's json and its fitted parameters (which both stages train on)."""
+        if "params.npz" not in sample:
+            raise ValueError(f"{sample['__key__']}: no params.npz (preprocess with fit.body_model set)")
+        return json.loads(sample["json"]), from_npz(sample["params.npz"])
 
     def starts(self, n_frames: int) -> list[tuple[int, int]]:
         """(start, reference) pairs: random ones, or every window-th frame with the farthest reference."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
 
@@ -49,3 +51,24 @@ def log_video(logger: Logger, key: str, path: Path, step: int) -> None:
         import wandb
 
         logger.experiment.log({key: wandb.Video(str(path), format="mp4"), "trainer/global_step": step})
+
+
+class ValidationMedia(Callback):
+    """Base of the stages' media callbacks: runs `draw` on rank 0 after a validation, at most
+    every `every` steps (and at step 0), with the first validation batch on the module's device."""
+
+    def __init__(self, run_dir: Path, every: int):
+        self.run_dir, self.every = run_dir, every
+        self._last = -1
+
+    def draw(self, trainer, module, batch: dict, step: int) -> None:
+        raise NotImplementedError
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        step = trainer.global_step
+        if trainer.sanity_checking or not trainer.is_global_zero or (step - self._last < self.every and step > 0):
+            return
+        self._last = step
+        batch = next(iter(trainer.val_dataloaders))
+        batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        self.draw(trainer, module, batch, step)

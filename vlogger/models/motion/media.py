@@ -13,7 +13,7 @@ from vlogger.body.facemesh import FaceBasis, facemesh_vertices
 from vlogger.body.geometry import rot6d_to_matrix
 from vlogger.body.motion import MotionLayout, from_motion
 from vlogger.body.params import BODY_JOINTS
-from vlogger.training.logging import log_image, log_video
+from vlogger.training.logging import ValidationMedia, log_image, log_video
 
 
 def reference_from_vector(ref: torch.Tensor, n_expression: int, size: int) -> dict:
@@ -89,21 +89,15 @@ def render_motion_pair(
     return torch.cat(panels, 2).numpy()
 
 
-class MotionMedia(L.Callback):
-    """Every `logging.media_every_steps`, on rank 0: sample the first validation windows with the
-    EMA weights, write the plot and the side-by-side video under the run folder, log both."""
+class MotionMedia(ValidationMedia):
+    """Sample the first validation window with the EMA weights; write the plot and the
+    side-by-side video under the run folder and log both."""
 
     def __init__(self, run_dir: Path, every: int, basis: FaceBasis, fps: int = 25):
-        self.run_dir, self.every, self.basis, self.fps = run_dir, every, basis, fps
-        self._last = -1
+        super().__init__(run_dir, every)
+        self.basis, self.fps = basis, fps
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, module) -> None:
-        step = trainer.global_step
-        if trainer.sanity_checking or not trainer.is_global_zero or (step - self._last < self.every and step > 0):
-            return
-        self._last = step
-        batch = next(iter(trainer.val_dataloaders))
-        batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    def draw(self, trainer: L.Trainer, module, batch: dict, step: int) -> None:
         gen = torch.Generator(device=module.device).manual_seed(0)
         pred = module.sample(batch["mel"][:1], batch["ref"][:1], generator=gen)[0].float().cpu()
         truth, ref = batch["motion"][0].float().cpu(), batch["ref"][0].float().cpu()

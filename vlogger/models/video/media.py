@@ -3,14 +3,12 @@ warped-reference control, for the first validation window."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import lightning as L
 import numpy as np
 import torch
 
-from vlogger.training.logging import log_image
+from vlogger.training.logging import ValidationMedia, log_image
 
 
 def frames_strip(*rows: torch.Tensor) -> np.ndarray:
@@ -20,20 +18,11 @@ def frames_strip(*rows: torch.Tensor) -> np.ndarray:
     return grid.numpy()
 
 
-class VideoMedia(L.Callback):
-    """Every `logging.media_every_steps` on rank 0: ground truth | sampled | warped reference rows."""
+class VideoMedia(ValidationMedia):
+    """Ground truth | sampled | warped reference rows of the first validation window."""
 
-    def __init__(self, run_dir: Path, every: int):
-        self.run_dir, self.every = run_dir, every
-        self._last = -1
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, module) -> None:
-        step = trainer.global_step
-        if trainer.sanity_checking or not trainer.is_global_zero or (step - self._last < self.every and step > 0):
-            return
-        self._last = step
-        batch = next(iter(trainer.val_dataloaders))
-        ref, controls = batch["reference"][:1].to(module.device), batch["controls"][:1].to(module.device)
+    def draw(self, trainer: L.Trainer, module, batch: dict, step: int) -> None:
+        ref, controls = batch["reference"][:1], batch["controls"][:1]
         gen = torch.Generator(device=module.device).manual_seed(0)
         sampled = module.sample(ref, controls, generator=gen)[0]
         warped = controls[0, :, 10:13] * 2 - 1  # the renderer's warped reference, [0, 1] -> [-1, 1]
