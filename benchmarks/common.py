@@ -26,3 +26,26 @@ def publish(lines: list[str], append: str | None) -> None:
     if append:
         with open(append, "a") as f:
             f.write("\n" + text)
+
+
+def bf16_train_rate(module, batch: dict, steps: int, warmup: int = 3) -> tuple[float, float]:
+    """(optimiser steps per second, last loss) of a diffusion module's `losses` on one batch kept
+    on the GPU, bf16 autocast: the training ceiling without data loading. Peak-memory counters
+    are reset first, so `torch.cuda.max_memory_allocated()` afterwards is this loop's."""
+    import time
+
+    import torch
+
+    opt = torch.optim.AdamW(module.model.parameters(), lr=1e-4)
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(steps + warmup):
+        if i == warmup:
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = module.losses(batch, module.model, None)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    return steps / (time.perf_counter() - t0), loss.item()

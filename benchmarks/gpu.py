@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.common import bf16_train_rate
 from vlogger.body.control_video import ClipRenderer
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.fitting import facemesh_mesh
@@ -77,18 +78,7 @@ def model_only(cfg: dict, steps: int = 30) -> dict:
         "mel": torch.randn(b, (d["window"] + 2 * d["mel_context"]) * d["rows_per_frame"], 80, device=dev),
         "ref": torch.randn(b, reference_dim(cfg["model"]["n_expression"]), device=dev),
     }
-    opt = torch.optim.AdamW(module.model.parameters(), lr=1e-4)
-    for i in range(steps + 5):
-        if i == 5:
-            _sync()
-            t0 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = module.losses(batch, module.model, None)["loss"]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    _sync()
-    rate = steps / (time.perf_counter() - t0)
+    rate, _ = bf16_train_rate(module, batch, steps)
     return {"steps_per_s": round(rate, 2), "samples_per_s": round(rate * b, 1), "batch": b}
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
+from benchmarks.common import bf16_train_rate
 from vlogger.config import apply_overrides, load_config
 from vlogger.models.video.module import VideoDiffusion
 
@@ -28,19 +28,7 @@ def measure(cfg: dict, batch: int, frames: int, steps: int, checkpointing: bool)
         "reference": torch.randn(batch, 3, s, s, device="cuda").clamp(-1, 1),
         "controls": torch.rand(batch, frames, 14, s, s, device="cuda"),
     }
-    opt = torch.optim.AdamW(module.model.parameters(), lr=1e-4)
-    torch.cuda.reset_peak_memory_stats()
-    for i in range(steps + 3):
-        if i == 3:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = module.losses(data, module.model, None)["loss"]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    rate = steps / (time.perf_counter() - t0)
+    rate, loss = bf16_train_rate(module, data, steps)
     return {
         "phase": cfg["phase"],
         "batch": batch,
@@ -49,7 +37,7 @@ def measure(cfg: dict, batch: int, frames: int, steps: int, checkpointing: bool)
         "steps_per_s": round(rate, 2),
         "frames_per_s": round(rate * batch * frames, 1),
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        "loss": round(loss.item(), 4),
+        "loss": round(loss, 4),
     }
 
 
