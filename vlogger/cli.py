@@ -125,6 +125,18 @@ def _cmd_generate_motion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from vlogger.pipeline import generate_motion, generate_video, write_motion
+
+    result = generate_motion(args.image, args.audio, args.motion_checkpoint, args.seed, device=args.device)
+    out = Path(args.out)
+    write_motion(result, out, args.size)
+    video = generate_video(result, args.video_checkpoint, out, args.seed, args.steps, args.guidance, args.device)
+    print(f"{len(result.motion)} frames ({len(result.motion) / result.fps:.1f} s)")
+    print(f"video    {video}\ncontrols {out / 'controls.mp4'}\nmotion   {out / 'motion.npz'}")
+    return 0
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from vlogger.evaluation import leaderboard
 
@@ -198,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="render resolution of the control video")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_generate_motion)
+
+    p = sub.add_parser("generate", help="photo + speech -> talking video (stage 1, controls, stage 2)")
+    p.add_argument("--image", required=True, help="reference photo of one person")
+    p.add_argument("--audio", required=True, help="speech recording (any length, any rate; video files too)")
+    p.add_argument("--motion-checkpoint", required=True, help="stage-1 checkpoint")
+    p.add_argument("--video-checkpoint", required=True, help="stage-2 checkpoint")
+    p.add_argument("--out", default="out/generate", help="folder for video.mp4, controls.mp4, motion.npz")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="stage-2 sampler steps (default: the checkpoint's config)")
+    p.add_argument("--guidance", type=float, help="stage-2 guidance on reference + controls")
+    p.add_argument("--size", type=int, default=256, help="render resolution of controls.mp4")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")
     p.add_argument("action", choices=["add", "show"])

@@ -114,3 +114,48 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
     video = out / "controls.mp4"
     video.write_bytes(encode_mp4(frames, result.fps, "libx264", 20, "veryfast", result.audio, 16000))
     return {"motion": npz, "video": video}
+
+
+def load_video_model(path: str | Path, device: str = "cpu"):
+    """A stage-2 checkpoint, read with `weights_only=True`."""
+    from vlogger.models.video.module import VideoDiffusion
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no stage-2 checkpoint (train one with `vlogger train video`)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = ckpt["hyper_parameters"]["cfg"]
+    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}})
+    module.load_state_dict(ckpt["state_dict"])
+    return module.to(device).eval()
+
+
+def generate_video(
+    result: MotionResult,
+    checkpoint: str | Path,
+    out: Path,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance: float | None = None,
+    device: str = "cpu",
+) -> Path:
+    """Stage 2 over stage 1's motion: controls at the model's size, frames by outpainting, an mp4
+    at 25 fps with the recording muxed in. (No super-resolution yet: the video has the stage-2 size.)"""
+    from vlogger.body.control_video import ClipRenderer
+    from vlogger.body.fitting import facemesh_mesh
+    from vlogger.datasets.video import to_unit
+    from vlogger.io.video import encode_mp4
+    from vlogger.models.video.generate import generate_frames
+
+    module = load_video_model(checkpoint, device)
+    size = module.cfg["data"]["size"]
+    ref = result.reference
+    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
+    controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
+    gen = torch.Generator(device=device).manual_seed(seed)
+    frames = generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance)
+    video = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "video.mp4"
+    path.write_bytes(encode_mp4(video, result.fps, "libx264", 18, "veryfast", result.audio, 16000))
+    return path
