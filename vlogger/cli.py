@@ -153,6 +153,16 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _photo_and_speech_args(p: argparse.ArgumentParser, out: str, out_help: str) -> None:
+    """The inputs and output options both generation commands take."""
+    p.add_argument("--image", required=True, help="reference photo of one person (or a video: its first frame)")
+    p.add_argument("--audio", required=True, help="speech recording (any length, any rate; video files too)")
+    p.add_argument("--out", default=out, help=out_help)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="render resolution of controls.mp4")
+    p.add_argument("--device", default="cpu")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlogger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,29 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("generate-motion", help="stage 1 only: photo + speech -> 3D motion and a control video")
-    p.add_argument("--image", required=True, help="reference photo of one person")
-    p.add_argument("--audio", required=True, help="speech recording (any length, any rate; video files too)")
+    _photo_and_speech_args(p, "out/motion", "folder for motion.npz and controls.mp4")
     p.add_argument("--checkpoint", required=True, help="stage-1 checkpoint (runs/NAME/checkpoints/*.ckpt)")
-    p.add_argument("--out", default="out/motion", help="folder for motion.npz and controls.mp4")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="sampler steps (default: the checkpoint's config)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale on the audio")
     p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"])
-    p.add_argument("--size", type=int, default=256, help="render resolution of the control video")
-    p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_generate_motion)
 
     p = sub.add_parser("generate", help="photo + speech -> talking video (stage 1, controls, stage 2)")
-    p.add_argument("--image", required=True, help="reference photo of one person")
-    p.add_argument("--audio", required=True, help="speech recording (any length, any rate; video files too)")
+    _photo_and_speech_args(p, "out/generate", "folder for video.mp4, controls.mp4, motion.npz")
     p.add_argument("--motion-checkpoint", required=True, help="stage-1 checkpoint")
     p.add_argument("--video-checkpoint", required=True, help="stage-2 checkpoint")
-    p.add_argument("--out", default="out/generate", help="folder for video.mp4, controls.mp4, motion.npz")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="stage-2 sampler steps (default: the checkpoint's config)")
     p.add_argument("--guidance", type=float, help="stage-2 guidance on reference + controls")
-    p.add_argument("--size", type=int, default=256, help="render resolution of controls.mp4")
-    p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")

@@ -95,6 +95,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vlogger.io.video import encode_mp4
 
     meshes: dict = {}
+    basis_id = FaceBasis.load(args.basis).basis_id
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, done = [], 0
@@ -104,11 +105,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
             continue
         params = from_npz(sample["params.npz"])
         name = str(params["model"])
-        if name == "facemesh" and params["basis_id"] != FaceBasis.load(args.basis).basis_id:
+        if name == "facemesh" and params["basis_id"] != basis_id:
             raise SystemExit(f"{key}: fitted with another face-mesh basis ({params['basis_id']}); pass it with --basis")
         if name not in meshes:
             meshes[name] = mesh_model(name, args.basis, args.model_path)
-        video = render_shard_clip(sample, meshes[name], args.size, args.ref_index)
+        video = render_shard_clip(sample, params, meshes[name], args.size, args.ref_index)
         audio, sr = from_flac(sample["flac"])
         (out / f"{key}.mp4").write_bytes(encode_mp4(video, 25, "libx264", 20, "veryfast", audio, sr))
         rows.append(np.concatenate(list(video[np.linspace(0, len(video) - 1, 3).astype(int)]), axis=0))

@@ -52,16 +52,15 @@ def params_slice(params: dict, start: int, stop: int) -> dict:
     return {k: (v[start:stop] if np.ndim(v) and len(v) == n else v) for k, v in params.items()}
 
 
-def render_shard_clip(sample: dict, mesh: MeshModel, size: int, ref_index: int = 0) -> np.ndarray:
+def render_shard_clip(sample: dict, params: dict, mesh: MeshModel, size: int, ref_index: int = 0) -> np.ndarray:
     """(T, S, 4S, 3) uint8 for one shard clip: the frame | semantic | coordinates | warped
-    reference (warped from frame `ref_index` to every frame's fitted pose)."""
+    reference (warped from frame `ref_index` to every frame's fitted pose); `params` is the
+    sample's params.npz, already read."""
     import cv2
 
-    from vlogger.body.params import from_npz
     from vlogger.io.video import decode_mp4_bytes
 
     frames = decode_mp4_bytes(sample["mp4"])
-    params = from_npz(sample["params.npz"])
     src = int(params["size"])
     clip = ClipRenderer(mesh, frames[ref_index], params_slice(params, ref_index, ref_index + 1), size)
     out = []
