@@ -109,3 +109,19 @@ def test_config_overrides_parse_yaml_and_reject_typos():
     assert cfg["crop"]["size"] == 512 and cfg["ingest"]["extensions"] == ["mp4"]
     with pytest.raises(KeyError, match=r"crop\.sise"):
         load_config(None, "preprocess/default.yaml", ["crop.sise=512"])
+
+
+def test_held_out_tail_never_reaches_windows_or_references():
+    import random
+
+    from vlogger.datasets.windows import ClipWindows
+
+    mapper = ClipWindows(window=10, min_ref_gap=5, per_clip=50, seed=0).hold_out({"kept": 2.0})
+    mapper._rng = random.Random(0)
+    held = {"n_frames": 100, "fps": 25, "identity": "kept"}
+    other = {"n_frames": 100, "fps": 25, "identity": "other"}
+    assert mapper.usable_frames(held) == 50 and mapper.usable_frames(other) == 100
+    pairs = mapper.starts(held)
+    assert max(s + 10 for s, _ in pairs) <= 50 and max(r for _, r in pairs) < 50
+    assert max(s + 10 for s, _ in mapper.starts(other)) > 50  # other identities keep their tail
+    assert ClipWindows(10, 5, None, 0).hold_out(4.5).starts(held) == []  # 100 - 112 frames: nothing left

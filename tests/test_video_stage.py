@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +61,9 @@ def phases(real_shards, tmp_path_factory) -> dict:
     single = train_video(tiny(shards, runs, "single", "single", 3))
     ckpt = single["last_checkpoint"]
     clip = train_video(tiny(shards, runs, "clip", "clip", 2, [f"model.init_from={ckpt}"]))
-    return {"single": single, "clip": clip, "runs": runs, "shards": shards}
+    sr = ["superres={from_size: 32, noise_aug: 0.1}", "data.size=64", "model.attention_levels=[]"]
+    superres = train_video(tiny(shards, runs, "superres", "clip", 2, sr))
+    return {"single": single, "clip": clip, "superres": superres, "runs": runs, "shards": shards}
 
 
 @pytest.mark.shared
@@ -111,10 +115,48 @@ def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path):
     args = ["generate", "--image", str(SHARED / "data" / "images" / "portrait_hallo6.jpg")]
     args += ["--audio", str(SHARED / "data" / "audio" / "retalking_audio1.wav"), "--motion-checkpoint", motion]
     args += ["--video-checkpoint", phases["clip"]["last_checkpoint"], "--out", str(out), "--steps", "2"]
-    assert main([*args, "--size", "64"]) == 0
+    assert main([*args, "--superres", phases["superres"]["last_checkpoint"]]) == 0
     with av.open(str(out / "video.mp4")) as c:
         v = c.streams.video[0]
         n = sum(1 for _ in c.decode(video=0))
-        assert (v.width, v.height) == (32, 32) and len(c.streams.audio) == 1
+        assert (v.width, v.height) == (64, 64) and len(c.streams.audio) == 1  # 32 px stage 2, then 32 -> 64
     with np.load(out / "motion.npz") as z:
         assert n == len(z["motion"]) > 100  # one frame per motion frame (5 s of speech at 25 fps)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_super_resolution_checkpoints_chain_by_size(phases):
+    from vlogger.pipeline import load_cascade
+
+    clip, sr = phases["clip"]["last_checkpoint"], phases["superres"]["last_checkpoint"]
+    models = load_cascade(clip, [sr])
+    assert [m.size for m in models] == [32, 64] and models[1].superres["from_size"] == 32
+    with pytest.raises(ValueError, match="not a super-resolution checkpoint"):
+        load_cascade(clip, [clip])
+    with pytest.raises(ValueError, match="upsamples 32 px, the model before makes 64"):
+        load_cascade(clip, [sr, sr])
+    with pytest.raises(ValueError, match="give it to --superres"):
+        load_cascade(sr, [])
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases, tmp_path):
+    from conftest import SHARED
+    from vlogger.cli import main
+    from vlogger.evaluation.motion import psnr
+    from vlogger.io.video import decode_mp4_bytes
+
+    out = tmp_path / "rec"
+    clip = SHARED / "data" / "clips" / "retalking_face2.mp4"
+    args = ["generate", "--motion-from", str(clip), "--start", "3", "--reference-frame", "0"]
+    assert main([*args, "--video-checkpoint", phases["clip"]["last_checkpoint"], "--out", str(out), "--steps", "2"]) == 0
+    videos = {k: decode_mp4_bytes((out / f"{k}.mp4").read_bytes()) for k in ("video", "ground_truth", "warped_reference")}
+    shapes = {k: v.shape for k, v in videos.items()}
+    assert len(set(shapes.values())) == 1 and shapes["video"][1:] == (32, 32, 3), shapes
+    assert 45 <= shapes["video"][0] <= 55  # 5 s clip from second 3 on, at 25 fps
+    # the baseline follows the real frames: closer to them than the reference frame held still
+    truth, base = (SimpleNamespace(frames=videos[k]) for k in ("ground_truth", "warped_reference"))
+    still = SimpleNamespace(frames=np.broadcast_to(base.frames[:1], base.frames.shape))
+    assert psnr(base, truth) > psnr(still, truth)

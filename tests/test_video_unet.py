@@ -207,3 +207,29 @@ def test_copy_encoder_to_control():
     for name, p in model.control_down.named_parameters():
         assert torch.equal(p, main[name]), name
     assert any(".temporal." in name for name in main), "the main encoder has temporal convolutions"
+
+
+def test_super_resolution_input_takes_the_low_resolution_frames():
+    model, inputs = make_model(lowres_input=True).eval(), make_inputs()
+    with pytest.raises(ValueError, match="super-resolution"):
+        model(**inputs)
+    with pytest.raises(ValueError, match="super-resolution"):
+        make_model()(**inputs, lowres=torch.zeros_like(inputs["x_t"]))
+    with torch.no_grad():
+        a = model(**inputs, lowres=torch.zeros_like(inputs["x_t"]))
+        b = model(**inputs, lowres=torch.rand_like(inputs["x_t"]))
+    assert a.shape == inputs["x_t"].shape and (a - b).abs().mean() > 1e-3  # the low-res frames matter
+
+
+def test_super_resolution_condition_is_the_frame_shrunk_and_upsampled():
+    from vlogger.config import load_config
+    from vlogger.models.video.module import VideoDiffusion
+
+    over = ["superres={from_size: 16, noise_aug: 0.0}", "data.size=32", "model.channels=[16,32,64]"]
+    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", over))
+    smooth = torch.linspace(-1, 1, 32)[None, None, None, :, None].expand(1, 2, 3, 32, 32)
+    low = module.degrade(smooth)
+    assert low.shape == smooth.shape and (low - smooth).abs().max() < 0.05  # a ramp survives 2x down/up
+    stripes = torch.ones(1, 2, 3, 32, 32)
+    stripes[..., ::2, :] = -1
+    assert module.degrade(stripes).abs().max() < 1e-5  # detail above 16 px Nyquist is gone

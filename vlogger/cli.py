@@ -128,12 +128,25 @@ def _cmd_generate_motion(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from vlogger.pipeline import generate_motion, generate_video, write_motion
 
-    result = generate_motion(args.image, args.audio, args.motion_checkpoint, args.seed, device=args.device)
     out = Path(args.out)
-    write_motion(result, out, args.size)
-    video = generate_video(result, args.video_checkpoint, out, args.seed, args.steps, args.guidance, args.device)
-    print(f"{len(result.motion)} frames ({len(result.motion) / result.fps:.1f} s)")
-    print(f"video    {video}\ncontrols {out / 'controls.mp4'}\nmotion   {out / 'motion.npz'}")
+    if args.motion_from:
+        from vlogger.reconstruct import motion_from_video, write_references
+
+        rec = motion_from_video(args.motion_from, args.image, args.audio, args.reference_frame, args.start)
+        result = rec.motion
+    else:
+        if not (args.image and args.audio and args.motion_checkpoint):
+            raise ValueError("give --image, --audio and --motion-checkpoint (or --motion-from VIDEO)")
+        result = generate_motion(args.image, args.audio, args.motion_checkpoint, args.seed, device=args.device)
+    video = generate_video(
+        result, args.video_checkpoint, out, args.seed, args.steps, args.guidance, args.device, args.superres, args.size
+    )
+    write_motion(result, out, len(video[0]))
+    print(f"{len(video)} frames ({len(video) / result.fps:.1f} s) at {len(video[0])} px")
+    print(f"video    {out / 'video.mp4'}\ncontrols {out / 'controls.mp4'}\nmotion   {out / 'motion.npz'}")
+    if args.motion_from:
+        for name, path in write_references(rec, out, len(video[0])).items():
+            print(f"{name:8s} {path}")
     return 0
 
 
@@ -153,13 +166,13 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _photo_and_speech_args(p: argparse.ArgumentParser, out: str, out_help: str) -> None:
+def _photo_and_speech_args(p: argparse.ArgumentParser, out: str, out_help: str, required: bool = True) -> None:
     """The inputs and output options both generation commands take."""
-    p.add_argument("--image", required=True, help="reference photo of one person (or a video: its first frame)")
-    p.add_argument("--audio", required=True, help="speech recording (any length, any rate; video files too)")
+    p.add_argument("--image", required=required, help="reference photo of one person (or a video: its first frame)")
+    p.add_argument("--audio", required=required, help="speech recording (any length, any rate; video files too)")
     p.add_argument("--out", default=out, help=out_help)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=256, help="render resolution of controls.mp4")
+    p.add_argument("--steps", type=int, help="sampler steps (default: each checkpoint's config)")
     p.add_argument("--device", default="cpu")
 
 
@@ -210,18 +223,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate-motion", help="stage 1 only: photo + speech -> 3D motion and a control video")
     _photo_and_speech_args(p, "out/motion", "folder for motion.npz and controls.mp4")
+    p.add_argument("--size", type=int, default=256, help="render resolution of controls.mp4")
     p.add_argument("--checkpoint", required=True, help="stage-1 checkpoint (runs/NAME/checkpoints/*.ckpt)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the checkpoint's config)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale on the audio")
     p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"])
     p.set_defaults(func=_cmd_generate_motion)
 
     p = sub.add_parser("generate", help="photo + speech -> talking video (stage 1, controls, stage 2)")
-    _photo_and_speech_args(p, "out/generate", "folder for video.mp4, controls.mp4, motion.npz")
-    p.add_argument("--motion-checkpoint", required=True, help="stage-1 checkpoint")
+    _photo_and_speech_args(p, "out/generate", "folder for video.mp4, controls.mp4, motion.npz", required=False)
+    p.add_argument("--motion-checkpoint", help="stage-1 checkpoint (not with --motion-from)")
     p.add_argument("--video-checkpoint", required=True, help="stage-2 checkpoint")
-    p.add_argument("--steps", type=int, help="stage-2 sampler steps (default: the checkpoint's config)")
+    p.add_argument(
+        "--superres", action="append", default=[], help="super-resolution checkpoint(s), applied in order"
+    )
+    p.add_argument("--size", type=int, help="output side in pixels (default: the last model's size)")
     p.add_argument("--guidance", type=float, help="stage-2 guidance on reference + controls")
+    p.add_argument(
+        "--motion-from",
+        metavar="VIDEO",
+        help="reconstruction: drive with this clip's tracked motion instead of stage 1 (its frame is the "
+        "reference unless --image; writes ground_truth.mp4 and the warped_reference.mp4 baseline)",
+    )
+    p.add_argument("--reference-frame", type=int, default=0, help="with --motion-from: the clip's reference frame")
+    p.add_argument("--start", type=float, default=0.0, help="with --motion-from: first second of the clip to drive")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")

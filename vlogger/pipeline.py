@@ -130,6 +130,54 @@ def load_video_model(path: str | Path, device: str = "cpu"):
     return module.to(device).eval()
 
 
+def _run_model(module, result: MotionResult, gen, steps, guidance, lowres: torch.Tensor | None, desc: str):
+    """One model of the cascade over the whole clip: controls and reference at its size, frames
+    by outpainting (super-resolution models also get the previous model's frames)."""
+    from vlogger.body.control_video import ClipRenderer
+    from vlogger.body.fitting import facemesh_mesh
+    from vlogger.datasets.video import to_unit
+    from vlogger.models.video.generate import generate_frames
+
+    ref, size = result.reference, module.size
+    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
+    controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
+    return generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance, lowres, desc)
+
+
+def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str = "cpu") -> list:
+    """Stage 2 and its super-resolution models, checked to chain (each takes the previous size)."""
+    models = [load_video_model(checkpoint, device)]
+    if models[0].superres:
+        raise ValueError(f"{checkpoint}: a super-resolution checkpoint; give it to --superres")
+    for path in superres:
+        m = load_video_model(path, device)
+        if not m.superres:
+            raise ValueError(f"{path}: not a super-resolution checkpoint (no `superres` in its config)")
+        if m.superres["from_size"] != models[-1].size:
+            raise ValueError(f"{path}: upsamples {m.superres['from_size']} px, the model before makes {models[-1].size}")
+        models.append(m)
+    return models
+
+
+def to_uint8(frames: torch.Tensor, size: int | None = None) -> np.ndarray:
+    """(T, 3, S, S) in [-1, 1] -> (T, size, size, 3) uint8 (Lanczos-resized when size differs)."""
+    import cv2
+
+    video = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    if size is None or size == video.shape[1]:
+        return video
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LANCZOS4) for f in video])
+
+
+def write_video(frames: np.ndarray, result: MotionResult, path: Path) -> Path:
+    """frames at 25 fps with the recording muxed in."""
+    from vlogger.io.video import encode_mp4
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_mp4(frames, result.fps, "libx264", 18, "veryfast", result.audio, 16000))
+    return path
+
+
 def generate_video(
     result: MotionResult,
     checkpoint: str | Path,
@@ -138,24 +186,18 @@ def generate_video(
     steps: int | None = None,
     guidance: float | None = None,
     device: str = "cpu",
-) -> Path:
-    """Stage 2 over stage 1's motion: controls at the model's size, frames by outpainting, an mp4
-    at 25 fps with the recording muxed in. (No super-resolution yet: the video has the stage-2 size.)"""
-    from vlogger.body.control_video import ClipRenderer
-    from vlogger.body.fitting import facemesh_mesh
-    from vlogger.datasets.video import to_unit
-    from vlogger.io.video import encode_mp4
-    from vlogger.models.video.generate import generate_frames
-
-    module = load_video_model(checkpoint, device)
-    size = module.cfg["data"]["size"]
-    ref = result.reference
-    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
-    controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
+    superres: list[str | Path] = (),
+    size: int | None = None,
+) -> np.ndarray:
+    """Stage 2 over the motion, then each super-resolution model, window by window; video.mp4 at
+    25 fps with the recording muxed in, at the last model's size (or `size`). `steps` applies to
+    every model, `guidance` to stage 2 (super-resolution uses its checkpoint's). Returns the
+    frames written (T, S, S, 3) uint8."""
+    models = load_cascade(checkpoint, list(superres), device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    frames = generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance)
-    video = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "video.mp4"
-    path.write_bytes(encode_mp4(video, result.fps, "libx264", 18, "veryfast", result.audio, 16000))
-    return path
+    frames = _run_model(models[0], result, gen, steps, guidance, None, f"stage 2 ({models[0].size} px)")
+    for m in models[1:]:
+        frames = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
+    video = to_uint8(frames, size)
+    write_video(video, result, out / "video.mp4")
+    return video

@@ -39,13 +39,10 @@ class ToMotionWindows(ClipWindows):
         meta, params = self.read(sample)
         if self.basis_id and params.get("basis_id") != self.basis_id:
             raise ValueError(f"{key}: params fitted with basis {params.get('basis_id')}, training uses {self.basis_id}")
-        n = meta["n_frames"]
-        if n < self.window:
-            return []
         mel = np.load(io.BytesIO(sample["mel.npy"]))
         r = meta["mel"]["rows_per_frame"]
         out = []
-        for start, ref in self.starts(n):
+        for start, ref in self.starts(meta):
             sl = {k: params[k][start : start + self.window] for k in ("expression", "rotation", "scale")}
             sl |= {k: params[k][start : start + self.window] for k in ("translation", "body", "body_visible")}
             reference = reference_of(params, ref)

@@ -40,12 +40,10 @@ class ToVideoWindows(ClipWindows):
     def __call__(self, sample: dict) -> list[dict]:
         key = sample["__key__"]
         meta, params = self.read(sample)
-        n, src = meta["n_frames"], int(params["size"])
-        if n < self.window:
-            return []
+        src = int(params["size"])
         mesh = self.mesh(str(params["model"]))
         out = []
-        for start, ref in self.starts(n):
+        for start, ref in self.starts(meta):
             idx = [*range(start, start + self.window), ref]
             frames = decode_frames(sample["mp4"], idx)
             renderer = ClipRenderer(mesh, frames[-1], params_slice(params, ref, ref + 1), self.size)

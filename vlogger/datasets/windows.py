@@ -26,7 +26,22 @@ class ClipWindows:
 
     def __init__(self, window: int, min_ref_gap: int, per_clip: int | None, seed: int):
         self.window, self.min_ref_gap, self.per_clip, self.seed = window, min_ref_gap, per_clip, seed
+        self.holdout_tail_s: float | dict[str, float] | None = None
         self._rng: random.Random | None = None
+
+    def hold_out(self, tail_s: float | dict[str, float] | None) -> ClipWindows:
+        """Keep the last `tail_s` seconds of every clip (or of the named identities' clips) out of
+        the windows and references: a held-out part of a training identity to score
+        reconstruction on (`vlogger generate --motion-from`)."""
+        self.holdout_tail_s = tail_s
+        return self
+
+    def usable_frames(self, meta: dict) -> int:
+        """Frames of the clip windows may use, after the held-out tail."""
+        tail = self.holdout_tail_s
+        if isinstance(tail, dict):
+            tail = tail.get(meta["identity"])
+        return meta["n_frames"] - round((tail or 0.0) * meta["fps"])
 
     @property
     def rng(self) -> random.Random:
@@ -42,8 +57,11 @@ class ClipWindows:
             raise ValueError(f"{sample['__key__']}: no params.npz (preprocess with fit.body_model set)")
         return json.loads(sample["json"]), from_npz(sample["params.npz"])
 
-    def starts(self, n_frames: int) -> list[tuple[int, int]]:
+    def starts(self, meta: dict) -> list[tuple[int, int]]:
         """(start, reference) pairs: random ones, or every window-th frame with the farthest reference."""
+        n_frames = self.usable_frames(meta)
+        if n_frames < self.window:
+            return []
         if self.per_clip is not None:
             return [pick_window(n_frames, self.window, self.min_ref_gap, self.rng) for _ in range(self.per_clip)]
         grid = range(0, n_frames - self.window + 1, self.window)
@@ -132,7 +150,7 @@ class ShardWindows(L.LightningDataModule):
         seed = self.cfg["seed"] + self.seed_offset
         ds = window_stream(
             self.train_urls,
-            self.windows(d["windows_per_clip"], seed),
+            self.windows(d["windows_per_clip"], seed).hold_out(d.get("holdout_tail_s")),
             shuffle=d["shuffle"],
             seed=seed,
             resampled=True,

@@ -3,7 +3,8 @@
 The first window of `frames` frames is sampled freely; every next window starts
 `frames - overlap` later with the last `overlap` generated frames given through the
 known-frame channels the clip phase trained with. A single-frame model (phase `single`)
-makes every frame on its own (window 1, no overlap).
+makes every frame on its own (window 1, no overlap). A super-resolution model runs the same
+way, each window also given its low-resolution frames.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ def generate_frames(
     generator: torch.Generator | None = None,
     steps: int | None = None,
     guidance: float | None = None,
+    lowres: torch.Tensor | None = None,
+    desc: str = "stage 2",
 ) -> torch.Tensor:
-    """(T, 3, S, S) frames in [-1, 1] for a reference (3, S, S) and controls (T, 14, S, S)."""
+    """(T, 3, S, S) frames in [-1, 1] for a reference (3, S, S) and controls (T, 14, S, S)
+    (and, for super-resolution, the low-resolution frames (T, 3, s, s))."""
     clip = module.cfg["phase"] == "clip"
     window = module.cfg["data"]["frames"] if clip else 1
     overlap = module.cfg["guidance"]["overlap"] if clip else 0
@@ -32,14 +36,17 @@ def generate_frames(
     total = starts[-1] + window
     pad = controls[-1:].expand(total - n, -1, -1, -1)
     controls = torch.cat([controls, pad]).to(dev)
+    if lowres is not None:
+        lowres = torch.cat([lowres, lowres[-1:].expand(total - n, -1, -1, -1)]).to(dev)
     out = torch.zeros(total, 3, *controls.shape[-2:], device=dev)
     ref = reference.to(dev)[None]
-    for i, s in enumerate(tqdm(starts, desc="stage 2", unit="window")):
+    for i, s in enumerate(tqdm(starts, desc=desc, unit="window")):
         known = mask = None
         if i > 0 and overlap:
             known = out[s : s + window][None].clone()
             mask = torch.zeros(1, window, 1, *out.shape[-2:], device=dev)
             mask[:, :overlap] = 1.0
         ctrl = controls[s : s + window][None]
-        out[s : s + window] = module.sample(ref, ctrl, known, mask, generator, steps, guidance)[0]
+        low = module.upsample(lowres[s : s + window][None]) if lowres is not None else None
+        out[s : s + window] = module.sample(ref, ctrl, known, mask, generator, steps, guidance, low)[0]
     return out[:n]

@@ -19,14 +19,17 @@ def frames_strip(*rows: torch.Tensor) -> np.ndarray:
 
 
 class VideoMedia(ValidationMedia):
-    """Ground truth | sampled | warped reference rows of the first validation window."""
+    """Ground truth | sampled | warped reference rows of the first validation window (and the
+    low-resolution input of a super-resolution model)."""
 
     def draw(self, trainer: L.Trainer, module, batch: dict, step: int) -> None:
         ref, controls = batch["reference"][:1], batch["controls"][:1]
         gen = torch.Generator(device=module.device).manual_seed(0)
-        sampled = module.sample(ref, controls, generator=gen)[0]
+        lowres = module.degrade(batch["frames"][:1], gen) if module.superres else None
+        sampled = module.sample(ref, controls, generator=gen, lowres=lowres)[0]
         warped = controls[0, :, 10:13] * 2 - 1  # the renderer's warped reference, [0, 1] -> [-1, 1]
-        grid = frames_strip(batch["frames"][0], sampled, warped)
+        rows = [batch["frames"][0], sampled, warped] + ([lowres[0]] if lowres is not None else [])
+        grid = frames_strip(*rows)
         path = self.run_dir / "media" / f"video-{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))

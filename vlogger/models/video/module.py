@@ -5,6 +5,11 @@ large batches) and `clip` (windows of `data.frames` frames, temporal layers on, 
 with the first `guidance.overlap` frames given: the outpainting condition). A clip run starts
 from a single-frame run's weights (`model.init_from`). Reference and controls are dropped
 with configured probabilities for classifier-free guidance.
+
+The super-resolution model is the same module with a `superres` section: its frames are at
+the high size and each is conditioned, besides reference and controls, on itself shrunk to
+`superres.from_size` and upsampled back (plus a little noise, so stage 2's imperfect frames
+at generation are not out of distribution).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from vlogger.models.diffusion import Diffusion
 from vlogger.models.video.unet import VideoUNet
@@ -32,7 +38,7 @@ class VideoDiffusion(DiffusionModule):
     def __init__(self, cfg: dict):
         super().__init__()
         self.save_hyperparameters({"cfg": cfg})
-        self.model = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS})
+        self.model = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS}, lowres_input=self.superres is not None)
         if cfg["model"].get("init_from"):
             self._init_from(Path(cfg["model"]["init_from"]))
         self.diffusion = Diffusion(cfg["diffusion"])
@@ -50,6 +56,30 @@ class VideoDiffusion(DiffusionModule):
     def temporal(self) -> bool:
         return self.cfg["phase"] == "clip"
 
+    @property
+    def superres(self) -> dict | None:
+        """The super-resolution settings (from_size, noise_aug), or None for stage 2 proper."""
+        return self.cfg.get("superres")
+
+    @property
+    def size(self) -> int:
+        return self.cfg["data"]["size"]
+
+    def upsample(self, low: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, h, w) low-resolution frames -> bilinear at the model's size."""
+        b, n = low.shape[:2]
+        up = F.interpolate(low.flatten(0, 1).float(), size=self.size, mode="bilinear", align_corners=False)
+        return up.unflatten(0, (b, n))
+
+    def degrade(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """High-resolution frames -> the super-resolution condition: area-shrunk to from_size,
+        upsampled back, plus Gaussian noise of a random level up to `noise_aug` per sample."""
+        b, n = frames.shape[:2]
+        low = F.interpolate(frames.flatten(0, 1), size=self.superres["from_size"], mode="area")
+        up = self.upsample(low.unflatten(0, (b, n)))
+        sigma = torch.rand(b, 1, 1, 1, 1, device=frames.device, generator=generator) * self.superres["noise_aug"]
+        return up + sigma * torch.randn(up.shape, device=frames.device, generator=generator)
+
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
 
@@ -66,7 +96,9 @@ class VideoDiffusion(DiffusionModule):
             known_mask[use, : g["overlap"]] = 1.0
         drop_ref = torch.rand(b, device=self.device, generator=generator) < g["drop_reference"]
         drop_ctrl = torch.rand(b, device=self.device, generator=generator) < g["drop_controls"]
-        pred = model(x_t, t, batch["reference"], batch["controls"], x0, known_mask, drop_ref, drop_ctrl, self.temporal)
+        lowres = self.degrade(x0, generator) if self.superres else None
+        ref, ctrl = batch["reference"], batch["controls"]
+        pred = model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres)
         free = 1.0 - known_mask
         loss = ((pred - x0).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
         return {"loss": loss}
@@ -81,9 +113,11 @@ class VideoDiffusion(DiffusionModule):
         generator: torch.Generator | None = None,
         steps: int | None = None,
         guidance: float | None = None,
+        lowres: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Frames (B, T, 3, H, W) in [-1, 1] from the EMA weights; guidance contrasts with no
-        reference and no controls; frames under `known_mask` are kept."""
+        reference and no controls (a super-resolution model keeps its `lowres` frames, already
+        upsampled, in both); frames under `known_mask` are kept."""
         s = self.cfg["sampling"]
         steps = steps or s["steps"]
         guidance = s["guidance"] if guidance is None else guidance
@@ -92,10 +126,10 @@ class VideoDiffusion(DiffusionModule):
         drop = torch.ones(b, dtype=torch.bool, device=reference.device)
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            cond = model(x_t, t, reference, controls, known, known_mask, temporal=self.temporal)
+            cond = model(x_t, t, reference, controls, known, known_mask, temporal=self.temporal, lowres=lowres)
             if guidance == 1.0:
                 return cond
-            uncond = model(x_t, t, reference, controls, known, known_mask, drop, drop, self.temporal)
+            uncond = model(x_t, t, reference, controls, known, known_mask, drop, drop, self.temporal, lowres)
             return uncond + guidance * (cond - uncond)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])

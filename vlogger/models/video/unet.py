@@ -7,6 +7,9 @@ temporal layers.
 Inputs, per frame, concatenated along channels at the first convolution (10 channels):
 noisy frame x_t (3) | reference image (3, the same for every frame) | known frame for
 temporal outpainting (3, multiplied by its mask) | known mask (1). Nothing known = zeros.
+A super-resolution model (`lowres_input=True`) takes a 13th-15th channel: the low-resolution
+frame, upsampled to the output size (the cascaded-diffusion recipe), with everything else as
+stage 2 (reference, controls, outpainting), so its windows stay consistent in time too.
 
 Controls (14 channels, `vlogger.body.render.Controls.stacked`) go through a ControlNet-style
 trainable copy of the encoder: a small convolution stem (last conv zero-initialised) is added
@@ -198,6 +201,8 @@ class VideoUNet(nn.Module):
         emb_mult: step-embedding width = emb_mult * channels[0].
         gradient_checkpointing: recompute each ResBlock (with its attention layers) in the
             backward pass while training.
+        lowres_input: super-resolution: a low-resolution frame per frame (upsampled to the
+            output size) joins the input channels.
     """
 
     def __init__(
@@ -213,6 +218,7 @@ class VideoUNet(nn.Module):
         dropout: float = 0.0,
         emb_mult: int = 4,
         gradient_checkpointing: bool = False,
+        lowres_input: bool = False,
     ):
         super().__init__()
         channels = list(channels)
@@ -235,7 +241,9 @@ class VideoUNet(nn.Module):
             "dropout": dropout,
             "emb_mult": emb_mult,
             "gradient_checkpointing": gradient_checkpointing,
+            "lowres_input": lowres_input,
         }
+        self.in_channels = INPUT_CHANNELS + (IMAGE_CHANNELS if lowres_input else 0)
         self.levels = levels
         self.gradient_checkpointing = gradient_checkpointing
         c0, emb_dim = channels[0], emb_mult * channels[0]
@@ -247,7 +255,7 @@ class VideoUNet(nn.Module):
             return ResBlock(cin, cout, emb_dim, norm_groups, dropout, tconv, temporal_kernel)
 
         def encoder(temporal: bool) -> tuple[nn.Conv2d, nn.ModuleList, Layers, list[int]]:
-            stem = nn.Conv2d(INPUT_CHANNELS, c0, 3, padding=1)
+            stem = nn.Conv2d(self.in_channels, c0, 3, padding=1)
             down, skips, ch = nn.ModuleList(), [c0], c0
             for level, c in enumerate(channels):
                 for _ in range(blocks_per_level):
@@ -324,10 +332,12 @@ class VideoUNet(nn.Module):
         drop_reference: torch.Tensor | None = None,
         drop_controls: torch.Tensor | None = None,
         temporal: bool = True,
+        lowres: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x_t (B, T, 3, H, W), t (B,) long, reference (B, 3, H, W), controls (B, T, 14, H, W),
         known (B, T, 3, H, W) and known_mask (B, T, 1, H, W) or both None, drop_* (B,) bool or
-        None. `temporal=False` treats the B*T frames as independent images."""
+        None, lowres (B, T, 3, H, W) for a super-resolution model. `temporal=False` treats the
+        B*T frames as independent images."""
         b, n, _, height, width = x_t.shape
         scale = 2 ** (self.levels - 1)
         if height % scale or width % scale:
@@ -340,6 +350,10 @@ class VideoUNet(nn.Module):
             raise ValueError(
                 f"reference of shape {tuple(reference.shape)}, expected {(b, IMAGE_CHANNELS, height, width)}"
             )
+        if (lowres is not None) != self.config["lowres_input"]:
+            raise ValueError("lowres frames go to a super-resolution model (lowres_input=True) and only there")
+        if lowres is not None and lowres.shape != x_t.shape:
+            raise ValueError(f"lowres of shape {tuple(lowres.shape)}, expected {tuple(x_t.shape)} (upsampled)")
         if (known is None) != (known_mask is None):
             raise ValueError("known and known_mask go together: give both or neither")
 
@@ -351,7 +365,8 @@ class VideoUNet(nn.Module):
         if known is None:
             known, known_mask = torch.zeros_like(x_t), torch.zeros_like(x_t[:, :, :1])
         ref = reference[:, None].expand(b, n, -1, -1, -1).to(x_t.dtype)
-        x_in = torch.cat([x_t, ref, known * known_mask, known_mask], 2).reshape(b * n, INPUT_CHANNELS, height, width)
+        parts = [x_t, ref, known * known_mask, known_mask] + ([lowres.to(x_t.dtype)] if lowres is not None else [])
+        x_in = torch.cat(parts, 2).reshape(b * n, self.in_channels, height, width)
         ctrl = controls.reshape(b * n, CONTROL_CHANNELS, height, width).to(x_in.dtype)
         frames = n if temporal else 1
         emb = self.step_mlp(step_embedding(t, self.step_dim)).repeat_interleave(n, 0)

@@ -1,0 +1,132 @@
+"""Motion from a real clip instead of stage 1 (`vlogger generate --motion-from VIDEO`).
+
+The clip goes through preprocessing's own tracking, crop and 3D fit, so its parameters are
+exactly what stage 2 trained on. Without `--image`, a frame of the clip itself is the
+reference and the clip's crop frames are the ground truth: stage 2 is scored against them
+(PSNR/SSIM), beside the baseline that only pastes the warped reference. With `--image`,
+the clip's motion, relative to its reference frame, drives the photo instead (retargeting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlogger.body.control_video import params_slice
+from vlogger.body.facemesh import FaceBasis
+from vlogger.body.motion import from_motion, reference_of, to_motion
+from vlogger.body.params import from_npz
+from vlogger.body.reference import ReferenceImage
+from vlogger.config import load_config
+from vlogger.errors import BadInput
+from vlogger.pipeline import MotionResult, speech_features
+
+
+@dataclass
+class Reconstruction:
+    motion: MotionResult
+    ground_truth: np.ndarray | None  # (T, S, S, 3) uint8 crop frames, None when retargeted to a photo
+    start_frame: int  # first frame of the clip that was driven
+
+
+def _track_clip(video: Path, pre: dict) -> dict:
+    """The first clip preprocessing makes of the video (BadInput with its reasons if none)."""
+    from vlogger.preprocessing.tracking import filter_native_logs, make_tracker
+    from vlogger.preprocessing.video_to_clips import process_video
+
+    filter_native_logs()
+    res = process_video(video, video.name, pre, make_tracker(pre["tracking"]))
+    if not res.samples:
+        reasons = "; ".join(r["reason"] for r in res.rejected) or "no clip"
+        raise BadInput(video, f"no usable clip for --motion-from: {reasons}")
+    if len(res.samples) > 1:
+        print(f"{video}: {len(res.samples)} clips (shot cuts or length); driving with the first")
+    return res.samples[0]
+
+
+def motion_from_video(
+    video: str | Path,
+    image: str | Path | None = None,
+    audio: str | Path | None = None,
+    reference_frame: int = 0,
+    start: float = 0.0,
+) -> Reconstruction:
+    """Tracked, fitted motion of frames [start s, end) of a clip, driving the clip's frame
+    `reference_frame` (reconstruction) or the photo `image` (retargeting). The audio is the
+    clip's own from `start` unless `audio` names another recording."""
+    from vlogger.body.reference import analyse_reference
+    from vlogger.datasets.shards import decode_frames
+    from vlogger.io.audio import from_flac
+
+    video = Path(video)
+    pre = load_config(None, "preprocess/default.yaml")
+    if pre["fit"]["body_model"] != "facemesh":
+        raise ValueError("--motion-from needs the face-mesh body model (fit.body_model: facemesh)")
+    sample = _track_clip(video, pre)
+    meta, params = sample["json"], from_npz(sample["params.npz"])  # a sample before the shard writer
+    basis = FaceBasis.load(pre["fit"]["basis"])
+    fps, n = meta["fps"], meta["n_frames"]
+    first = round(start * fps)
+    if not 0 <= reference_frame < n or not 0 <= first < n:
+        raise BadInput(video, f"reference frame {reference_frame} / start {start} s outside its {n / fps:.1f} s clip")
+    frames = decode_frames(sample["mp4"], [reference_frame, *range(first, n)])
+    lmk, pose = sample["lmk.npy"], sample["pose.npy"]
+    ref_params = params_slice(params, reference_frame, reference_frame + 1)
+    driving = params_slice(params, first, n)
+    truth = frames[1:]
+    if image is None:
+        ref = ReferenceImage(frames[0], lmk[reference_frame], pose[reference_frame], ref_params)
+    else:
+        ref = analyse_reference(image, pre, basis)
+        motion = to_motion(driving, reference_of(params, reference_frame))
+        driving = {k: v.numpy() for k, v in from_motion(motion, reference_of(ref.params, 0)).items()}
+        driving |= {"identity": ref.params["identity"], "size": ref.params["size"]}
+        truth = None
+    driving |= {"basis_id": basis.basis_id}
+    motion = to_motion(driving, reference_of(ref.params, 0))
+    if audio is None:
+        wav, sr = from_flac(sample["flac"])
+        wav = wav[round(first / fps * sr) :]
+        if np.abs(wav).max(initial=0.0) < 1e-4:
+            raise BadInput(video, "its audio is silent from the start frame on; give --audio")
+    else:
+        wav, _, _ = speech_features(audio, fps, pre)
+    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, basis)
+    return Reconstruction(result, truth, first)
+
+
+def warped_baseline(result: MotionResult, size: int) -> np.ndarray:
+    """The baseline stage 2 must beat: the reference image with the renderer's warped reference
+    pasted wherever it carries a colour (T, size, size, 3) uint8."""
+    import cv2
+
+    from vlogger.body.control_video import ClipRenderer
+    from vlogger.body.fitting import facemesh_mesh
+
+    ref = result.reference
+    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
+    image = cv2.resize(ref.crop, (size, size), interpolation=cv2.INTER_AREA)
+    image = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    out = []
+    for c in renderer.controls(result.params, int(result.params["size"])):
+        pasted = c.mask * c.warped + (1 - c.mask) * image
+        out.append((pasted * 255).round().byte().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+def write_references(rec: Reconstruction, out: Path, size: int) -> dict[str, Path]:
+    """Beside video.mp4: ground_truth.mp4 (the clip's crop frames, area-resized) and
+    warped_reference.mp4 (the baseline), same size, frames and audio: what `vlogger evaluate`
+    and `vlogger.evaluation` compare."""
+    import cv2
+
+    from vlogger.pipeline import write_video
+
+    paths = {"baseline": write_video(warped_baseline(rec.motion, size), rec.motion, out / "warped_reference.mp4")}
+    if rec.ground_truth is not None:
+        truth = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in rec.ground_truth])
+        paths["truth"] = write_video(truth, rec.motion, out / "ground_truth.mp4")
+    return paths
