@@ -151,8 +151,12 @@ def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases,
     out = tmp_path / "rec"
     clip = SHARED / "data" / "clips" / "retalking_face2.mp4"
     args = ["generate", "--motion-from", str(clip), "--start", "3", "--reference-frame", "0"]
-    assert main([*args, "--video-checkpoint", phases["clip"]["last_checkpoint"], "--out", str(out), "--steps", "2"]) == 0
-    videos = {k: decode_mp4_bytes((out / f"{k}.mp4").read_bytes()) for k in ("video", "ground_truth", "warped_reference")}
+    assert (
+        main([*args, "--video-checkpoint", phases["clip"]["last_checkpoint"], "--out", str(out), "--steps", "2"]) == 0
+    )
+    videos = {
+        k: decode_mp4_bytes((out / f"{k}.mp4").read_bytes()) for k in ("video", "ground_truth", "warped_reference")
+    }
     shapes = {k: v.shape for k, v in videos.items()}
     assert len(set(shapes.values())) == 1 and shapes["video"][1:] == (32, 32, 3), shapes
     assert 45 <= shapes["video"][0] <= 55  # 5 s clip from second 3 on, at 25 fps

@@ -233,9 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _photo_and_speech_args(p, "out/generate", "folder for video.mp4, controls.mp4, motion.npz", required=False)
     p.add_argument("--motion-checkpoint", help="stage-1 checkpoint (not with --motion-from)")
     p.add_argument("--video-checkpoint", required=True, help="stage-2 checkpoint")
-    p.add_argument(
-        "--superres", action="append", default=[], help="super-resolution checkpoint(s), applied in order"
-    )
+    p.add_argument("--superres", action="append", default=[], help="super-resolution checkpoint(s), applied in order")
     p.add_argument("--size", type=int, help="output side in pixels (default: the last model's size)")
     p.add_argument("--guidance", type=float, help="stage-2 guidance on reference + controls")
     p.add_argument(

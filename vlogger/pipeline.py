@@ -154,7 +154,9 @@ def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str
         if not m.superres:
             raise ValueError(f"{path}: not a super-resolution checkpoint (no `superres` in its config)")
         if m.superres["from_size"] != models[-1].size:
-            raise ValueError(f"{path}: upsamples {m.superres['from_size']} px, the model before makes {models[-1].size}")
+            raise ValueError(
+                f"{path}: upsamples {m.superres['from_size']} px, the model before makes {models[-1].size}"
+            )
         models.append(m)
     return models
 
