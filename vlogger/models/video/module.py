@@ -123,13 +123,20 @@ class VideoDiffusion(DiffusionModule):
         guidance = s["guidance"] if guidance is None else guidance
         model = self.ema.module.eval()
         b = reference.shape[0]
-        drop = torch.ones(b, dtype=torch.bool, device=reference.device)
+        # the conditional and unconditional halves go through the network as one batch
+        drop = torch.arange(2 * b, device=reference.device) >= b
+
+        def twice(v: torch.Tensor | None) -> torch.Tensor | None:
+            return None if v is None else torch.cat([v, v])
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            cond = model(x_t, t, reference, controls, known, known_mask, temporal=self.temporal, lowres=lowres)
             if guidance == 1.0:
-                return cond
-            uncond = model(x_t, t, reference, controls, known, known_mask, drop, drop, self.temporal, lowres)
+                return model(x_t, t, reference, controls, known, known_mask, temporal=self.temporal, lowres=lowres)
+            both = model(
+                twice(x_t), twice(t), twice(reference), twice(controls), twice(known), twice(known_mask),
+                drop, drop, self.temporal, twice(lowres),
+            )
+            cond, uncond = both.chunk(2)
             return uncond + guidance * (cond - uncond)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])
