@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 import yaml
@@ -32,7 +33,7 @@ def build(device: str, *overlays: str) -> VideoDiffusion:
     cfg = load_config(None, "train/video_tiny.yaml")
     for path in overlays:
         if path:
-            cfg = merge(cfg, yaml.safe_load(open(path)))
+            cfg = merge(cfg, yaml.safe_load(Path(path).read_text()))
     cfg["phase"] = "clip"
     return VideoDiffusion(cfg).to(device).eval()
 
@@ -89,15 +90,30 @@ def main() -> None:
     timed(stage2, stage2.cfg["data"]["frames"], None)  # warm-up: cuDNN autotuning, allocator
     n = round(args.seconds * FPS)
     frames, dt = timed(stage2, n, None)
-    record({"size": stage2.size, "frames": n, "seconds": round(dt, 1), "fps": round(n / dt, 2),
-            "peak_gpu_memory_gb": peak_gb(args.device)})
+    record(
+        {
+            "size": stage2.size,
+            "frames": n,
+            "seconds": round(dt, 1),
+            "fps": round(n / dt, 2),
+            "peak_gpu_memory_gb": peak_gb(args.device),
+        }
+    )
     m = round(args.sr_seconds * FPS)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     low, dt_low = (frames[:m], dt * m / n) if m <= n else timed(stage2, m, None)
     _, dt_sr = timed(sr, m, low)
-    record({"size": sr.size, "frames": m, "stage2_seconds": round(dt_low, 1), "superres_seconds": round(dt_sr, 1),
-            "fps": round(m / (dt_low + dt_sr), 2), "peak_gpu_memory_gb": peak_gb(args.device)})
+    record(
+        {
+            "size": sr.size,
+            "frames": m,
+            "stage2_seconds": round(dt_low, 1),
+            "superres_seconds": round(dt_sr, 1),
+            "fps": round(m / (dt_low + dt_sr), 2),
+            "peak_gpu_memory_gb": peak_gb(args.device),
+        }
+    )
 
 
 if __name__ == "__main__":

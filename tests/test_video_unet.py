@@ -198,6 +198,8 @@ def test_channels_last_matches():
         model = model.to(memory_format=torch.channels_last)
         inp["reference"] = inp["reference"].contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(model(**inp), expected, atol=1e-5, rtol=1e-4)
+        # activations channels-last (what sampling does): the same function
+        torch.testing.assert_close(model(**inp, memory_format=torch.channels_last), expected, atol=1e-5, rtol=1e-4)
 
 
 def test_copy_encoder_to_control():

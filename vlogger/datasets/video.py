@@ -42,10 +42,12 @@ class ToVideoWindows(ClipWindows):
         meta, params = self.read(sample)
         src = int(params["size"])
         mesh = self.mesh(str(params["model"]))
-        out = []
-        for start, ref in self.starts(meta):
-            idx = [*range(start, start + self.window), ref]
-            frames = decode_frames(sample["mp4"], idx)
+        out, picks = [], list(self.starts(meta))
+        # one decode of the clip for all its windows (each decode runs from the clip's start)
+        wanted = sorted({i for start, ref in picks for i in (*range(start, start + self.window), ref)})
+        decoded = dict(zip(wanted, decode_frames(sample["mp4"], wanted), strict=True))
+        for start, ref in picks:
+            frames = np.stack([decoded[i] for i in (*range(start, start + self.window), ref)])
             renderer = ClipRenderer(mesh, frames[-1], params_slice(params, ref, ref + 1), self.size)
             part = params_slice(params, start, start + self.window)
             controls = next(renderer.controls(part, src, chunk=self.window)).stacked

