@@ -9,6 +9,10 @@ OUT     ?= data/shards
 WORKERS ?= 2
 DATA    ?=
 DEMO_STEPS ?= 800
+# stage 2 in the demo: phase single, then phase clip from its weights, then generation
+DEMO_VIDEO_STEPS ?= 150
+DEMO_CLIP_STEPS  ?= 60
+DEMO_GEN_STEPS   ?= 10
 # validation: the val split preprocessing hashed out (the sample's astronaut_002), plus any
 # identities named here; the demo drives the first frame of DEMO_CLIP with its own audio
 DEMO_VAL   ?= []
@@ -44,7 +48,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check vlogger tests benchmarks
 
-# Embedded sample (or DATA=dir of your videos) -> shards -> contact sheet -> summary.
+# Embedded sample (or DATA=dir of your videos) -> shards -> contact sheet -> controls -> stage 1 and
+# stage 2 trained briefly -> photo (DEMO_CLIP's first frame) + its audio -> video -> evaluation.
 demo: setup
 ifeq ($(DATA),)
 	$(BIN)/vlogger make-sample --out data/sample --clips 3
@@ -57,13 +62,25 @@ endif
 	$(BIN)/vlogger train motion --set data.shards=data/demo/shards --set "data.val_identities=$(DEMO_VAL)" \
 		--set data.max_sync_offset=null --set trainer.max_steps=$(DEMO_STEPS) --set trainer.val_every_steps=$(DEMO_STEPS) \
 		--set logging.dir=data/demo/runs --set logging.logger=csv --set logging.media_every_steps=$(DEMO_STEPS)
-	$(BIN)/vlogger generate-motion --image $(DEMO_CLIP) --audio $(DEMO_CLIP) \
-		--checkpoint data/demo/runs/motion-tiny/checkpoints/last.ckpt --out data/demo/motion --size 128
+	$(BIN)/vlogger train video --set data.shards=data/demo/shards --set "data.val_identities=$(DEMO_VAL)" \
+		--set phase=single --set trainer.max_steps=$(DEMO_VIDEO_STEPS) --set trainer.val_every_steps=$(DEMO_VIDEO_STEPS) \
+		--set logging.dir=data/demo/runs --set logging.logger=csv --set logging.media_every_steps=$(DEMO_VIDEO_STEPS)
+	$(BIN)/vlogger train video --set data.shards=data/demo/shards --set "data.val_identities=$(DEMO_VAL)" \
+		--set phase=clip --set data.batch_size=2 --set model.init_from=data/demo/runs/video-tiny/checkpoints/last.ckpt \
+		--set trainer.max_steps=$(DEMO_CLIP_STEPS) --set trainer.val_every_steps=$(DEMO_CLIP_STEPS) \
+		--set logging.dir=data/demo/runs --set logging.name=video-tiny-clip --set logging.logger=csv \
+		--set logging.media_every_steps=$(DEMO_CLIP_STEPS)
+	$(BIN)/vlogger generate --image $(DEMO_CLIP) --audio $(DEMO_CLIP) --steps $(DEMO_GEN_STEPS) \
+		--motion-checkpoint data/demo/runs/motion-tiny/checkpoints/last.ckpt \
+		--video-checkpoint data/demo/runs/video-tiny-clip/checkpoints/last.ckpt --out data/demo/generate
+	mkdir -p data/demo/generated && cp data/demo/generate/video.mp4 data/demo/generated/$(notdir $(DEMO_CLIP))
+	$(BIN)/vlogger evaluate --generated data/demo/generated --reference $(dir $(DEMO_CLIP)) --out data/demo/eval
 	@echo "demo done:"
 	@echo "  shards + contact sheet  data/demo/shards, data/demo/contact_sheet.png"
 	@echo "  3D fit + controls       data/demo/render/*.mp4, data/demo/render/controls_sheet.png"
-	@echo "  stage-1 training run    data/demo/runs/motion-tiny (checkpoints, media, summary.json)"
-	@echo "  photo + audio -> motion data/demo/motion/motion.npz, data/demo/motion/controls.mp4"
+	@echo "  training runs           data/demo/runs/{motion-tiny,video-tiny,video-tiny-clip} (checkpoints, media, summary.json)"
+	@echo "  photo + audio -> video  data/demo/generate/video.mp4 (and controls.mp4, motion.npz)"
+	@echo "  evaluation              data/demo/eval/report.html, data/demo/eval/results.json"
 
 sample: setup
 	$(BIN)/vlogger make-sample --out $(INPUT)

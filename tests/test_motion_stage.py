@@ -222,3 +222,26 @@ def test_unknown_validation_identity_is_named(real_shards):
     cfg = load_config(None, "train/motion_tiny.yaml", [f"data.shards={shards}", "data.val_identities=[nobody]"])
     with pytest.raises(ValueError, match="nobody"):
         MotionDataModule(cfg).stats()
+
+
+@pytest.mark.shared
+def test_generate_names_a_bad_photo_or_a_missing_checkpoint(trained, tmp_path, capsys):
+    import cv2
+
+    from vlogger.cli import main
+
+    ckpt = str(trained["run"] / "checkpoints" / "last.ckpt")
+    photo = cv2.imread(str(SHARED / "data" / "images" / "portrait_hallo6.jpg"))
+    cv2.imwrite(str(tmp_path / "two.jpg"), np.concatenate([photo, photo], 1))
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((256, 256, 3), 128, np.uint8))
+    audio = str(SHARED / "data" / "audio" / "retalking_audio1.wav")
+    base = ["generate", "--audio", audio, "--motion-checkpoint", ckpt, "--video-checkpoint"]
+    for image, video_ckpt, said in [
+        ("two.jpg", ckpt, "2 faces found"),
+        ("wall.png", ckpt, "no face found"),
+        ("wall.png", str(tmp_path / "none.ckpt"), "none.ckpt: no such checkpoint"),
+    ]:
+        assert main([*base, video_ckpt, "--image", str(tmp_path / image), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and (image in err or "none.ckpt" in err), err
+    assert not (tmp_path / "o").exists()  # nothing half-written

@@ -61,7 +61,7 @@ def phases(real_shards, tmp_path_factory) -> dict:
     single = train_video(tiny(shards, runs, "single", "single", 3))
     ckpt = single["last_checkpoint"]
     clip = train_video(tiny(shards, runs, "clip", "clip", 2, [f"model.init_from={ckpt}"]))
-    sr = ["superres={from_size: 32, noise_aug: 0.1}", "data.size=64", "model.attention_levels=[]"]
+    sr = ["superres={from_size: 32, noise_aug: 0.1, residual: true}", "data.size=64", "model.attention_levels=[]"]
     superres = train_video(tiny(shards, runs, "superres", "clip", 2, sr))
     return {"single": single, "clip": clip, "superres": superres, "runs": runs, "shards": shards}
 

@@ -227,7 +227,7 @@ def test_super_resolution_condition_is_the_frame_shrunk_and_upsampled():
     from vlogger.config import load_config
     from vlogger.models.video.module import VideoDiffusion
 
-    over = ["superres={from_size: 16, noise_aug: 0.0}", "data.size=32", "model.channels=[16,32,64]"]
+    over = ["superres={from_size: 16, noise_aug: 0.0, residual: true}", "data.size=32", "model.channels=[16,32,64]"]
     module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", over))
     smooth = torch.linspace(-1, 1, 32)[None, None, None, :, None].expand(1, 2, 3, 32, 32)
     low = module.degrade(smooth)
@@ -235,3 +235,20 @@ def test_super_resolution_condition_is_the_frame_shrunk_and_upsampled():
     stripes = torch.ones(1, 2, 3, 32, 32)
     stripes[..., ::2, :] = -1
     assert module.degrade(stripes).abs().max() < 1e-5  # detail above 16 px Nyquist is gone
+
+
+def test_residual_super_resolution_starts_at_the_upsampled_frames():
+    from vlogger.config import load_config
+    from vlogger.models.video.module import VideoDiffusion
+
+    over = ["superres={from_size: 16, noise_aug: 0.0, residual: true}", "data.size=32", "model.channels=[16,32,64]"]
+    over += ["phase=clip", "sampling.steps=3"]
+    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", over))
+    for m in (module.model, module.ema.module):
+        torch.nn.init.zeros_(m.out[-1].weight)
+        torch.nn.init.zeros_(m.out[-1].bias)
+    low = torch.rand(1, 2, 3, 16, 16) * 2 - 1
+    up = module.upsample(low)
+    controls = torch.rand(1, 2, 14, 32, 32)
+    out = module.sample(torch.zeros(1, 3, 32, 32), controls, generator=torch.Generator().manual_seed(0), lowres=up)
+    torch.testing.assert_close(out, up.clamp(-1, 1), atol=1e-4, rtol=0)  # a zero residual: bilinear exactly

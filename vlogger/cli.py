@@ -129,6 +129,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from vlogger.pipeline import generate_motion, generate_video, write_motion
 
     out = Path(args.out)
+    for path in [args.video_checkpoint, *args.superres, *[args.motion_checkpoint] * (not args.motion_from)]:
+        if path and not Path(path).is_file():  # before stage 1 runs, not after
+            raise FileNotFoundError(f"{path}: no such checkpoint")
     if args.motion_from:
         from vlogger.reconstruct import motion_from_video, write_references
 

@@ -197,9 +197,11 @@ def generate_video(
     frames written (T, S, S, 3) uint8."""
     models = load_cascade(checkpoint, list(superres), device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    frames = _run_model(models[0], result, gen, steps, guidance, None, f"stage 2 ({models[0].size} px)")
-    for m in models[1:]:
-        frames = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
+    cuda = torch.device(device).type == "cuda"
+    with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # bf16 on a GPU, as benchmarks/gpu_generate.py
+        frames = _run_model(models[0], result, gen, steps, guidance, None, f"stage 2 ({models[0].size} px)")
+        for m in models[1:]:
+            frames = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
     video = to_uint8(frames, size)
     write_video(video, result, out / "video.mp4")
     return video

@@ -80,6 +80,11 @@ class VideoDiffusion(DiffusionModule):
         sigma = torch.rand(b, 1, 1, 1, 1, device=frames.device, generator=generator) * self.superres["noise_aug"]
         return up + sigma * torch.randn(up.shape, device=frames.device, generator=generator)
 
+    def as_x0(self, out: torch.Tensor, lowres: torch.Tensor | None) -> torch.Tensor:
+        """The network's output as the clean frames: with `superres.residual` a residual over the
+        upsampled low-res frames, so super-resolution starts at bilinear, not at noise."""
+        return out + lowres if lowres is not None and self.superres["residual"] else out
+
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
 
@@ -98,7 +103,7 @@ class VideoDiffusion(DiffusionModule):
         drop_ctrl = torch.rand(b, device=self.device, generator=generator) < g["drop_controls"]
         lowres = self.degrade(x0, generator) if self.superres else None
         ref, ctrl = batch["reference"], batch["controls"]
-        pred = model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres)
+        pred = self.as_x0(model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres), lowres)
         free = 1.0 - known_mask
         loss = ((pred - x0).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
         return {"loss": loss}
@@ -133,7 +138,7 @@ class VideoDiffusion(DiffusionModule):
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if guidance == 1.0:
-                return model(
+                out = model(
                     x_t,
                     t,
                     reference,
@@ -144,6 +149,7 @@ class VideoDiffusion(DiffusionModule):
                     lowres=lowres,
                     memory_format=fmt,
                 )
+                return self.as_x0(out, lowres)
             both = model(
                 twice(x_t),
                 twice(t),
@@ -158,7 +164,7 @@ class VideoDiffusion(DiffusionModule):
                 fmt,
             )
             cond, uncond = both.chunk(2)
-            return uncond + guidance * (cond - uncond)
+            return self.as_x0(uncond + guidance * (cond - uncond), lowres)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])
         x = self.diffusion.sample(denoise, shape, s["sampler"], steps, generator, reference.device)

@@ -1,0 +1,241 @@
+"""Stage 2 on the real clips, on CPU: training time of both phases and super-resolution, then
+reconstruction of a held-out part of a training identity against ground truth and the
+warped-reference baseline, outpainting seams, and a photo + speech generation.
+
+1. Trains the tiny configs on ../shared/data/clips (preprocessed into data/real_shards; the
+   last 4 s of every edtalk_pose_source2 clip and two identities held out, see
+   configs/train/shared_clips.yaml): phase `single`, phase `clip` from its EMA weights, and
+   the 64 -> 128 super-resolution model, each timed (skipped when its checkpoint exists).
+2. Reconstruction (`vlogger generate --motion-from`): the edtalk clip's held-out tail driven by
+   its own tracked motion, the clip's first frame as reference; `vlogger evaluate` scores the
+   generated video and the warped-reference baseline against the ground truth (PSNR, SSIM,
+   identity, jitter, ...). Seams: mean absolute frame-to-frame change at the outpainting
+   windows' borders vs. inside them, for the generated video and the ground truth.
+3. `vlogger generate` from a photo in ../shared/data/images and a recording in
+   ../shared/data/audio with the tiny stage-1 model (trained first if missing), timed.
+
+    python -m benchmarks.stage2 [--runs runs] [--out data/bench_stage2] [--append benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine, publish
+from vlogger.config import REPO_ROOT
+
+SHARED = REPO_ROOT.parent / "shared" / "data"
+SHARDS = REPO_ROOT / "data" / "real_shards"
+DATA = "configs/train/shared_clips.yaml"
+RECON_CLIP, RECON_START = "edtalk_pose_source2", 16.0  # its first 20-s clip; the last 4 s are held out
+PHOTO, SPEECH = "portrait_hallo6.jpg", "retalking_audio1.wav"
+
+
+def vlogger(*args: str) -> float:
+    """Run a `vlogger` command as a user would; its wall time in seconds."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vlogger.cli", *args], check=True)
+    return time.perf_counter() - t
+
+
+def train(runs: Path, stage: str, name: str, configs: list[str], sets: list[str]) -> tuple[Path, float]:
+    """last.ckpt of run `name`, trained now and timed unless it exists (then the time recorded
+    beside it when it was trained)."""
+    ckpt, timing = runs / name / "checkpoints" / "last.ckpt", runs / name / "bench_seconds.json"
+    if not ckpt.is_file():
+        sets = [*sets, f"logging.dir={runs}", f"logging.name={name}", "logging.logger=csv"]
+        configs_args = [a for c in configs for a in ("--config", c)]
+        seconds = vlogger("train", stage, *configs_args, *[a for s in sets for a in ("--set", s)])
+        timing.write_text(json.dumps({"seconds": seconds}))
+    return ckpt, json.loads(timing.read_text())["seconds"]
+
+
+def seams(video: np.ndarray, window: int, overlap: int) -> dict[str, float]:
+    """Mean |frame t - frame t-1| (uint8 scale) where a new outpainting window's first
+    generated frame follows the frames it was conditioned on, vs. every other transition."""
+    from vlogger.models.motion.generate import window_starts
+
+    diff = np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # diff[t-1]: t-1 -> t
+    borders = {s + overlap for s in window_starts(len(video), window, overlap)[1:] if s + overlap < len(video)}
+    at = np.array([diff[t - 1] for t in sorted(borders)])
+    inside = np.array([d for t, d in enumerate(diff, 1) if t not in borders])
+    return {"border": float(at.mean()), "inside": float(inside.mean()), "ratio": float(at.mean() / inside.mean())}
+
+
+def evaluate(generated: Path, reference: Path, out: Path) -> dict[str, float]:
+    """`vlogger evaluate` of one folder against references; its aggregate scores."""
+    vlogger("evaluate", "--generated", str(generated), "--reference", str(reference), "--out", str(out))
+    return json.loads((out / "results.json").read_text())["aggregate"]
+
+
+def strip(rows: dict[str, np.ndarray], path: Path, n: int = 8) -> Path:
+    """PNG: one row of `n` evenly spaced frames per video, all at the largest size."""
+    import cv2
+
+    size = max(v.shape[1] for v in rows.values())
+    pick = np.linspace(0, min(len(v) for v in rows.values()) - 1, n).round().astype(int)
+    grid = [
+        np.concatenate([cv2.resize(v[i], (size, size), interpolation=cv2.INTER_NEAREST) for i in pick], 1)
+        for v in rows.values()
+    ]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(grid, 0), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def cached(fn):
+    """Keep a step's result in OUT/NAME/result.json: a rerun after an interruption skips it."""
+
+    def run(name: str, *args, **kwargs) -> dict:
+        path = args[1] / name / "result.json"
+        if not path.is_file():
+            result = fn(name, *args, **kwargs)
+            path.write_text(json.dumps(result, indent=1))
+        return json.loads(path.read_text())
+
+    return run
+
+
+@cached
+def reconstruct(name: str, cascade: list[Path], out: Path, steps: int) -> dict:
+    """The edtalk clip's held-out tail driven by its own motion through `cascade`; the generated
+    video and the warped-reference baseline scored against the ground truth."""
+    from vlogger.io.video import decode_mp4_bytes
+    from vlogger.pipeline import load_video_model
+
+    gen = out / name
+    args = ["--motion-from", str(SHARED / "clips" / f"{RECON_CLIP}.mp4"), "--start", str(RECON_START)]
+    args += ["--reference-frame", "0", "--video-checkpoint", str(cascade[0]), "--out", str(gen), "--steps", str(steps)]
+    seconds = vlogger("generate", *args, *[a for c in cascade[1:] for a in ("--superres", str(c))])
+    for kind, src in (("generated", "video"), ("baseline", "warped_reference"), ("truth", "ground_truth")):
+        (gen / kind).mkdir(exist_ok=True)
+        shutil.copy(gen / f"{src}.mp4", gen / kind / f"{RECON_CLIP}.mp4")
+    videos = {
+        k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")
+    }
+    models = [load_video_model(c) for c in cascade]
+    frames, overlap = models[-1].cfg["data"]["frames"], models[-1].cfg["guidance"]["overlap"]
+    return {
+        "frames": len(videos["generated"]),
+        "size": videos["generated"].shape[1],
+        "seconds": seconds,
+        "generated": evaluate(gen / "generated", gen / "truth", gen / "eval_generated"),
+        "baseline": evaluate(gen / "baseline", gen / "truth", gen / "eval_baseline"),
+        "seams": {k: seams(videos[k], frames, overlap) for k in ("generated", "truth")},
+        "strip": str(strip(videos, gen / "strip.png")),
+    }
+
+
+@cached
+def photo_and_speech(name: str, cascade: list[Path], out: Path, steps: int, motion: Path) -> dict:
+    """`vlogger generate` from a photo and a recording; scored against the photo (identity) and
+    the recording (sync, from the video's own track)."""
+    gen = out / name
+    args = ["--image", str(SHARED / "images" / PHOTO), "--audio", str(SHARED / "audio" / SPEECH)]
+    args += ["--motion-checkpoint", str(motion), "--video-checkpoint", str(cascade[0]), "--out", str(gen)]
+    args += ["--steps", str(steps), *[a for c in cascade[1:] for a in ("--superres", str(c))]]
+    seconds = vlogger("generate", *args)
+    stem = Path(PHOTO).stem
+    for kind, src in (("generated", gen / "video.mp4"), ("reference", SHARED / "images" / PHOTO)):
+        (gen / kind).mkdir(exist_ok=True)
+        shutil.copy(src, gen / kind / f"{stem}{src.suffix}")
+    return {"seconds": seconds, "scores": evaluate(gen / "generated", gen / "reference", gen / "eval")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="runs", help="folder of the training runs (existing checkpoints are reused)")
+    ap.add_argument("--out", default="data/bench_stage2")
+    ap.add_argument("--single-steps", type=int, default=300)
+    ap.add_argument("--clip-steps", type=int, default=220)
+    ap.add_argument("--superres-steps", type=int, default=80)
+    ap.add_argument("--steps", type=int, default=25, help="sampler steps for generation")
+    ap.add_argument("--append", help="add the markdown block to this file (benchmarks/RESULTS.md)")
+    args = ap.parse_args()
+    runs, out = Path(args.runs), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (SHARDS / "index.json").is_file():
+        vlogger("preprocess", "--input", str(SHARED / "clips"), "--out", str(SHARDS), "--workers", "2")
+
+    def steps(n: int) -> list[str]:
+        return [f"trainer.max_steps={n}", f"trainer.val_every_steps={n // 2}", f"logging.media_every_steps={n}"]
+
+    times: dict[str, float] = {}
+    single, times["single"] = train(runs, "video", "stage2-single", [DATA], ["phase=single", *steps(args.single_steps)])
+    clip_sets = ["phase=clip", "data.batch_size=2", f"model.init_from={single}", *steps(args.clip_steps)]
+    clip, times["clip"] = train(runs, "video", "stage2-clip", [DATA], clip_sets)
+    sr_configs = ["configs/train/superres_tiny.yaml", DATA]
+    superres, times["superres"] = train(runs, "video", "stage2-superres", sr_configs, steps(args.superres_steps))
+    motion, times["motion"] = train(runs, "motion", "stage2-motion", [DATA], [])
+    summaries = {
+        n: json.loads((runs / f"stage2-{n}" / "summary.json").read_text()) for n in ("single", "clip", "superres")
+    }
+    recon = {
+        "64 px (stage 2)": reconstruct("recon64", [clip], out, args.steps),
+        "128 px (stage 2 + super-resolution)": reconstruct("recon128", [clip, superres], out, args.steps),
+    }
+    photo = photo_and_speech("photo", [clip, superres], out, args.steps, motion)
+    (out / "results.json").write_text(
+        json.dumps({"train_seconds": times, "summaries": summaries, "reconstruction": recon, "photo": photo}, indent=1)
+    )
+    publish(report(times, summaries, recon, photo, args), args.append)
+
+
+def report(times: dict, summaries: dict, recon: dict, photo: dict, args: argparse.Namespace) -> list[str]:
+    """The markdown block for RESULTS.md."""
+    lines = [
+        f"### Stage 2 on CPU: tiny training, reconstruction, generation, {datetime.date.today()} ({machine()})",
+        "",
+        "`python -m benchmarks.stage2`: tiny configs on the real clips (data/real_shards; held out: two identities and",
+        f"the last 4 s of every {RECON_CLIP} clip). DDIM {args.steps} steps for every generation.",
+        "",
+        "| run | steps | wall time | validation loss start -> end |",
+        "|---|---|---|---|",
+    ]
+    for name in ("single", "clip", "superres"):
+        sm = summaries[name]
+        loss = f"{sm['val_loss_start']:.3f} -> {sm['val_loss_end']:.3f}"
+        lines.append(f"| {name} | {sm['global_step']} | {times[name] / 60:.1f} min | {loss} |")
+    lines.append(f"| stage 1 (motion tiny) | | {times['motion'] / 60:.1f} min | |")
+    lines += [
+        "",
+        f"Both stage-2 phases: {(times['single'] + times['clip']) / 60:.1f} min. Reconstruction of {RECON_CLIP}'s",
+        f"held-out seconds {RECON_START:g}-{RECON_START + 4:g} from its own tracked motion, its frame 0 as reference,",
+        "scored by `vlogger evaluate` against the ground-truth crop:",
+        "",
+        "| output | video | PSNR dB | SSIM | identity cosine | jitter | LME | generation time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, r in recon.items():
+        for kind in ("generated", "baseline"):
+            a = r[kind]
+            row = [label, "stage 2" if kind == "generated" else "warped reference (baseline)"]
+            row += [f"{a.get(k, float('nan')):.3f}" for k in ("psnr", "ssim", "identity_cosine", "jitter", "lme")]
+            row.append(f"{r['seconds']:.0f} s for {r['frames']} frames" if kind == "generated" else "")
+            lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Outpainting seams (mean |frame-to-frame change|, 0-255, at window borders / inside windows):", ""]
+    for label, r in recon.items():
+        g, t = r["seams"]["generated"], r["seams"]["truth"]
+        lines.append(
+            f"- {label}: generated {g['border']:.2f} / {g['inside']:.2f} (ratio {g['ratio']:.2f}); "
+            f"ground truth at the same frames {t['border']:.2f} / {t['inside']:.2f} (ratio {t['ratio']:.2f})"
+        )
+    sc = photo["scores"]
+    lines += [
+        "",
+        f"Photo + speech ({PHOTO} + {SPEECH}, 128 px through the cascade): {photo['seconds']:.0f} s wall;",
+        "scores: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(sc.items())),
+    ]
+    return lines
+
+
+if __name__ == "__main__":
+    main()
