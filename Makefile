@@ -8,10 +8,10 @@ INPUT   ?= data/sample
 OUT     ?= data/shards
 WORKERS ?= 2
 DATA    ?=
-DEMO_STEPS ?= 800
+DEMO_STEPS ?= 500
 # stage 2 in the demo: phase single, then phase clip from its weights, then generation
-DEMO_VIDEO_STEPS ?= 150
-DEMO_CLIP_STEPS  ?= 60
+DEMO_VIDEO_STEPS ?= 100
+DEMO_CLIP_STEPS  ?= 40
 DEMO_GEN_STEPS   ?= 10
 # validation: the val split preprocessing hashed out (the sample's astronaut_002), plus any
 # identities named here; the demo drives the first frame of DEMO_CLIP with its own audio
@@ -52,7 +52,7 @@ lint: setup
 # stage 2 trained briefly -> photo (DEMO_CLIP's first frame) + its audio -> video -> evaluation.
 demo: setup
 ifeq ($(DATA),)
-	$(BIN)/vlogger make-sample --out data/sample --clips 3
+	$(BIN)/vlogger make-sample --out data/sample --clips 3 --seconds 4
 	$(BIN)/vlogger preprocess --input data/sample --out data/demo/shards --workers $(WORKERS)
 else
 	$(BIN)/vlogger preprocess --input $(DATA) --out data/demo/shards --workers $(WORKERS)

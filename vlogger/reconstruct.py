@@ -112,7 +112,7 @@ def warped_baseline(result: MotionResult, size: int) -> np.ndarray:
     image = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     out = []
     for c in renderer.controls(result.params, int(result.params["size"])):
-        pasted = c.mask * c.warped + (1 - c.mask) * image
+        pasted = c.paste(image)
         out.append((pasted * 255).round().byte().permute(0, 2, 3, 1).numpy())
     return np.concatenate(out)
 

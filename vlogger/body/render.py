@@ -71,6 +71,11 @@ class Controls:
         """(B, 1, S, S) 1 where `warped` carries a reference colour."""
         return self.stacked[:, 13:14]
 
+    def paste(self, image: Tensor) -> Tensor:
+        """`image` (B or 1, 3, S, S) in [0, 1] with the warped reference pasted wherever it
+        carries a colour: the reconstruction baseline, and where a residual stage 2 starts."""
+        return self.mask * self.warped + (1 - self.mask) * image
+
 
 @dataclass
 class _Hits:

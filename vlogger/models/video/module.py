@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vlogger.body.render import Controls
 from vlogger.models.diffusion import Diffusion
 from vlogger.models.video.unet import VideoUNet
 from vlogger.training.base import DiffusionModule
@@ -80,10 +81,21 @@ class VideoDiffusion(DiffusionModule):
         sigma = torch.rand(b, 1, 1, 1, 1, device=frames.device, generator=generator) * self.superres["noise_aug"]
         return up + sigma * torch.randn(up.shape, device=frames.device, generator=generator)
 
-    def as_x0(self, out: torch.Tensor, lowres: torch.Tensor | None) -> torch.Tensor:
-        """The network's output as the clean frames: with `superres.residual` a residual over the
-        upsampled low-res frames, so super-resolution starts at bilinear, not at noise."""
-        return out + lowres if lowres is not None and self.superres["residual"] else out
+    def as_x0(
+        self, out: torch.Tensor, lowres: torch.Tensor | None, reference: torch.Tensor, controls: torch.Tensor
+    ) -> torch.Tensor:
+        """The network's output as the clean frames: a residual over the upsampled low-res frames
+        (`superres.residual`), or over the reference with the warped reference pasted in
+        (`model.residual_over_warped`), so that a model starts from that picture, not from noise.
+        (Checkpoints from before the option have no key: plain x0.)"""
+        if lowres is not None:
+            return out + lowres if self.superres["residual"] else out
+        if not self.cfg["model"].get("residual_over_warped", False):
+            return out
+        b, n = controls.shape[:2]
+        ctrl = Controls(controls.flatten(0, 1).to(out.dtype))
+        image = (reference[:, None].expand(b, n, -1, -1, -1).flatten(0, 1).to(out.dtype) + 1) / 2
+        return out + (ctrl.paste(image) * 2 - 1).unflatten(0, (b, n))
 
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
@@ -103,7 +115,8 @@ class VideoDiffusion(DiffusionModule):
         drop_ctrl = torch.rand(b, device=self.device, generator=generator) < g["drop_controls"]
         lowres = self.degrade(x0, generator) if self.superres else None
         ref, ctrl = batch["reference"], batch["controls"]
-        pred = self.as_x0(model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres), lowres)
+        pred = model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres)
+        pred = self.as_x0(pred, lowres, ref, ctrl)
         free = 1.0 - known_mask
         loss = ((pred - x0).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
         return {"loss": loss}
@@ -149,7 +162,7 @@ class VideoDiffusion(DiffusionModule):
                     lowres=lowres,
                     memory_format=fmt,
                 )
-                return self.as_x0(out, lowres)
+                return self.as_x0(out, lowres, reference, controls)
             both = model(
                 twice(x_t),
                 twice(t),
@@ -164,7 +177,7 @@ class VideoDiffusion(DiffusionModule):
                 fmt,
             )
             cond, uncond = both.chunk(2)
-            return self.as_x0(uncond + guidance * (cond - uncond), lowres)
+            return self.as_x0(uncond + guidance * (cond - uncond), lowres, reference, controls)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])
         x = self.diffusion.sample(denoise, shape, s["sampler"], steps, generator, reference.device)

@@ -302,7 +302,8 @@ class VideoUNet(nn.Module):
                 if level > 0 and i == blocks_per_level:
                     layers.append(Upsample(c))
                 self.up.append(layers)
-        self.out = nn.Sequential(_norm(c0, norm_groups), nn.SiLU(), nn.Conv2d(c0, IMAGE_CHANNELS, 3, padding=1))
+        # zero-init output: an untrained model predicts exactly what the module adds it to
+        self.out = nn.Sequential(_norm(c0, norm_groups), nn.SiLU(), _zero(nn.Conv2d(c0, IMAGE_CHANNELS, 3, padding=1)))
 
     @torch.no_grad()
     def copy_encoder_to_control(self) -> None:
