@@ -115,6 +115,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.fit
 	$(BIN)/python -m benchmarks.render
 	$(BIN)/python -m benchmarks.motion
+	$(BIN)/python -m benchmarks.stage2
 
 clean:
 	rm -rf data/demo $(VENV)

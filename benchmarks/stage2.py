@@ -105,19 +105,36 @@ def cached(fn):
 
 
 @cached
-def reconstruct(name: str, cascade: list[Path], out: Path, steps: int) -> dict:
+def reconstruct(
+    name: str, cascade: list[Path], out: Path, steps: int, guidance: float | None = None, bilinear: str | None = None
+) -> dict:
     """The edtalk clip's held-out tail driven by its own motion through `cascade`; the generated
-    video and the warped-reference baseline scored against the ground truth."""
-    from vlogger.io.video import decode_mp4_bytes
+    video and the warped-reference baseline scored against the ground truth (and, with
+    `bilinear` naming an earlier run of the low-resolution model alone, that run's video
+    bilinearly upsampled: what super-resolution must beat)."""
+    import cv2
+
+    from vlogger.io.audio import load_audio
+    from vlogger.io.video import decode_mp4_bytes, encode_mp4
     from vlogger.pipeline import load_video_model
 
     gen = out / name
     args = ["--motion-from", str(SHARED / "clips" / f"{RECON_CLIP}.mp4"), "--start", str(RECON_START)]
     args += ["--reference-frame", "0", "--video-checkpoint", str(cascade[0]), "--out", str(gen), "--steps", str(steps)]
+    args += ["--guidance", str(guidance)] if guidance is not None else []
     seconds = vlogger("generate", *args, *[a for c in cascade[1:] for a in ("--superres", str(c))])
     for kind, src in (("generated", "video"), ("baseline", "warped_reference"), ("truth", "ground_truth")):
         (gen / kind).mkdir(exist_ok=True)
         shutil.copy(gen / f"{src}.mp4", gen / kind / f"{RECON_CLIP}.mp4")
+    scores = {}
+    if bilinear:
+        low = decode_mp4_bytes((out / bilinear / "video.mp4").read_bytes())
+        size = decode_mp4_bytes((gen / "video.mp4").read_bytes()).shape[1]
+        up = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in low])
+        (gen / "bilinear").mkdir(exist_ok=True)
+        mp4 = encode_mp4(up, 25, crf=18, audio=load_audio(gen / "video.mp4"))
+        (gen / "bilinear" / f"{RECON_CLIP}.mp4").write_bytes(mp4)
+        scores["bilinear"] = evaluate(gen / "bilinear", gen / "truth", gen / "eval_bilinear")
     videos = {
         k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")
     }
@@ -127,21 +144,29 @@ def reconstruct(name: str, cascade: list[Path], out: Path, steps: int) -> dict:
         "frames": len(videos["generated"]),
         "size": videos["generated"].shape[1],
         "seconds": seconds,
+        "guidance": guidance,
         "generated": evaluate(gen / "generated", gen / "truth", gen / "eval_generated"),
         "baseline": evaluate(gen / "baseline", gen / "truth", gen / "eval_baseline"),
+        **scores,
         "seams": {k: seams(videos[k], frames, overlap) for k in ("generated", "truth")},
         "strip": str(strip(videos, gen / "strip.png")),
     }
 
 
 @cached
-def photo_and_speech(name: str, cascade: list[Path], out: Path, steps: int, motion: Path) -> dict:
+def photo_and_speech(name: str, cascade: list[Path], out: Path, steps: int, guidance: float, motion: Path) -> dict:
     """`vlogger generate` from a photo and a recording; scored against the photo (identity) and
     the recording (sync, from the video's own track)."""
     gen = out / name
     args = ["--image", str(SHARED / "images" / PHOTO), "--audio", str(SHARED / "audio" / SPEECH)]
     args += ["--motion-checkpoint", str(motion), "--video-checkpoint", str(cascade[0]), "--out", str(gen)]
-    args += ["--steps", str(steps), *[a for c in cascade[1:] for a in ("--superres", str(c))]]
+    args += [
+        "--steps",
+        str(steps),
+        "--guidance",
+        str(guidance),
+        *[a for c in cascade[1:] for a in ("--superres", str(c))],
+    ]
     seconds = vlogger("generate", *args)
     stem = Path(PHOTO).stem
     for kind, src in (("generated", gen / "video.mp4"), ("reference", SHARED / "images" / PHOTO)):
@@ -158,6 +183,7 @@ def main() -> None:
     ap.add_argument("--clip-steps", type=int, default=220)
     ap.add_argument("--superres-steps", type=int, default=80)
     ap.add_argument("--steps", type=int, default=25, help="sampler steps for generation")
+    ap.add_argument("--guidance", type=float, default=1.0, help="stage-2 guidance beside the config's")
     ap.add_argument("--append", help="add the markdown block to this file (benchmarks/RESULTS.md)")
     args = ap.parse_args()
     runs, out = Path(args.runs), Path(args.out)
@@ -178,11 +204,15 @@ def main() -> None:
     summaries = {
         n: json.loads((runs / f"stage2-{n}" / "summary.json").read_text()) for n in ("single", "clip", "superres")
     }
+    g = args.guidance
     recon = {
-        "64 px (stage 2)": reconstruct("recon64", [clip], out, args.steps),
-        "128 px (stage 2 + super-resolution)": reconstruct("recon128", [clip, superres], out, args.steps),
+        "64 px, stage 2, config guidance": reconstruct("recon64", [clip], out, args.steps),
+        f"64 px, stage 2, guidance {g:g}": reconstruct("recon64_g", [clip], out, args.steps, g),
+        f"128 px, stage 2 + super-resolution, guidance {g:g}": reconstruct(
+            "recon128_g", [clip, superres], out, args.steps, g, bilinear="recon64_g"
+        ),
     }
-    photo = photo_and_speech("photo", [clip, superres], out, args.steps, motion)
+    photo = photo_and_speech("photo", [clip, superres], out, args.steps, g, motion)
     (out / "results.json").write_text(
         json.dumps({"train_seconds": times, "summaries": summaries, "reconstruction": recon, "photo": photo}, indent=1)
     )
@@ -214,10 +244,11 @@ def report(times: dict, summaries: dict, recon: dict, photo: dict, args: argpars
         "| output | video | PSNR dB | SSIM | identity cosine | jitter | LME | generation time |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    names = {"generated": "generated", "baseline": "warped reference (baseline)", "bilinear": "64 px output, bilinear"}
     for label, r in recon.items():
-        for kind in ("generated", "baseline"):
+        for kind in [k for k in names if k in r]:
             a = r[kind]
-            row = [label, "stage 2" if kind == "generated" else "warped reference (baseline)"]
+            row = [label, names[kind]]
             row += [f"{a.get(k, float('nan')):.3f}" for k in ("psnr", "ssim", "identity_cosine", "jitter", "lme")]
             row.append(f"{r['seconds']:.0f} s for {r['frames']} frames" if kind == "generated" else "")
             lines.append("| " + " | ".join(row) + " |")
@@ -231,7 +262,8 @@ def report(times: dict, summaries: dict, recon: dict, photo: dict, args: argpars
     sc = photo["scores"]
     lines += [
         "",
-        f"Photo + speech ({PHOTO} + {SPEECH}, 128 px through the cascade): {photo['seconds']:.0f} s wall;",
+        f"Photo + speech ({PHOTO} + {SPEECH}, 128 px through the cascade, guidance {args.guidance:g}): "
+        f"{photo['seconds']:.0f} s wall;",
         "scores: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(sc.items())),
     ]
     return lines
