@@ -104,6 +104,16 @@ def test_faceless_reference_leaves_the_video_unscored(dlib_backbone) -> None:
     result = metric.compute()
     assert np.isnan(result["identity_cosine"]) and np.isnan(metric.last)
     assert (result["no_face_references"], result["no_face_frames"]) == (1, 0)
+    assert metric.last_skipped == "dlib found no face in the reference image"
+
+
+@pytest.mark.shared
+def test_video_without_a_face_says_why_it_has_no_score(dlib_backbone, clip_frames) -> None:
+    metric = IdentitySimilarity(dlib_backbone)
+    metric.update(clip_frames["hdtf_WDA_KatieHill_000"][0], noise_frame((2, 256, 256, 3)))
+    assert np.isnan(metric.last) and metric.last_skipped == "dlib found no face in any of 2 frames"
+    metric.update(clip_frames["hdtf_WDA_KatieHill_000"][0], clip_frames["hdtf_WDA_KatieHill_000"][1:3])
+    assert metric.last > 0.9 and metric.last_skipped is None
 
 
 class _Fixed:

@@ -195,6 +195,7 @@ class IdentitySimilarity(Metric):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.last = float("nan")
+        self.last_skipped: str | None = None  # why `last` is NaN, for the results file
         for name in ("cosine_sum", "frames", "no_face_frames", "no_face_references"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -204,10 +205,12 @@ class IdentitySimilarity(Metric):
         if np.isnan(ref).any():
             self.no_face_references += 1
             self.last = float("nan")
+            self.last_skipped = f"{self.backbone.name} found no face in the reference image"
             return
         cos = self.backbone.embed(frames) @ ref
         found = ~np.isnan(cos)
         self.last = float(cos[found].mean()) if found.any() else float("nan")
+        self.last_skipped = None if found.any() else f"{self.backbone.name} found no face in any of {len(frames)} frames"
         self.cosine_sum += float(cos[found].sum())
         self.frames += int(found.sum())
         self.no_face_frames += int((~found).sum())

@@ -155,7 +155,10 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
         ref_img = _reference_image(ref_path, ref)
         if identity.metric is not None and ref_img is not None:
             identity.metric.update(ref_img, gen.frames[:: max(1, len(gen.frames) // protocol["identity"]["frames"])])
-            row["identity_cosine"] = identity.metric.last
+            if identity.metric.last_skipped is None:
+                row["identity_cosine"] = identity.metric.last
+            else:
+                row["identity_cosine_skipped"] = identity.metric.last_skipped
         per_video[path.name] = row
     aggregate = {name: float(m.compute()) for name, m in means.items() if float(m.count) > 0}
     aggregate.update(sync.compute() if float(sync.videos) > 0 else {})
@@ -173,7 +176,14 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
             continue
         # per-video metrics give a dict (face-miss counts are bookkeeping, not a score); FID/FVD one number
         scores = value if isinstance(value, dict) else {opt.name: float(value)}
-        aggregate.update({k: v for k, v in scores.items() if isinstance(v, int | float) and "no_face" not in k})
+        for k, v in scores.items():
+            if "no_face" in k or not isinstance(v, int | float):
+                continue
+            if np.isnan(v):  # e.g. identity when no face was found anywhere: say so instead of a NaN
+                counts = ", ".join(f"{n} {c}" for n, c in scores.items() if "no_face" in n)
+                skipped[k] = f"no video could be scored ({counts})"
+            else:
+                aggregate[k] = v
     return {
         "protocol_version": protocol["version"],
         "identity_backbone": protocol["identity"]["backbone"] if identity.metric is not None else None,
