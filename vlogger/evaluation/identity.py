@@ -210,7 +210,8 @@ class IdentitySimilarity(Metric):
         cos = self.backbone.embed(frames) @ ref
         found = ~np.isnan(cos)
         self.last = float(cos[found].mean()) if found.any() else float("nan")
-        self.last_skipped = None if found.any() else f"{self.backbone.name} found no face in any of {len(frames)} frames"
+        none_found = f"{self.backbone.name} found no face in any of {len(frames)} frames"
+        self.last_skipped = None if found.any() else none_found
         self.cosine_sum += float(cos[found].sum())
         self.frames += int(found.sum())
         self.no_face_frames += int((~found).sum())
