@@ -13,8 +13,6 @@ DEMO_STEPS ?= 500
 DEMO_VIDEO_STEPS ?= 100
 DEMO_CLIP_STEPS  ?= 40
 DEMO_GEN_STEPS   ?= 10
-# guidance 1.0: on the tiny model 1.5 costs ~1.9 dB PSNR (benchmarks/RESULTS.md) and twice the time
-DEMO_GUIDANCE    ?= 1.0
 # validation: the val split preprocessing hashed out (the sample's astronaut_002), plus any
 # identities named here; the demo drives the first frame of DEMO_CLIP with its own audio
 DEMO_VAL   ?= []
@@ -72,7 +70,7 @@ endif
 		--set trainer.max_steps=$(DEMO_CLIP_STEPS) --set trainer.val_every_steps=$(DEMO_CLIP_STEPS) \
 		--set logging.dir=data/demo/runs --set logging.name=video-tiny-clip --set logging.logger=csv \
 		--set logging.media_every_steps=$(DEMO_CLIP_STEPS)
-	$(BIN)/vlogger generate --image $(DEMO_CLIP) --audio $(DEMO_CLIP) --steps $(DEMO_GEN_STEPS) --guidance $(DEMO_GUIDANCE) \
+	$(BIN)/vlogger generate --image $(DEMO_CLIP) --audio $(DEMO_CLIP) --steps $(DEMO_GEN_STEPS) \
 		--motion-checkpoint data/demo/runs/motion-tiny/checkpoints/last.ckpt \
 		--video-checkpoint data/demo/runs/video-tiny-clip/checkpoints/last.ckpt --out data/demo/generate
 	mkdir -p data/demo/generated && cp data/demo/generate/video.mp4 data/demo/generated/$(notdir $(DEMO_CLIP))
