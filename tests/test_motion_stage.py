@@ -225,8 +225,9 @@ def test_unknown_validation_identity_is_named(real_shards):
 
 
 @pytest.mark.shared
-def test_generate_names_a_bad_photo_or_a_missing_checkpoint(trained, tmp_path, capsys):
+def test_generate_names_a_bad_photo_audio_or_checkpoint(trained, tmp_path, capsys):
     import cv2
+    import soundfile as sf
 
     from vlogger.cli import main
 
@@ -234,14 +235,19 @@ def test_generate_names_a_bad_photo_or_a_missing_checkpoint(trained, tmp_path, c
     photo = cv2.imread(str(SHARED / "data" / "images" / "portrait_hallo6.jpg"))
     cv2.imwrite(str(tmp_path / "two.jpg"), np.concatenate([photo, photo], 1))
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((256, 256, 3), 128, np.uint8))
-    audio = str(SHARED / "data" / "audio" / "retalking_audio1.wav")
-    base = ["generate", "--audio", audio, "--motion-checkpoint", ckpt, "--video-checkpoint"]
-    for image, video_ckpt, said in [
-        ("two.jpg", ckpt, "2 faces found"),
-        ("wall.png", ckpt, "no face found"),
-        ("wall.png", str(tmp_path / "none.ckpt"), "none.ckpt: no such checkpoint"),
+    cv2.imwrite(str(tmp_path / "one.jpg"), photo)
+    speech = str(SHARED / "data" / "audio" / "retalking_audio1.wav")
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "noise.wav").write_bytes(b"RIFF not really a wave file" * 100)
+    for image, audio, video_ckpt, said, named in [
+        ("two.jpg", speech, ckpt, "2 faces found", "two.jpg"),
+        ("wall.png", speech, ckpt, "no face found", "wall.png"),
+        ("wall.png", speech, str(tmp_path / "none.ckpt"), "none.ckpt: no such checkpoint", "none.ckpt"),
+        ("one.jpg", str(tmp_path / "silent.wav"), ckpt, "silent", "silent.wav"),
+        ("one.jpg", str(tmp_path / "noise.wav"), ckpt, "cannot decode audio", "noise.wav"),
     ]:
-        assert main([*base, video_ckpt, "--image", str(tmp_path / image), "--out", str(tmp_path / "o")]) == 2
+        args = ["generate", "--image", str(tmp_path / image), "--audio", audio, "--motion-checkpoint", ckpt]
+        assert main([*args, "--video-checkpoint", video_ckpt, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
-        assert said in err and (image in err or "none.ckpt" in err), err
+        assert said in err and named in err, err
     assert not (tmp_path / "o").exists()  # nothing half-written
