@@ -104,6 +104,11 @@ def cached(fn):
     return run
 
 
+def superres_args(cascade: list[Path]) -> list[str]:
+    """`--superres` options for the models after the first of `cascade`."""
+    return [a for c in cascade[1:] for a in ("--superres", str(c))]
+
+
 @cached
 def reconstruct(
     name: str, cascade: list[Path], out: Path, steps: int, guidance: float | None = None, bilinear: str | None = None
@@ -122,22 +127,22 @@ def reconstruct(
     args = ["--motion-from", str(SHARED / "clips" / f"{RECON_CLIP}.mp4"), "--start", str(RECON_START)]
     args += ["--reference-frame", "0", "--video-checkpoint", str(cascade[0]), "--out", str(gen), "--steps", str(steps)]
     args += ["--guidance", str(guidance)] if guidance is not None else []
-    seconds = vlogger("generate", *args, *[a for c in cascade[1:] for a in ("--superres", str(c))])
+    seconds = vlogger("generate", *args, *superres_args(cascade))
     for kind, src in (("generated", "video"), ("baseline", "warped_reference"), ("truth", "ground_truth")):
         (gen / kind).mkdir(exist_ok=True)
         shutil.copy(gen / f"{src}.mp4", gen / kind / f"{RECON_CLIP}.mp4")
+    videos = {
+        k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")
+    }
     scores = {}
     if bilinear:
         low = decode_mp4_bytes((out / bilinear / "video.mp4").read_bytes())
-        size = decode_mp4_bytes((gen / "video.mp4").read_bytes()).shape[1]
+        size = videos["generated"].shape[1]
         up = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in low])
         (gen / "bilinear").mkdir(exist_ok=True)
         mp4 = encode_mp4(up, 25, crf=18, audio=load_audio(gen / "video.mp4"))
         (gen / "bilinear" / f"{RECON_CLIP}.mp4").write_bytes(mp4)
         scores["bilinear"] = evaluate(gen / "bilinear", gen / "truth", gen / "eval_bilinear")
-    videos = {
-        k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")
-    }
     models = [load_video_model(c) for c in cascade]
     frames, overlap = models[-1].cfg["data"]["frames"], models[-1].cfg["guidance"]["overlap"]
     return {
@@ -160,14 +165,8 @@ def photo_and_speech(name: str, cascade: list[Path], out: Path, steps: int, guid
     gen = out / name
     args = ["--image", str(SHARED / "images" / PHOTO), "--audio", str(SHARED / "audio" / SPEECH)]
     args += ["--motion-checkpoint", str(motion), "--video-checkpoint", str(cascade[0]), "--out", str(gen)]
-    args += [
-        "--steps",
-        str(steps),
-        "--guidance",
-        str(guidance),
-        *[a for c in cascade[1:] for a in ("--superres", str(c))],
-    ]
-    seconds = vlogger("generate", *args)
+    args += ["--steps", str(steps), "--guidance", str(guidance)]
+    seconds = vlogger("generate", *args, *superres_args(cascade))
     stem = Path(PHOTO).stem
     for kind, src in (("generated", gen / "video.mp4"), ("reference", SHARED / "images" / PHOTO)):
         (gen / kind).mkdir(exist_ok=True)

@@ -81,21 +81,22 @@ class VideoDiffusion(DiffusionModule):
         sigma = torch.rand(b, 1, 1, 1, 1, device=frames.device, generator=generator) * self.superres["noise_aug"]
         return up + sigma * torch.randn(up.shape, device=frames.device, generator=generator)
 
-    def as_x0(
-        self, out: torch.Tensor, lowres: torch.Tensor | None, reference: torch.Tensor, controls: torch.Tensor
-    ) -> torch.Tensor:
-        """The network's output as the clean frames: a residual over the upsampled low-res frames
-        (`superres.residual`), or over the reference with the warped reference pasted in
-        (`model.residual_over_warped`), so that a model starts from that picture, not from noise.
-        (Checkpoints from before the option have no key: plain x0.)"""
+    def x0_base(
+        self, lowres: torch.Tensor | None, reference: torch.Tensor, controls: torch.Tensor
+    ) -> torch.Tensor | None:
+        """What the network's output is a residual over, or None for plain x0: the upsampled
+        low-res frames (`superres.residual`), or the reference with the warped reference pasted
+        in (`model.residual_over_warped`), so that a model starts from that picture, not from
+        noise. Fixed for a sample, so computed once, not per step. (Checkpoints from before the
+        option have no key: plain x0.)"""
         if lowres is not None:
-            return out + lowres if self.superres["residual"] else out
+            return lowres if self.superres["residual"] else None
         if not self.cfg["model"].get("residual_over_warped", False):
-            return out
+            return None
         b, n = controls.shape[:2]
-        ctrl = Controls(controls.flatten(0, 1).to(out.dtype))
-        image = (reference[:, None].expand(b, n, -1, -1, -1).flatten(0, 1).to(out.dtype) + 1) / 2
-        return out + (ctrl.paste(image) * 2 - 1).unflatten(0, (b, n))
+        ctrl = Controls(controls.flatten(0, 1))
+        image = (reference[:, None].expand(b, n, -1, -1, -1).flatten(0, 1) + 1) / 2
+        return (ctrl.paste(image) * 2 - 1).unflatten(0, (b, n))
 
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
@@ -116,7 +117,8 @@ class VideoDiffusion(DiffusionModule):
         lowres = self.degrade(x0, generator) if self.superres else None
         ref, ctrl = batch["reference"], batch["controls"]
         pred = model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres)
-        pred = self.as_x0(pred, lowres, ref, ctrl)
+        base = self.x0_base(lowres, ref, ctrl)
+        pred = pred if base is None else pred + base
         free = 1.0 - known_mask
         loss = ((pred - x0).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
         return {"loss": loss}
@@ -145,13 +147,18 @@ class VideoDiffusion(DiffusionModule):
         drop = torch.arange(2 * b, device=reference.device) >= b
 
         fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
+        base = self.x0_base(lowres, reference, controls)
 
         def twice(v: torch.Tensor | None) -> torch.Tensor | None:
             return None if v is None else torch.cat([v, v])
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            out = guided(x_t, t)
+            return out if base is None else out + base
+
+        def guided(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if guidance == 1.0:
-                out = model(
+                return model(
                     x_t,
                     t,
                     reference,
@@ -162,7 +169,6 @@ class VideoDiffusion(DiffusionModule):
                     lowres=lowres,
                     memory_format=fmt,
                 )
-                return self.as_x0(out, lowres, reference, controls)
             both = model(
                 twice(x_t),
                 twice(t),
@@ -177,7 +183,7 @@ class VideoDiffusion(DiffusionModule):
                 fmt,
             )
             cond, uncond = both.chunk(2)
-            return self.as_x0(uncond + guidance * (cond - uncond), lowres, reference, controls)
+            return uncond + guidance * (cond - uncond)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])
         x = self.diffusion.sample(denoise, shape, s["sampler"], steps, generator, reference.device)
