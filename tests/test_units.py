@@ -125,3 +125,23 @@ def test_held_out_tail_never_reaches_windows_or_references():
     assert max(s + 10 for s, _ in pairs) <= 50 and max(r for _, r in pairs) < 50
     assert max(s + 10 for s, _ in mapper.starts(other)) > 50  # other identities keep their tail
     assert ClipWindows(10, 5, None, 0).hold_out(4.5).starts(held) == []  # 100 - 112 frames: nothing left
+
+
+
+
+def correlation_of(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.5, 1.0])
+def test_correlated_noise_shares_that_fraction_across_frames_and_windows(correlation):
+    from vlogger.models.diffusion import correlated_noise
+
+    shape = (64, 2, 3, 16, 16)  # 64 samples of 2 frames
+    gen = torch.Generator().manual_seed(0)
+    own = correlated_noise(shape, correlation, gen, "cpu")  # a common part per sample, drawn inside
+    assert correlation_of(own[:, 0], own[:, 1]) == pytest.approx(correlation, abs=0.02)
+    assert own.std().item() == pytest.approx(1.0, abs=0.02)
+    common = torch.randn(64, 1, 3, 16, 16, generator=gen)  # one common part given to two windows
+    window, next_window = (correlated_noise(shape, correlation, gen, "cpu", common) for _ in range(2))
+    assert correlation_of(window[:, 1], next_window[:, 0]) == pytest.approx(correlation, abs=0.02)

@@ -18,6 +18,26 @@ SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultis
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def correlated_noise(
+    shape: tuple[int, ...],
+    correlation: float,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    common: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Unit-variance starting noise whose frames (dim 1) share `correlation` of their variance
+    through `common` (B or 1, 1, ...; drawn here when None). With a deterministic sampler,
+    frames that start alike come out alike: less flicker. Passing the same `common` to every
+    outpainting window keeps the new frames alike to the ones they continue (no seam)."""
+    at = generator.device if generator is not None else device
+    noise = torch.randn(shape, generator=generator, device=at).to(device)
+    if correlation <= 0:
+        return noise
+    if common is None:
+        common = torch.randn((shape[0], 1, *shape[2:]), generator=generator, device=at)
+    return correlation**0.5 * common.to(device) + (1 - correlation) ** 0.5 * noise
+
+
 class Diffusion:
     """The training schedule and a sampler factory, from a `diffusion` config section."""
 
@@ -47,14 +67,17 @@ class Diffusion:
         steps: int = 50,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the reverse process from pure noise; `generator` makes it reproducible."""
+        """Run the reverse process from `noise` (drawn here when None); `generator` makes it
+        reproducible."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         sched = SAMPLERS[sampler].from_config(self.train_scheduler.config)
         sched.set_timesteps(steps if sampler != "ddpm" else min(steps, self.num_train_timesteps), device=device)
-        x = torch.randn(shape, generator=generator, device=generator.device if generator else device).to(device)
-        x = x * sched.init_noise_sigma
+        if noise is None:
+            noise = correlated_noise(shape, 0.0, generator, device)
+        x = noise * sched.init_noise_sigma
         for t in sched.timesteps:
             tt = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
             x0 = denoise(x, tt)

@@ -40,6 +40,10 @@ def generate_frames(
         lowres = torch.cat([lowres, lowres[-1:].expand(total - n, -1, -1, -1)]).to(dev)
     out = torch.zeros(total, 3, *controls.shape[-2:], device=dev)
     ref = reference.to(dev)[None]
+    common = None  # one shared part of the starting noise for the whole video: windows continue each other
+    if module.noise_correlation > 0:
+        at = generator.device if generator is not None else dev
+        common = torch.randn((1, 1, 3, *controls.shape[-2:]), generator=generator, device=at)
     for i, s in enumerate(tqdm(starts, desc=desc, unit="window")):
         known = mask = None
         if i > 0 and overlap:
@@ -48,5 +52,5 @@ def generate_frames(
             mask[:, :overlap] = 1.0
         ctrl = controls[s : s + window][None]
         low = module.upsample(lowres[s : s + window][None]) if lowres is not None else None
-        out[s : s + window] = module.sample(ref, ctrl, known, mask, generator, steps, guidance, low)[0]
+        out[s : s + window] = module.sample(ref, ctrl, known, mask, generator, steps, guidance, low, common)[0]
     return out[:n]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from vlogger.body.render import Controls
-from vlogger.models.diffusion import Diffusion
+from vlogger.models.diffusion import Diffusion, correlated_noise
 from vlogger.models.video.unet import VideoUNet
 from vlogger.training.base import DiffusionModule
 
@@ -61,6 +61,12 @@ class VideoDiffusion(DiffusionModule):
     def superres(self) -> dict | None:
         """The super-resolution settings (from_size, noise_aug), or None for stage 2 proper."""
         return self.cfg.get("superres")
+
+    @property
+    def noise_correlation(self) -> float:
+        """Share of the starting noise's variance common to all frames (checkpoints from
+        before the option: 0, independent frames)."""
+        return self.cfg["sampling"].get("noise_correlation", 0.0)
 
     @property
     def size(self) -> int:
@@ -134,10 +140,12 @@ class VideoDiffusion(DiffusionModule):
         steps: int | None = None,
         guidance: float | None = None,
         lowres: torch.Tensor | None = None,
+        common_noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Frames (B, T, 3, H, W) in [-1, 1] from the EMA weights; guidance contrasts with no
         reference and no controls (a super-resolution model keeps its `lowres` frames, already
-        upsampled, in both); frames under `known_mask` are kept."""
+        upsampled, in both); frames under `known_mask` are kept. The starting noise shares
+        `sampling.noise_correlation` of its variance across frames through `common_noise`."""
         s = self.cfg["sampling"]
         steps = steps or s["steps"]
         guidance = s["guidance"] if guidance is None else guidance
@@ -186,7 +194,8 @@ class VideoDiffusion(DiffusionModule):
             return uncond + guidance * (cond - uncond)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])
-        x = self.diffusion.sample(denoise, shape, s["sampler"], steps, generator, reference.device)
+        noise = correlated_noise(shape, self.noise_correlation, generator, reference.device, common_noise)
+        x = self.diffusion.sample(denoise, shape, s["sampler"], steps, generator, reference.device, noise)
         if known is not None:
             x = torch.where(known_mask.bool(), known, x)
         return x.clamp(-1, 1)
