@@ -5,7 +5,8 @@ warped-reference baseline, outpainting seams, and a photo + speech generation.
 1. Trains the tiny configs on ../shared/data/clips (preprocessed into data/real_shards; the
    last 4 s of every edtalk_pose_source2 clip and two identities held out, see
    configs/train/shared_clips.yaml): phase `single`, phase `clip` from its EMA weights, and
-   the 64 -> 128 super-resolution model, each timed (skipped when its checkpoint exists).
+   the 64 -> 128 super-resolution model, each timed (skipped when its checkpoint exists); then
+   both phases again for longer (beyond the 30-minute budget), each from the one before.
 2. Reconstruction (`vlogger generate --motion-from`): the edtalk clip's held-out tail driven by
    its own tracked motion, the clip's first frame as reference; `vlogger evaluate` scores the
    generated video and the warped-reference baseline against the ground truth (PSNR, SSIM,
@@ -38,6 +39,7 @@ SHARDS = REPO_ROOT / "data" / "real_shards"
 DATA = "configs/train/shared_clips.yaml"
 RECON_CLIP, RECON_START = "edtalk_pose_source2", 16.0  # its first 20-s clip; the last 4 s are held out
 PHOTO, SPEECH = "portrait_hallo6.jpg", "retalking_audio1.wav"
+TRAINED = ("single", "clip", "superres", "single-long", "clip-long")  # runs/stage2-NAME
 
 
 def vlogger(*args: str) -> float:
@@ -111,7 +113,13 @@ def superres_args(cascade: list[Path]) -> list[str]:
 
 @cached
 def reconstruct(
-    name: str, cascade: list[Path], out: Path, steps: int, guidance: float | None = None, bilinear: str | None = None
+    name: str,
+    cascade: list[Path],
+    out: Path,
+    steps: int,
+    guidance: float | None = None,
+    bilinear: str | None = None,
+    correlation: float | None = None,
 ) -> dict:
     """The edtalk clip's held-out tail driven by its own motion through `cascade`; the generated
     video and the warped-reference baseline scored against the ground truth (and, with
@@ -127,6 +135,7 @@ def reconstruct(
     args = ["--motion-from", str(SHARED / "clips" / f"{RECON_CLIP}.mp4"), "--start", str(RECON_START)]
     args += ["--reference-frame", "0", "--video-checkpoint", str(cascade[0]), "--out", str(gen), "--steps", str(steps)]
     args += ["--guidance", str(guidance)] if guidance is not None else []
+    args += ["--noise-correlation", str(correlation)] if correlation is not None else []
     seconds = vlogger("generate", *args, *superres_args(cascade))
     for kind, src in (("generated", "video"), ("baseline", "warped_reference"), ("truth", "ground_truth")):
         (gen / kind).mkdir(exist_ok=True)
@@ -150,6 +159,7 @@ def reconstruct(
         "size": videos["generated"].shape[1],
         "seconds": seconds,
         "guidance": guidance,
+        "noise_correlation": correlation,
         "generated": evaluate(gen / "generated", gen / "truth", gen / "eval_generated"),
         "baseline": evaluate(gen / "baseline", gen / "truth", gen / "eval_baseline"),
         **scores,
@@ -181,6 +191,8 @@ def main() -> None:
     ap.add_argument("--single-steps", type=int, default=300)
     ap.add_argument("--clip-steps", type=int, default=220)
     ap.add_argument("--superres-steps", type=int, default=80)
+    ap.add_argument("--long-single-steps", type=int, default=900, help="phase single again, from the first run")
+    ap.add_argument("--long-clip-steps", type=int, default=300, help="phase clip again, from the longer single run")
     ap.add_argument("--steps", type=int, default=25, help="sampler steps for generation")
     ap.add_argument("--guidance", type=float, default=1.0, help="stage-2 guidance beside the config's")
     ap.add_argument("--append", help="add the markdown block to this file (benchmarks/RESULTS.md)")
@@ -200,9 +212,12 @@ def main() -> None:
     sr_configs = ["configs/train/superres_tiny.yaml", DATA]
     superres, times["superres"] = train(runs, "video", "stage2-superres", sr_configs, steps(args.superres_steps))
     motion, times["motion"] = train(runs, "motion", "stage2-motion", [DATA], [])
-    summaries = {
-        n: json.loads((runs / f"stage2-{n}" / "summary.json").read_text()) for n in ("single", "clip", "superres")
-    }
+    # longer training (beyond the 30-minute budget): what reconstruction gains from it
+    long_sets = ["phase=single", f"model.init_from={single}", *steps(args.long_single_steps)]
+    single_long, times["single-long"] = train(runs, "video", "stage2-single-long", [DATA], long_sets)
+    long_sets = ["phase=clip", "data.batch_size=2", f"model.init_from={single_long}", *steps(args.long_clip_steps)]
+    clip_long, times["clip-long"] = train(runs, "video", "stage2-clip-long", [DATA], long_sets)
+    summaries = {n: json.loads((runs / f"stage2-{n}" / "summary.json").read_text()) for n in TRAINED}
     g = args.guidance
     recon = {
         "64 px, stage 2, config guidance": reconstruct("recon64", [clip], out, args.steps),
@@ -213,6 +228,11 @@ def main() -> None:
         f"128 px, stage 2 + super-resolution, guidance {g:g}": reconstruct(
             "recon128_g", [clip, superres], out, args.steps, g, bilinear="recon64_g"
         ),
+        f"64 px, longer training, guidance {g:g}": reconstruct("recon64_long", [clip_long], out, args.steps, g),
+        f"64 px, longer training, guidance {g:g}, noise correlation 1": reconstruct(
+            "recon64_long_corr", [clip_long], out, args.steps, g, correlation=1.0
+        ),
+        f"64 px, longer training, guidance {g:g}, 1 step": reconstruct("recon64_long_1step", [clip_long], out, 1, g),
     }
     photo = photo_and_speech("photo", [clip, superres], out, args.steps, g, motion)
     (out / "results.json").write_text(
@@ -232,14 +252,15 @@ def report(times: dict, summaries: dict, recon: dict, photo: dict, args: argpars
         "| run | steps | wall time | validation loss start -> end |",
         "|---|---|---|---|",
     ]
-    for name in ("single", "clip", "superres"):
+    for name in TRAINED:
         sm = summaries[name]
         loss = f"{sm['val_loss_start']:.3f} -> {sm['val_loss_end']:.3f}"
         lines.append(f"| {name} | {sm['global_step']} | {times[name] / 60:.1f} min | {loss} |")
     lines.append(f"| stage 1 (motion tiny) | | {times['motion'] / 60:.1f} min | |")
     lines += [
         "",
-        f"Both stage-2 phases: {(times['single'] + times['clip']) / 60:.1f} min. Reconstruction of {RECON_CLIP}'s",
+        f"Both stage-2 phases: {(times['single'] + times['clip']) / 60:.1f} min; the longer runs continue from them",
+        f"(single-long from single's EMA weights, clip-long from single-long's). Reconstruction of {RECON_CLIP}'s",
         f"held-out seconds {RECON_START:g}-{RECON_START + 4:g} from its own tracked motion, its frame 0 as reference,",
         "scored by `vlogger evaluate` against the ground-truth crop:",
         "",

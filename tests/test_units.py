@@ -127,8 +127,6 @@ def test_held_out_tail_never_reaches_windows_or_references():
     assert ClipWindows(10, 5, None, 0).hold_out(4.5).starts(held) == []  # 100 - 112 frames: nothing left
 
 
-
-
 def correlation_of(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
 

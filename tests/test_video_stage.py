@@ -164,3 +164,24 @@ def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases,
     truth, base = (SimpleNamespace(frames=videos[k]) for k in ("ground_truth", "warped_reference"))
     still = SimpleNamespace(frames=np.broadcast_to(base.frames[:1], base.frames.shape))
     assert psnr(base, truth) > psnr(still, truth)
+
+
+def test_shared_starting_noise_keeps_frames_alike_across_outpainting_windows():
+    from vlogger.models.video.generate import generate_frames
+    from vlogger.models.video.module import VideoDiffusion
+
+    sets = ["phase=clip", "data.size=16", "data.frames=4", "guidance.overlap=2", "model.channels=[8,16]"]
+    sets += ["model.attention_levels=[]", "model.temporal_attention_levels=[1]", "model.head_dim=8"]
+    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", sets)).eval()
+    with torch.no_grad():  # wake the zero-initialised layers: an output that depends on the noise
+        for p in module.ema.module.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    g = torch.Generator().manual_seed(0)
+    controls = torch.rand(1, 14, 16, 16, generator=g).expand(10, -1, -1, -1)  # one pose held: 4 windows
+    reference = torch.rand(3, 16, 16, generator=g) * 2 - 1
+    change = {}
+    for correlation in (0.0, 1.0):
+        module.cfg["sampling"]["noise_correlation"] = correlation
+        frames = generate_frames(module, reference, controls, torch.Generator().manual_seed(1), steps=3)
+        change[correlation] = (frames[1:] - frames[:-1]).abs().mean().item()
+    assert change[1.0] < 0.5 * change[0.0]

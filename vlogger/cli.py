@@ -142,7 +142,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError("give --image, --audio and --motion-checkpoint (or --motion-from VIDEO)")
         result = generate_motion(args.image, args.audio, args.motion_checkpoint, args.seed, device=args.device)
     video = generate_video(
-        result, args.video_checkpoint, out, args.seed, args.steps, args.guidance, args.device, args.superres, args.size
+        result,
+        args.video_checkpoint,
+        out,
+        args.seed,
+        args.steps,
+        args.guidance,
+        args.device,
+        args.superres,
+        args.size,
+        args.noise_correlation,
     )
     write_motion(result, out, len(video[0]))
     print(f"{len(video)} frames ({len(video) / result.fps:.1f} s) at {len(video[0])} px")
@@ -239,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--superres", action="append", default=[], help="super-resolution checkpoint(s), applied in order")
     p.add_argument("--size", type=int, help="output side in pixels (default: the last model's size)")
     p.add_argument("--guidance", type=float, help="stage-2 guidance on reference + controls")
+    p.add_argument(
+        "--noise-correlation",
+        type=float,
+        help="share (0-1) of the starting noise common to all frames: less flicker (default: the checkpoint's)",
+    )
     p.add_argument(
         "--motion-from",
         metavar="VIDEO",

@@ -190,12 +190,15 @@ def generate_video(
     device: str = "cpu",
     superres: list[str | Path] = (),
     size: int | None = None,
+    noise_correlation: float | None = None,
 ) -> np.ndarray:
     """Stage 2 over the motion, then each super-resolution model, window by window; video.mp4 at
-    25 fps with the recording muxed in, at the last model's size (or `size`). `steps` applies to
-    every model, `guidance` to stage 2 (super-resolution uses its checkpoint's). Returns the
-    frames written (T, S, S, 3) uint8."""
+    25 fps with the recording muxed in, at the last model's size (or `size`). `steps` and
+    `noise_correlation` apply to every model, `guidance` to stage 2 (super-resolution uses its
+    checkpoint's). Returns the frames written (T, S, S, 3) uint8."""
     models = load_cascade(checkpoint, list(superres), device)
+    for m in models if noise_correlation is not None else ():
+        m.cfg["sampling"]["noise_correlation"] = noise_correlation
     gen = torch.Generator(device=device).manual_seed(seed)
     cuda = torch.device(device).type == "cuda"
     with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # bf16 on a GPU, as benchmarks/gpu_generate.py
