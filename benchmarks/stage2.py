@@ -73,6 +73,27 @@ def seams(video: np.ndarray, window: int, overlap: int) -> dict[str, float]:
     return {"border": float(at.mean()), "inside": float(inside.mean()), "ratio": float(at.mean() / inside.mean())}
 
 
+def frame_gain(gen: Path, blocks: int = 8, draws: int = 2000) -> dict[str, float]:
+    """Per-frame PSNR of the generated video minus the baseline's, both against the truth: mean,
+    share of frames where generated is better, and a 95 % bootstrap interval of the mean over
+    blocks of `blocks` frames (neighbouring frames are not independent)."""
+    from vlogger.io.video import decode_mp4_bytes
+
+    v = {k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")}
+    truth = v["truth"].astype(np.float64)
+    psnr = {
+        k: 10 * np.log10(255**2 / ((v[k] - truth) ** 2).mean(axis=(1, 2, 3)).clip(1e-10))
+        for k in ("baseline", "generated")
+    }
+    gain = psnr["generated"] - psnr["baseline"]
+    chunks = [gain[i : i + blocks] for i in range(0, len(gain), blocks)]
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(chunks), (draws, len(chunks)))
+    means = [np.concatenate([chunks[j] for j in pick]).mean() for pick in picks]
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(gain.mean()), "better": float((gain > 0).mean()), "low": float(low), "high": float(high)}
+
+
 def evaluate(generated: Path, reference: Path, out: Path) -> dict[str, float]:
     """`vlogger evaluate` of one folder against references; its aggregate scores."""
     vlogger("evaluate", "--generated", str(generated), "--reference", str(reference), "--out", str(out))
@@ -94,14 +115,15 @@ def strip(rows: dict[str, np.ndarray], path: Path, n: int = 8) -> Path:
 
 
 def cached(fn):
-    """Keep a step's result in OUT/NAME/result.json: a rerun after an interruption skips it."""
+    """Keep a step's result in OUT/NAME/result.json: a rerun after an interruption skips it.
+    The result comes back with its `name` (its folder under OUT)."""
 
     def run(name: str, *args, **kwargs) -> dict:
         path = args[1] / name / "result.json"
         if not path.is_file():
             result = fn(name, *args, **kwargs)
             path.write_text(json.dumps(result, indent=1))
-        return json.loads(path.read_text())
+        return {"name": name, **json.loads(path.read_text())}
 
     return run
 
@@ -219,21 +241,27 @@ def main() -> None:
     clip_long, times["clip-long"] = train(runs, "video", "stage2-clip-long", [DATA], long_sets)
     summaries = {n: json.loads((runs / f"stage2-{n}" / "summary.json").read_text()) for n in TRAINED}
     g = args.guidance
-    recon = {
-        "64 px, stage 2, config guidance": reconstruct("recon64", [clip], out, args.steps),
-        f"64 px, stage 2, guidance {g:g}": reconstruct("recon64_g", [clip], out, args.steps, g),
+    recon = {  # independent starting noise per frame (correlation 0) unless a row says otherwise
+        "64 px, stage 2, guidance 1.5": reconstruct("recon64", [clip], out, args.steps, 1.5, correlation=0.0),
+        f"64 px, stage 2, guidance {g:g}": reconstruct("recon64_g", [clip], out, args.steps, g, correlation=0.0),
         # one DDIM step from pure noise is the model's x0 estimate given only the conditions:
         # close to the conditional mean, the PSNR-optimal output a sample trades for detail
-        f"64 px, stage 2, guidance {g:g}, 1 step": reconstruct("recon64_1step", [clip], out, 1, g),
+        f"64 px, stage 2, guidance {g:g}, 1 step": reconstruct("recon64_1step", [clip], out, 1, g, correlation=0.0),
         f"128 px, stage 2 + super-resolution, guidance {g:g}": reconstruct(
-            "recon128_g", [clip, superres], out, args.steps, g, bilinear="recon64_g"
+            "recon128_g", [clip, superres], out, args.steps, g, bilinear="recon64_g", correlation=0.0
         ),
-        f"64 px, longer training, guidance {g:g}": reconstruct("recon64_long", [clip_long], out, args.steps, g),
+        f"64 px, longer training, guidance {g:g}": reconstruct(
+            "recon64_long", [clip_long], out, args.steps, g, correlation=0.0
+        ),
         f"64 px, longer training, guidance {g:g}, noise correlation 1": reconstruct(
             "recon64_long_corr", [clip_long], out, args.steps, g, correlation=1.0
         ),
-        f"64 px, longer training, guidance {g:g}, 1 step": reconstruct("recon64_long_1step", [clip_long], out, 1, g),
+        f"64 px, longer training, guidance {g:g}, 1 step": reconstruct(
+            "recon64_long_1step", [clip_long], out, 1, g, correlation=0.0
+        ),
     }
+    for r in recon.values():  # from the videos on disk, so that cached rows get it too
+        r["frame_gain"] = frame_gain(out / r["name"])
     photo = photo_and_speech("photo", [clip, superres], out, args.steps, g, motion)
     (out / "results.json").write_text(
         json.dumps({"train_seconds": times, "summaries": summaries, "reconstruction": recon, "photo": photo}, indent=1)
@@ -275,6 +303,12 @@ def report(times: dict, summaries: dict, recon: dict, photo: dict, args: argpars
             row += [f"{a.get(k, float('nan')):.3f}" for k in ("psnr", "ssim", "identity_cosine", "jitter", "lme")]
             row.append(f"{r['seconds']:.0f} s for {r['frames']} frames" if kind == "generated" else "")
             lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Per-frame PSNR gain over the baseline (95 % interval: bootstrap over 8-frame blocks):", ""]
+    for label, r in recon.items():
+        f = r["frame_gain"]
+        lines.append(
+            f"- {label}: {f['mean']:+.2f} dB [{f['low']:+.2f}, {f['high']:+.2f}], better in {f['better']:.0%} of frames"
+        )
     lines += ["", "Outpainting seams (mean |frame-to-frame change|, 0-255, at window borders / inside windows):", ""]
     for label, r in recon.items():
         g, t = r["seams"]["generated"], r["seams"]["truth"]
