@@ -197,8 +197,9 @@ def generate_video(
     `noise_correlation` apply to every model, `guidance` to stage 2 (super-resolution uses its
     checkpoint's). Returns the frames written (T, S, S, 3) uint8."""
     models = load_cascade(checkpoint, list(superres), device)
-    for m in models if noise_correlation is not None else ():
-        m.cfg["sampling"]["noise_correlation"] = noise_correlation
+    if noise_correlation is not None:
+        for m in models:
+            m.cfg["sampling"]["noise_correlation"] = noise_correlation
     gen = torch.Generator(device=device).manual_seed(seed)
     cuda = torch.device(device).type == "cuda"
     with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # bf16 on a GPU, as benchmarks/gpu_generate.py

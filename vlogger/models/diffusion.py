@@ -29,13 +29,20 @@ def correlated_noise(
     through `common` (B or 1, 1, ...; drawn here when None). With a deterministic sampler,
     frames that start alike come out alike: less flicker. Passing the same `common` to every
     outpainting window keeps the new frames alike to the ones they continue (no seam)."""
-    at = generator.device if generator is not None else device
-    noise = torch.randn(shape, generator=generator, device=at).to(device)
+    noise = standard_noise(shape, generator, device)
     if correlation <= 0:
         return noise
     if common is None:
-        common = torch.randn((shape[0], 1, *shape[2:]), generator=generator, device=at)
+        common = standard_noise((shape[0], 1, *shape[2:]), generator, device)
     return correlation**0.5 * common.to(device) + (1 - correlation) ** 0.5 * noise
+
+
+def standard_noise(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str
+) -> torch.Tensor:
+    """N(0, 1) drawn on the generator's device (a CPU generator seeds GPU sampling too), on `device`."""
+    at = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=at).to(device)
 
 
 class Diffusion:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from vlogger.models.diffusion import standard_noise
 from vlogger.models.motion.generate import window_starts
 
 
@@ -42,8 +43,7 @@ def generate_frames(
     ref = reference.to(dev)[None]
     common = None  # one shared part of the starting noise for the whole video: windows continue each other
     if module.noise_correlation > 0:
-        at = generator.device if generator is not None else dev
-        common = torch.randn((1, 1, 3, *controls.shape[-2:]), generator=generator, device=at)
+        common = standard_noise((1, 1, 3, *controls.shape[-2:]), generator, dev)
     for i, s in enumerate(tqdm(starts, desc=desc, unit="window")):
         known = mask = None
         if i > 0 and overlap:
