@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine, publish
-from vlogger import landmarks
-from vlogger.config import REPO_ROOT, load_config
-from vlogger.evaluation.avsync import av_sync
+from vlogger.core import landmarks
+from vlogger.core.avsync import av_sync
+from vlogger.core.config import REPO_ROOT, load_config
+from vlogger.core.tracking import filter_native_logs
 from vlogger.evaluation.runner import evaluate
 from vlogger.evaluation.tracks import eval_tracker, track_video
-from vlogger.preprocessing.tracking import filter_native_logs
 
 
 def delayed(audio: np.ndarray, frames: int, hop: int) -> np.ndarray:

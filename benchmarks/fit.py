@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine, publish
-from vlogger import landmarks
 from vlogger.body.facemesh import FaceBasis, facemesh_vertices, fit_facemesh, jaw_report
 from vlogger.body.geometry import rotation_angle_deg
 from vlogger.body.synthetic import synthetic_clip
-from vlogger.config import REPO_ROOT, load_config
+from vlogger.core import landmarks
+from vlogger.core.config import REPO_ROOT, load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 from vlogger.preprocessing.run import preprocess
 

@@ -23,8 +23,9 @@ from benchmarks.common import bf16_train_rate
 from vlogger.body.control_video import ClipRenderer
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.fitting import facemesh_mesh
-from vlogger.config import apply_overrides, load_config
+from vlogger.core.config import apply_overrides, load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
+from vlogger.preprocessing.run import default_spec
 
 HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]
 
@@ -66,11 +67,11 @@ def renderer_check(shards: str, frames: int = 100) -> dict:
 def model_only(cfg: dict, steps: int = 30) -> dict:
     """Optimiser steps on one batch kept on the GPU: the ceiling without data loading."""
     from vlogger.body.motion import MotionLayout, reference_dim
-    from vlogger.models.motion.module import MotionDiffusion
+    from vlogger.training.motion import MotionDiffusion
 
     dev = "cuda"
     dim = MotionLayout(cfg["model"]["n_expression"]).dim
-    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), "bench").to(dev)
+    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), default_spec()).to(dev)
     d = cfg["data"]
     b = d["batch_size"]
     batch = {

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from vlogger.config import load_config, merge
+from vlogger.core.config import load_config, merge
 from vlogger.models.video.generate import generate_frames
-from vlogger.models.video.module import VideoDiffusion
+from vlogger.preprocessing.run import default_spec
+from vlogger.training.video import VideoDiffusion
 
 FPS = 25
 
@@ -35,7 +36,7 @@ def build(device: str, *overlays: str) -> VideoDiffusion:
         if path:
             cfg = merge(cfg, yaml.safe_load(Path(path).read_text()))
     cfg["phase"] = "clip"
-    return VideoDiffusion(cfg).to(device).eval()
+    return VideoDiffusion(cfg, default_spec()).to(device).eval()
 
 
 def sync(device: str) -> None:

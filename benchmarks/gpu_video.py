@@ -14,14 +14,15 @@ import json
 import torch
 
 from benchmarks.common import bf16_train_rate
-from vlogger.config import apply_overrides, load_config
-from vlogger.models.video.module import VideoDiffusion
+from vlogger.core.config import apply_overrides, load_config
+from vlogger.preprocessing.run import default_spec
+from vlogger.training.video import VideoDiffusion
 
 
 def measure(cfg: dict, batch: int, frames: int, steps: int, checkpointing: bool) -> dict:
     cfg = {**cfg, "phase": "clip" if frames > 1 else "single"}
     cfg["model"] = {**cfg["model"], "gradient_checkpointing": checkpointing}
-    module = VideoDiffusion(cfg).cuda().train()
+    module = VideoDiffusion(cfg, default_spec()).cuda().train()
     s = cfg["data"]["size"]
     data = {
         "frames": torch.randn(batch, frames, 3, s, s, device="cuda").clamp(-1, 1),
@@ -49,7 +50,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     cfg = apply_overrides(load_config(args.config, "train/video_tiny.yaml"), args.set)
-    params = sum(p.numel() for p in VideoDiffusion(cfg).model.parameters())
+    params = sum(p.numel() for p in VideoDiffusion(cfg, default_spec()).model.parameters())
     out = {"device": torch.cuda.get_device_name(), "parameters_m": round(params / 1e6, 1), "runs": []}
     for batch, frames, ckpt in [(32, 1, False), (4, 8, False), (4, 8, True), (8, 16, True)]:
         out["runs"].append(measure(cfg, batch, frames, args.steps, ckpt))

@@ -25,10 +25,11 @@ import torch
 
 from benchmarks.common import machine, publish
 from vlogger.body.motion import reference_of, reference_vector, to_motion
-from vlogger.config import REPO_ROOT, apply_overrides, load_config, merge
+from vlogger.core.config import REPO_ROOT, apply_overrides, load_config, merge
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
-from vlogger.models.motion.generate import generate_long, seam_jumps, window_starts
-from vlogger.pipeline import load_motion_model
+from vlogger.generation.pipeline import load_motion_model
+from vlogger.models.motion.generate import generate_long, seam_jumps
+from vlogger.models.outpaint import window_starts
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]

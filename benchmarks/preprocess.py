@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine, publish
-from vlogger.config import REPO_ROOT, load_config
+from vlogger.core.config import REPO_ROOT, load_config
 from vlogger.preprocessing.run import preprocess
 
 STAGES = ["decode", "track", "crop_encode", "audio", "fit", "write"]

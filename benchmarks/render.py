@@ -23,8 +23,9 @@ from benchmarks.common import machine, publish
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.params import body_from_pose
 from vlogger.body.render import ControlRenderer
-from vlogger.config import REPO_ROOT
-from vlogger.datasets.shards import all_shard_urls, clip_arrays, decode_frames
+from vlogger.core.config import REPO_ROOT
+from vlogger.core.video import decode_frames
+from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 CROP = 256  # the shards' crop size, the pixels landmarks are in
 

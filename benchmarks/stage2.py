@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine, publish
-from vlogger.config import REPO_ROOT
+from vlogger.core.config import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 SHARDS = REPO_ROOT / "data" / "real_shards"
@@ -64,7 +64,7 @@ def train(runs: Path, stage: str, name: str, configs: list[str], sets: list[str]
 def seams(video: np.ndarray, window: int, overlap: int) -> dict[str, float]:
     """Mean |frame t - frame t-1| (uint8 scale) where a new outpainting window's first
     generated frame follows the frames it was conditioned on, vs. every other transition."""
-    from vlogger.models.motion.generate import window_starts
+    from vlogger.models.outpaint import window_starts
 
     diff = np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # diff[t-1]: t-1 -> t
     borders = {s + overlap for s in window_starts(len(video), window, overlap)[1:] if s + overlap < len(video)}
@@ -77,7 +77,7 @@ def frame_gain(gen: Path, blocks: int = 8, draws: int = 2000) -> dict[str, float
     """Per-frame PSNR of the generated video minus the baseline's, both against the truth: mean,
     share of frames where generated is better, and a 95 % bootstrap interval of the mean over
     blocks of `blocks` frames (neighbouring frames are not independent)."""
-    from vlogger.io.video import decode_mp4_bytes
+    from vlogger.core.video import decode_mp4_bytes
 
     v = {k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")}
     truth = v["truth"].astype(np.float64)
@@ -149,9 +149,9 @@ def reconstruct(
     bilinearly upsampled: what super-resolution must beat)."""
     import cv2
 
-    from vlogger.io.audio import load_audio
-    from vlogger.io.video import decode_mp4_bytes, encode_mp4
-    from vlogger.pipeline import load_video_model
+    from vlogger.core.audio import load_audio
+    from vlogger.core.video import decode_mp4_bytes, encode_mp4
+    from vlogger.generation.pipeline import load_video_model
 
     gen = out / name
     args = ["--motion-from", str(SHARED / "clips" / f"{RECON_CLIP}.mp4"), "--start", str(RECON_START)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vlogger.config import REPO_ROOT, load_config
+from vlogger.core.config import REPO_ROOT, load_config
 
 SHARED = Path(os.environ.get("VLOGGER_SHARED", REPO_ROOT.parent / "shared"))
 CLIPS = SHARED / "data" / "clips"
@@ -39,9 +39,9 @@ def real_shards(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def talking(tmp_path_factory):
     """Frames and 16 kHz audio of a 3 s synthetic talking clip (256 px), and its mp4 file."""
+    from vlogger.core.audio import load_audio
+    from vlogger.core.video import decode_mp4_bytes
     from vlogger.datasets.synthetic import make_sample
-    from vlogger.io.audio import load_audio
-    from vlogger.io.video import decode_mp4_bytes
 
     d = tmp_path_factory.mktemp("talking")
     (path,) = make_sample(d, n_clips=1, seconds=3.0, size=256)

@@ -19,8 +19,8 @@ import av
 import numpy as np
 import pytest
 
-from vlogger.config import load_config
-from vlogger.io.video import encode_mp4
+from vlogger.core.config import load_config
+from vlogger.core.video import encode_mp4
 from vlogger.preprocessing.run import preprocess
 
 SR = 16000
@@ -134,7 +134,7 @@ def test_synthetic_sample_mouth_follows_its_drive(talking, tmp_path):
 
     import webdataset as wds
 
-    from vlogger import landmarks
+    from vlogger.core import landmarks
 
     _, _, path = talking
     src = tmp_path / "in"

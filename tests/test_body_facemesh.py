@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from vlogger import landmarks
 from vlogger.body.facemesh import (
     DEFAULT_BASIS,
     FaceBasis,
@@ -18,6 +17,7 @@ from vlogger.body.facemesh import (
 from vlogger.body.geometry import rotation_angle_deg
 from vlogger.body.motion import MotionLayout, from_motion, motion_stats, reference_of, to_motion
 from vlogger.body.synthetic import synthetic_clip
+from vlogger.core import landmarks
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 

@@ -7,7 +7,7 @@ import pytest
 from smplx_synthetic import write_synthetic_smplx
 
 from conftest import CLIPS, link_inputs, need_shared
-from vlogger.config import load_config
+from vlogger.core.config import load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 
@@ -46,7 +46,7 @@ def test_missing_body_model_files_fail_before_any_video(tmp_path):
 @pytest.mark.shared
 def test_render_command_writes_side_by_side_videos(real_shards, tmp_path):
     from vlogger.cli import main
-    from vlogger.io.video import decode_mp4_bytes
+    from vlogger.core.video import decode_mp4_bytes
 
     shards, _ = real_shards
     out = tmp_path / "render"

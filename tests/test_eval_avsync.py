@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import need_shared
-from vlogger import landmarks
-from vlogger.config import load_config
+from vlogger.core import landmarks
+from vlogger.core.avsync import av_sync, offset_and_confidence, sync_curve
+from vlogger.core.config import load_config
 from vlogger.evaluation import motion
-from vlogger.evaluation.avsync import AVSync, av_sync, offset_and_confidence, sync_curve
+from vlogger.evaluation.avsync import AVSync
 from vlogger.evaluation.tracks import eval_tracker, track_video
 
 FPS = 25

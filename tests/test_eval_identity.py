@@ -49,7 +49,7 @@ def dlib_backbone():
 def clip_frames() -> dict[str, np.ndarray]:
     """Four frames spread over each of the nine real clips (one person per clip, nine different people), at the
     evaluation protocol's tracking size."""
-    from vlogger.io.video import probe, read_frames, scaled_size
+    from vlogger.core.video import probe, read_frames, scaled_size
 
     out = {}
     for path in sorted(shared_file("clips").glob("*.mp4")):

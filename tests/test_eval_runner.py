@@ -9,8 +9,8 @@ import sys
 import numpy as np
 
 from conftest import need_shared
+from vlogger.core.video import encode_mp4
 from vlogger.evaluation import leaderboard
-from vlogger.io.video import encode_mp4
 
 
 def test_evaluate_folder_report_and_leaderboard(tmp_path):
@@ -52,7 +52,7 @@ def test_fid_and_fvd_run_in_the_runner_with_weights_in_the_cache(tmp_path, monke
     """Weights in the official formats (random values) added with `zoo add-local`: FID/FVD are computed."""
     import torch
 
-    from vlogger.config import load_config
+    from vlogger.core.config import load_config
     from vlogger.evaluation.inception import FIDInceptionV3
     from vlogger.evaluation.runner import evaluate
     from vlogger.zoo import add_local

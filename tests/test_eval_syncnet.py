@@ -136,8 +136,8 @@ def test_too_short_clip_is_refused():
 
 
 def test_real_clip_end_to_end_with_random_weights():
-    from vlogger.io.audio import load_audio
-    from vlogger.io.video import probe, read_frames, resample_indices
+    from vlogger.core.audio import load_audio
+    from vlogger.core.video import probe, read_frames, resample_indices
 
     path = need_shared() / "retalking_face5.mp4"
     seconds = 2.0

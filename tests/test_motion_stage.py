@@ -16,10 +16,12 @@ import torch
 
 from conftest import SHARED
 from vlogger.body.motion import MotionLayout, reference_dim
-from vlogger.config import load_config
+from vlogger.core.config import load_config
 from vlogger.models.motion.denoiser import MotionDenoiser
-from vlogger.models.motion.generate import generate_long, seam_jumps, window_starts
-from vlogger.models.motion.module import MotionDiffusion
+from vlogger.models.motion.generate import generate_long, seam_jumps
+from vlogger.models.outpaint import window_starts
+from vlogger.preprocessing.run import default_spec
+from vlogger.training.motion import MotionDiffusion
 
 VAL_IDS = "[retalking_face5,upperbody_kim_7s]"
 
@@ -47,7 +49,7 @@ def small_module(causal: bool = True) -> MotionDiffusion:
     cfg["model"]["causal"] = causal
     dim = MotionLayout(cfg["model"]["n_expression"]).dim
     torch.manual_seed(0)
-    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), "test")
+    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), default_spec())
     for p in module.ema.module.parameters():  # a random, non-trivial EMA network
         p.data.normal_(0, 0.1)
     return module.eval()
@@ -96,7 +98,7 @@ def test_compiled_training_keeps_checkpoint_keys():
     """torch.compile wraps the forward used in training, not the module tree checkpoints save."""
     plain = small_module()
     cfg = {**plain.cfg, "trainer": {**plain.cfg["trainer"], "compile": True}}
-    compiled = MotionDiffusion(cfg, plain.motion_mean, plain.motion_std, "test")
+    compiled = MotionDiffusion(cfg, plain.motion_mean, plain.motion_std, default_spec())
     assert compiled.forward_train is not compiled.model
     assert list(compiled.state_dict()) == list(plain.state_dict())
 
@@ -200,18 +202,18 @@ def test_generate_motion_for_a_minute_of_speech(trained, tmp_path):
 
 @pytest.mark.shared
 def test_generate_motion_refuses_bad_inputs(tmp_path):
-    from vlogger.errors import BadInput
-    from vlogger.pipeline import speech_features
+    from vlogger.core.errors import BadInput
+    from vlogger.generation.pipeline import speech_features
 
-    pre = load_config(None, "preprocess/default.yaml")
+    spec = default_spec()
     silent = tmp_path / "silent.wav"
     import soundfile as sf
 
     sf.write(silent, np.zeros(16000, np.float32), 16000)
     with pytest.raises(BadInput, match="silent"):
-        speech_features(silent, 25, pre)
+        speech_features(silent, spec)
     with pytest.raises(BadInput, match="cannot read audio"):
-        speech_features(tmp_path / "missing.wav", 25, pre)
+        speech_features(tmp_path / "missing.wav", spec)
 
 
 @pytest.mark.shared

@@ -12,8 +12,8 @@ import pytest
 import webdataset as wds
 
 from conftest import link_inputs
-from vlogger.config import load_config
-from vlogger.datasets.shards import decode_frames
+from vlogger.core.config import load_config
+from vlogger.core.video import decode_frames
 from vlogger.preprocessing.run import preprocess
 
 
@@ -67,7 +67,7 @@ def test_face_alignment_backend_without_package_says_what_to_install(tmp_path, t
 
 def test_shot_cut_splits_one_video_into_two_clips(talking, tmp_path):
     """The same talking clip twice, the second time with colours swapped: two shots."""
-    from vlogger.io.video import encode_mp4
+    from vlogger.core.video import encode_mp4
 
     frames, audio, _ = talking
     src = tmp_path / "in"
@@ -82,7 +82,8 @@ def test_shot_cut_splits_one_video_into_two_clips(talking, tmp_path):
 def test_truncated_shard_is_read_up_to_the_damage(talking, tmp_path):
     import warnings
 
-    from vlogger.datasets.shards import clip_windows
+    from vlogger.datasets.motion import ToMotionWindows
+    from vlogger.datasets.windows import window_stream
 
     _, _, path = talking
     src = link_inputs(tmp_path / "in", path, ["a.mp4", "b.mp4", "c.mp4"])
@@ -94,5 +95,5 @@ def test_truncated_shard_is_read_up_to_the_damage(talking, tmp_path):
     cut.write_bytes(data[: int(len(data) * 0.8)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        keys = [w["key"] for w in clip_windows([str(cut)], window=25)]
+        keys = list(dict.fromkeys(w["key"] for w in window_stream([str(cut)], ToMotionWindows(25, 2, 25, 16, None, 0))))
     assert keys == ["a-000", "b-000"]

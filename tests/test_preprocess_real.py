@@ -8,13 +8,17 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import webdataset as wds
 
 from conftest import need_shared
-from vlogger import landmarks
+from vlogger.core import landmarks
+from vlogger.core.audio import from_flac
+from vlogger.core.video import decode_frames
 from vlogger.datasets.contact_sheet import contact_sheet
-from vlogger.datasets.shards import decode_frames, shard_urls
-from vlogger.io.audio import from_flac
+from vlogger.datasets.motion import ToMotionWindows
+from vlogger.datasets.shards import shard_urls
+from vlogger.datasets.windows import window_stream
 
 
 def _samples(out):
@@ -121,10 +125,14 @@ def test_rerun_skips_finished_inputs(real_shards, preprocess_cfg):
 
 
 def test_two_ranks_read_disjoint_samples_covering_all(real_shards):
+    """The training reader (read once, not resampled) gives each DDP rank its own shards."""
     out, _ = real_shards
     code = (
-        "import sys; from vlogger.datasets.shards import clip_windows, shard_urls\n"
-        "print(' '.join(w['key'] for w in clip_windows(shard_urls(sys.argv[1]), window=25)))"
+        "import sys; from vlogger.datasets.shards import shard_urls\n"
+        "from vlogger.datasets.motion import ToMotionWindows\n"
+        "from vlogger.datasets.windows import window_stream\n"
+        "mapper = ToMotionWindows(25, 2, 25, 16, None, 0)\n"
+        "print(' '.join(sorted({w['key'] for w in window_stream(shard_urls(sys.argv[1]), mapper)})))"
     )
     keys = []
     for rank in range(2):
@@ -134,39 +142,33 @@ def test_two_ranks_read_disjoint_samples_covering_all(real_shards):
         )
         keys.append(res.stdout.split())
     index = json.loads((out / "index.json").read_text())
+    train = sorted(c["key"] for c in index["clip_list"] if c["split"] == "train")
     assert keys[0] and keys[1]
     assert not set(keys[0]) & set(keys[1])
-    assert sorted(keys[0] + keys[1]) == sorted(c["key"] for c in index["clip_list"])
+    assert sorted(keys[0] + keys[1]) == train
 
 
 def test_reader_windows_and_far_reference(real_shards):
-    from vlogger.datasets.shards import clip_windows
-
     out, _ = real_shards
     window, n = 50, 0
-    for w in clip_windows(shard_urls(out), window=window, mel_context=2, min_ref_gap=25):
-        assert w["frames"].shape == (window, 256, 256, 3) and w["ref_frame"].shape == (256, 256, 3)
-        assert w["mel"].shape == ((window + 4) * 4, 80)
-        assert w["audio"].shape == (window * 640,)
-        assert w["lmk"].shape == (window, 478, 3) and w["pose"].shape == (window, 33, 4)
+    urls = shard_urls(out, "train") + shard_urls(out, "val")
+    for w in window_stream(urls, ToMotionWindows(window, 2, 25, 16, per_clip=2, seed=0)):
+        assert w["motion"].shape[0] == window and w["mel"].shape == ((window + 4) * 4, 80)
         ref, s = w["ref_index"], w["start"]
         assert ref < s - 25 or ref >= s + window + 25  # every real clip is long enough for a far reference
         n += 1
-    assert n == 11
+    assert n == 22
 
 
 def test_dataloader_workers_each_read_their_own_shards(real_shards):
-    """torch DataLoader with 2 workers: every clip once per epoch, batched by default collate."""
-    import torch
-
-    from vlogger.datasets.shards import clip_windows
-
+    """torch DataLoader with 2 workers: every clip once per epoch."""
     out, _ = real_shards
-    loader = torch.utils.data.DataLoader(clip_windows(shard_urls(out), window=25), batch_size=2, num_workers=2)
+    urls = shard_urls(out, "train") + shard_urls(out, "val")
+    ds = window_stream(urls, ToMotionWindows(25, 2, 25, 16, per_clip=1, seed=0))
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2)
     keys = []
     for batch in loader:
-        assert batch["frames"].dtype == torch.uint8 and batch["frames"].shape[1:] == (25, 256, 256, 3)
-        assert batch["mel"].shape[1:] == (29 * 4, 80)
+        assert batch["motion"].dtype == torch.float32 and batch["mel"].shape[1:] == (29 * 4, 80)
         keys += batch["key"]
     index = json.loads((out / "index.json").read_text())
     assert sorted(keys) == sorted(c["key"] for c in index["clip_list"])

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from vlogger import landmarks
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.params import BODY_JOINTS, body_from_pose
 from vlogger.body.render import ControlRenderer, body_proxy, controls_to_rgb, rasterize, render_controls
 from vlogger.body.topology import BODY, BROWS, EYES, INNER_MOUTH, LIPS, REGIONS, SKIN
-from vlogger.datasets.shards import all_shard_urls, clip_arrays, decode_frames
+from vlogger.core import landmarks
+from vlogger.core.video import decode_frames
+from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 # mediapipe contour indices, in polygon order
 OUTER_LIP = landmarks.FORMATS["mediapipe478"]["lips"]

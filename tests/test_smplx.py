@@ -36,7 +36,7 @@ from vlogger.body.smplx_model import (
     load_smplx,
 )
 from vlogger.body.topology import BODY, BROWS, EYES, INNER_MOUTH, LIPS, SKIN
-from vlogger.config import load_config
+from vlogger.core.config import load_config
 
 N_BETAS, N_EXPR = 10, 10
 

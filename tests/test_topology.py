@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from vlogger import landmarks
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.topology import BROWS, EYES, INNER_MOUTH, LIPS, REGIONS, SKIN, facemesh_topology
+from vlogger.core import landmarks
 
 c = pytest.importorskip("mediapipe.python.solutions.face_mesh_connections")
 

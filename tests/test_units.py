@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from vlogger.config import load_config
-from vlogger.io.video import resample_indices
-from vlogger.models.audio import LogMel, mel_window
-from vlogger.preprocessing import crop, segments, splits
+from vlogger.core import crop
+from vlogger.core.config import load_config
+from vlogger.core.mel import LogMel, mel_window
+from vlogger.core.tracking import interpolate_missing
+from vlogger.core.video import resample_indices
+from vlogger.preprocessing import segments, splits
 
 
 def test_resample_30_to_25_keeps_duration_and_order():
@@ -73,7 +75,7 @@ def test_split_clips_at_cuts_gaps_and_max_length():
 
 def test_interpolate_missing_fills_gaps_linearly():
     x = np.array([[0.0], [np.nan], [np.nan], [3.0]])
-    assert np.allclose(segments.interpolate_missing(x)[:, 0], [0, 1, 2, 3])
+    assert np.allclose(interpolate_missing(x)[:, 0], [0, 1, 2, 3])
 
 
 def test_crop_is_smooth_and_square():

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from vlogger.config import load_config
+from vlogger.core.config import load_config
+from vlogger.core.spec import DataSpec
+from vlogger.preprocessing.run import default_spec
 
 VAL = "[retalking_face5,upperbody_kim_7s]"
 
@@ -73,14 +75,16 @@ def test_single_frame_phase_then_clip_phase_from_its_weights(phases, tmp_path):
     assert single["global_step"] == 3 and (phases["runs"] / "single" / "media" / "video-0000003.png").is_file()
     ckpt = single["last_checkpoint"]
     assert clip["global_step"] == 2
-    from vlogger.models.video.module import VideoDiffusion
+    from vlogger.training.video import VideoDiffusion
 
     ema = {
         k.removeprefix("ema.module."): v
         for k, v in torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"].items()
         if k.startswith("ema.module.")
     }
-    started = VideoDiffusion(tiny(shards, tmp_path, "c2", "clip", 1, [f"model.init_from={ckpt}"])).model.state_dict()
+    spec = DataSpec.of_shards(shards)
+    started = VideoDiffusion(tiny(shards, tmp_path, "c2", "clip", 1, [f"model.init_from={ckpt}"]), spec)
+    started = started.model.state_dict()
     assert ema.keys() == started.keys()
     assert all(torch.equal(ema[k], started[k]) for k in ema)  # phase 2 starts from phase 1's EMA weights
 
@@ -127,7 +131,7 @@ def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path):
 @pytest.mark.shared
 @pytest.mark.slow
 def test_super_resolution_checkpoints_chain_by_size(phases):
-    from vlogger.pipeline import load_cascade
+    from vlogger.generation.pipeline import load_cascade
 
     clip, sr = phases["clip"]["last_checkpoint"], phases["superres"]["last_checkpoint"]
     models = load_cascade(clip, [sr])
@@ -145,8 +149,8 @@ def test_super_resolution_checkpoints_chain_by_size(phases):
 def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases, tmp_path):
     from conftest import SHARED
     from vlogger.cli import main
+    from vlogger.core.video import decode_mp4_bytes
     from vlogger.evaluation.motion import psnr
-    from vlogger.io.video import decode_mp4_bytes
 
     out = tmp_path / "rec"
     clip = SHARED / "data" / "clips" / "retalking_face2.mp4"
@@ -168,12 +172,12 @@ def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases,
 
 def test_shared_starting_noise_keeps_frames_alike_across_outpainting_windows():
     from vlogger.models.video.generate import generate_frames
-    from vlogger.models.video.module import VideoDiffusion
+    from vlogger.training.video import VideoDiffusion
 
     torch.manual_seed(0)  # the network's initial and perturbed weights
     sets = ["phase=clip", "data.size=16", "data.frames=4", "guidance.overlap=2", "model.channels=[8,16]"]
     sets += ["model.attention_levels=[]", "model.temporal_attention_levels=[1]", "model.head_dim=8"]
-    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", sets)).eval()
+    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", sets), default_spec()).eval()
     with torch.no_grad():  # wake the zero-initialised layers: an output that depends on the noise
         for p in module.ema.module.parameters():
             p.add_(0.1 * torch.randn_like(p))

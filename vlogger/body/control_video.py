@@ -10,6 +10,7 @@ import torch
 
 from vlogger.body.fitting import MeshModel
 from vlogger.body.render import ControlRenderer, Controls, controls_to_rgb
+from vlogger.core.video import decode_mp4_bytes
 
 
 def scaled(points: torch.Tensor, src_size: int, size: int) -> torch.Tensor:
@@ -57,8 +58,6 @@ def render_shard_clip(sample: dict, params: dict, mesh: MeshModel, size: int, re
     reference (warped from frame `ref_index` to every frame's fitted pose); `params` is the
     sample's params.npz, already read."""
     import cv2
-
-    from vlogger.io.video import decode_mp4_bytes
 
     frames = decode_mp4_bytes(sample["mp4"])
     src = int(params["size"])

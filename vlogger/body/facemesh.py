@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlogger import landmarks
 from vlogger.body.geometry import apply_similarity, invert_similarity, similarity_align
 from vlogger.body.params import body_from_pose
+from vlogger.core import landmarks
 
 FORMAT = "vlogger-facemesh-basis"
 FORMAT_VERSION = 1

@@ -10,6 +10,9 @@ import numpy as np
 import torch
 
 from vlogger.body.facemesh import FaceBasis, facemesh_vertices, fit_facemesh
+from vlogger.body.smplx_fit import fit_smplx, smplx_vertices
+from vlogger.body.smplx_model import load_smplx
+from vlogger.core.config import load_config
 
 Fitter = Callable[[np.ndarray, np.ndarray, int], dict]
 MODELS = ("facemesh", "smplx")
@@ -31,14 +34,21 @@ def _fitter(name: str | None, basis_path: str | None, model_path: str | None) ->
         basis = FaceBasis.load(basis_path)
         return lambda lmk, pose, size: fit_facemesh(lmk, pose, basis, size)
     if name == "smplx":
-        from vlogger.body.smplx_fit import fit_smplx
-        from vlogger.body.smplx_model import load_smplx
-        from vlogger.config import load_config
-
         model = load_smplx(model_path)
         cfg = load_config(None, "body/smplx.yaml")
         return lambda lmk, pose, size: fit_smplx(lmk, pose, model, size, cfg)
     raise ValueError(f"fit.body_model={name!r}: choose one of {', '.join(MODELS)} or null")
+
+
+def basis_id(fit_cfg: dict) -> str | None:
+    """The id of the parameter basis `fit.body_model` writes (None when fitting is off): the
+    face-mesh basis hash, or the SMPL-X model file; training refuses parameters of another."""
+    name = fit_cfg["body_model"]
+    if name == "facemesh":
+        return FaceBasis.load(fit_cfg["basis"]).basis_id
+    if name == "smplx":
+        return f"smplx:{load_smplx(fit_cfg['model_path']).path.name}"
+    return None
 
 
 def residual_scores(params: dict) -> dict:
@@ -67,9 +77,6 @@ def mesh_model(name: str, basis: str | None = None, model_path: str | None = Non
     if name == "facemesh":
         return facemesh_mesh(FaceBasis.load(basis))
     if name == "smplx":
-        from vlogger.body.smplx_fit import smplx_vertices
-        from vlogger.body.smplx_model import load_smplx
-
         m = load_smplx(model_path)
         return MeshModel(m.faces, m.labels, m.canonical, lambda p: smplx_vertices(p, m))
     raise ValueError(f"body model {name!r}: choose one of {', '.join(MODELS)}")

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from vlogger.body.facemesh import FaceBasis, fit_facemesh
-from vlogger.errors import BadInput
-from vlogger.preprocessing.crop import crop_boxes, crop_frame, to_crop_coords
-from vlogger.preprocessing.tracking import count_large_faces
+from vlogger.core.crop import crop_boxes, crop_frame, to_crop_coords
+from vlogger.core.errors import BadInput
+from vlogger.core.tracking import count_large_faces
 
 
 @dataclass

@@ -44,6 +44,7 @@ from vlogger.body.smplx_model import (
     to_image,
     with_head,
 )
+from vlogger.core.config import load_config
 
 REFERENCE_SIZE = 256  # pixel weights in the config refer to a crop of this side
 GROUPS = {  # optimiser groups of the config's stages -> parameters
@@ -232,8 +233,6 @@ def fit_smplx(
     `load_config(None, "body/smplx.yaml")` (the default when None).
     """
     if cfg is None:
-        from vlogger.config import load_config
-
         cfg = load_config(None, "body/smplx.yaml")
     device = torch.device(cfg["device"])
     face, face_w, body, body_w = _targets(lmk, pose, cfg["min_visibility"])

@@ -58,7 +58,7 @@ MEDIAPIPE_FOR_IBUG: dict[int, int] = {
     60: 78, 61: 81, 62: 13, 63: 311, 64: 308, 65: 402, 66: 14, 67: 178,  # inner lips
 }  # fmt: skip
 
-# tracked face index of each static landmark, per landmark format (vlogger.landmarks.FORMATS)
+# tracked face index of each static landmark, per landmark format (vlogger.core.landmarks.FORMATS)
 FACE_POINTS: dict[str, list[int]] = {
     "mediapipe478": [MEDIAPIPE_FOR_IBUG[i] for i in range(17, 68)],
     "fa68": list(range(17, 68)),

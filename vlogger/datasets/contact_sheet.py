@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import webdataset as wds
 
-from vlogger.datasets.shards import decode_frames
-from vlogger.landmarks import FORMATS
+from vlogger.core.landmarks import FORMATS
+from vlogger.core.video import decode_frames
 
 
 def annotate(frame: np.ndarray, lmk: np.ndarray, pose: np.ndarray, fmt: str) -> np.ndarray:

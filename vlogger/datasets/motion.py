@@ -13,9 +13,10 @@ import io
 import numpy as np
 
 from vlogger.body.motion import MotionStats, motion_stats, reference_of, reference_vector, to_motion
+from vlogger.core.errors import ContractError
+from vlogger.core.mel import mel_window
 from vlogger.datasets.shards import clip_arrays
 from vlogger.datasets.windows import ClipWindows, ShardWindows
-from vlogger.models.audio import mel_window
 
 
 class ToMotionWindows(ClipWindows):
@@ -38,7 +39,10 @@ class ToMotionWindows(ClipWindows):
         key = sample["__key__"]
         meta, params = self.read(sample)
         if self.basis_id and params.get("basis_id") != self.basis_id:
-            raise ValueError(f"{key}: params fitted with basis {params.get('basis_id')}, training uses {self.basis_id}")
+            raise ContractError(
+                f"{sample.get('__url__', '?')}: clip {key} was fitted with basis {params.get('basis_id')}, "
+                f"training uses basis {self.basis_id}"
+            )
         mel = np.load(io.BytesIO(sample["mel.npy"]))
         r = meta["mel"]["rows_per_frame"]
         out = []
@@ -63,9 +67,14 @@ class ToMotionWindows(ClipWindows):
 class MotionDataModule(ShardWindows):
     """Stage-1 windows (`ToMotionWindows`) and the motion statistics of the training clips."""
 
-    def __init__(self, cfg: dict, basis_id: str | None = None, seed_offset: int = 0):
+    def __init__(self, cfg: dict, seed_offset: int = 0):
         super().__init__(cfg, seed_offset)
-        self.basis_id = basis_id
+        self.basis_id = self.spec.basis_id
+        r = cfg["data"]["rows_per_frame"]
+        if r != self.spec.rows_per_frame:
+            raise ContractError(
+                f"data.rows_per_frame: {r} in the training config, {self.spec.rows_per_frame} in the shards"
+            )
 
     def windows(self, per_clip: int | None, seed: int) -> ToMotionWindows:
         d = self.cfg["data"]

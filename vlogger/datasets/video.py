@@ -7,20 +7,13 @@ shards need no pre-rendered controls and any training size works.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
-import torch
 
 from vlogger.body.control_video import ClipRenderer, params_slice
 from vlogger.body.fitting import MeshModel, mesh_model
-from vlogger.datasets.shards import decode_frames
+from vlogger.core.frames import to_unit
+from vlogger.core.video import decode_frames
 from vlogger.datasets.windows import ClipWindows, ShardWindows
-
-
-def to_unit(frames: np.ndarray, size: int) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T, 3, size, size) float in [-1, 1] (area-resized)."""
-    small = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames]
-    return torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 class ToVideoWindows(ClipWindows):

@@ -5,6 +5,7 @@ into a list of windows (`ShardWindows.windows`)."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,9 +16,49 @@ from torch.utils.data import DataLoader
 from webdataset.utils import pytorch_worker_seed
 
 from vlogger.body.params import from_npz
-from vlogger.datasets.shards import clip_arrays, pick_window, shard_urls
+from vlogger.core.errors import ContractError
+from vlogger.core.spec import DataSpec
+from vlogger.datasets.shards import clip_arrays, shard_urls
 
 Mapper = Callable[[dict], list[dict]]
+log = logging.getLogger(__name__)
+
+
+class SkipCorrupt:
+    """webdataset handler: a broken data contract (`ContractError`) stops the run; any other
+    error is a damaged sample (a truncated tar, an undecodable member), counted, logged and
+    skipped, so one bad clip does not end a week of training."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __call__(self, exn: Exception) -> bool:
+        if isinstance(exn, ContractError):
+            raise exn
+        self.skipped += 1
+        log.warning("skipped a damaged sample (%d in this process): %s: %s", self.skipped, type(exn).__name__, exn)
+        return True
+
+
+skip_corrupt = SkipCorrupt()
+
+
+def shards_spec(roots: Sequence[Path]) -> DataSpec:
+    """The data spec shared by every shard folder (a ContractError naming both when two differ)."""
+    specs = [DataSpec.of_shards(r) for r in roots]
+    for root, spec in zip(roots[1:], specs[1:], strict=True):
+        specs[0].require_same(spec, str(roots[0] / "index.json"), str(root / "index.json"))
+    return specs[0]
+
+
+def pick_window(n_frames: int, window: int, min_ref_gap: int, rng: random.Random) -> tuple[int, int]:
+    """(start, reference index): a random window and a reference at least min_ref_gap frames
+    outside it when the clip allows, else the frame farthest from the window."""
+    start = rng.randint(0, n_frames - window)
+    far = [i for i in range(n_frames) if i < start - min_ref_gap or i >= start + window + min_ref_gap]
+    if far:
+        return start, rng.choice(far)
+    return start, 0 if start >= n_frames - start - window else n_frames - 1
 
 
 class ClipWindows:
@@ -102,10 +143,10 @@ def window_stream(
         source = [wds.ResampledShards(list(urls), seed=seed, deterministic=True)]
     else:
         source = [wds.SimpleShardList(list(urls)), wds.split_by_node, wds.split_by_worker]
-    stages = [*source, wds.tarfile_to_samples(handler=wds.warn_and_continue)]
+    stages = [*source, wds.tarfile_to_samples(handler=skip_corrupt)]
     if exclude_identities or max_sync_offset is not None:
         stages.append(wds.select(lambda s: _keep(s, exclude_identities or set(), max_sync_offset)))
-    stages += [wds.map(mapper, handler=wds.warn_and_continue), _unlist]
+    stages += [wds.map(mapper, handler=skip_corrupt), _unlist]
     if shuffle:
         stages.append(wds.shuffle(shuffle, seed=seed))
     return wds.DataPipeline(*stages)
@@ -124,7 +165,8 @@ class ShardWindows(L.LightningDataModule):
         roots = [Path(r) for r in ([d["shards"]] if isinstance(d["shards"], str) else d["shards"])]
         self.train_urls = [u for root in roots for u in shard_urls(root, "train")]
         self.val_urls = sorted(str(p) for root in roots for p in root.glob("shard-val-*.tar"))
-        self.val_ids = set(d.get("val_identities") or [])
+        self.val_ids = set(d["val_identities"] or [])
+        self.spec = shards_spec(roots)
         if not self.val_urls and not self.val_ids:
             raise ValueError(f"{d['shards']}: no val shards; name held-out identities in data.val_identities")
 
@@ -165,9 +207,9 @@ class ShardWindows(L.LightningDataModule):
         urls = self.val_urls + (self.train_urls if self.val_ids else [])
         ds = wds.DataPipeline(
             wds.SimpleShardList(urls),
-            wds.tarfile_to_samples(handler=wds.warn_and_continue),
+            wds.tarfile_to_samples(handler=skip_corrupt),
             wds.select(lambda s: _is_val(s, self.val_ids, bool(self.val_urls))),
-            wds.map(self.windows(None, 0), handler=wds.warn_and_continue),
+            wds.map(self.windows(None, 0), handler=skip_corrupt),
             _unlist,
         )
         return self._loader(ds, 0)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from vlogger.zoo import resolve
+
 # insightface's 112x112 ArcFace alignment template (`arcface_dst`), in image order: left eye, right eye, nose tip,
 # left mouth corner, right mouth corner ("left" = smaller x, i.e. the subject's right).
 ARCFACE_TEMPLATE = np.array(
@@ -149,8 +151,6 @@ class ArcFaceBackbone:
 
     def __init__(self, model_path: str | Path | None = None) -> None:
         import onnxruntime as ort  # heavy; imported where used
-
-        from vlogger.zoo import resolve
 
         path = resolve("arcface_w600k_r50") if model_path is None else Path(model_path)
         self._session = ort.InferenceSession(str(path), providers=ort.get_available_providers())

@@ -12,7 +12,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from vlogger import landmarks
+from vlogger.core import landmarks
 from vlogger.evaluation.tracks import TrackedVideo
 
 

@@ -19,10 +19,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vlogger import landmarks
-from vlogger.errors import BadInput
+from vlogger.core import landmarks
+from vlogger.core.errors import BadInput
 from vlogger.evaluation import motion
 from vlogger.evaluation.avsync import AVSync
+from vlogger.evaluation.crops import syncnet_crops
+from vlogger.evaluation.fvd import split_clips
+from vlogger.evaluation.report import write_report
 from vlogger.evaluation.tracks import TrackedVideo, eval_tracker, track_video
 
 VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm")
@@ -87,8 +90,6 @@ def _distribution_update(fid: _Optional, fvd: _Optional, gen: TrackedVideo, ref:
     """Feed FID (frames spread over each video) and FVD (consecutive clips) with both videos."""
     import torch
 
-    from vlogger.evaluation.fvd import split_clips
-
     for video, real in ((gen, False), (ref, True)):
         frames = torch.from_numpy(video.frames).permute(0, 3, 1, 2)
         if fid.metric is not None:
@@ -134,8 +135,6 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
             row.update({k: sync.last[k] for k in ("av_offset", "av_confidence")})
             row["sync_curve"] = sync.last["curve"]
             if lse.metric is not None:
-                from vlogger.evaluation.crops import syncnet_crops
-
                 lse.metric.update(syncnet_crops(gen), gen.audio)
                 row.update(dict(zip(("lse_c", "lse_d", "lse_offset"), lse.metric.per_video[-1], strict=True)))
         for name in unpaired:
@@ -199,7 +198,6 @@ def evaluate(generated: Path, reference: Path | None, audio_dir: Path | None, pr
 
 def write_results(results: dict, out: Path) -> Path:
     """results.json (+ report.html) in out; the frames for the report are not serialised."""
-    from vlogger.evaluation.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     examples = results.pop("_examples")

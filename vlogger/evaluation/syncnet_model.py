@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vlogger.zoo import resolve
+
 EMBED_DIM = 1024
 
 # (in, out, kernel, stride, padding, max-pool kwargs or None), one entry per conv -> BN -> ReLU [-> pool] block.
@@ -75,8 +77,6 @@ def load_syncnet(path: str | Path | None = None, device: str | torch.device = "c
     Raises `vlogger.zoo.MissingWeights`, naming the fetch command, when the zoo has no copy.
     """
     if path is None:
-        from vlogger.zoo import resolve
-
         path = resolve("syncnet_v2")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vlogger.errors import BadInput
-from vlogger.io.audio import fit_length, load_audio
-from vlogger.io.video import probe, read_frames, resample_indices, scaled_size
-from vlogger.preprocessing.segments import interpolate_missing
+from vlogger.core.audio import fit_length, load_audio
+from vlogger.core.errors import BadInput
+from vlogger.core.tracking import MediapipeTracker, interpolate_missing
+from vlogger.core.video import probe, read_frames, resample_indices, scaled_size
 
 
 @dataclass
@@ -28,7 +28,6 @@ class TrackedVideo:
 
 def eval_tracker():
     """Face mesh only (pose is not scored): pose and the people counter run once per video."""
-    from vlogger.preprocessing.tracking import MediapipeTracker
 
     return MediapipeTracker(
         {"min_detection_confidence": 0.5, "pose_stride": 1 << 30, "count_faces_every": 1 << 30, "second_face_ratio": 1}

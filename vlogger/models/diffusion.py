@@ -7,6 +7,7 @@ configurable number of steps, deterministic for a given torch.Generator.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,14 @@ SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultis
 
 # x_t, t (B,) -> predicted x0; the caller closes over conditioning and guidance
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of integer diffusion steps (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], dim=-1)
 
 
 def correlated_noise(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vlogger import landmarks
+from vlogger.core import landmarks
 
 
 def speech_fraction(audio: np.ndarray, sample_rate: int, frame_ms: float = 10.0) -> float:

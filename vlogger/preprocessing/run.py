@@ -17,10 +17,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlogger.body.fitting import make_fitter
-from vlogger.errors import BadInput
-from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index
-from vlogger.preprocessing.tracking import check_backend
+from vlogger.body.fitting import basis_id, make_fitter
+from vlogger.core.config import load_config
+from vlogger.core.errors import BadInput
+from vlogger.core.spec import DataSpec
+from vlogger.core.tracking import check_backend, filter_native_logs, make_tracker, tracker_class
+from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index, record_spec
 from vlogger.preprocessing.video_to_clips import VideoResult, process_video
 
 _tracker = None  # one per worker process, built by _init_worker
@@ -36,8 +38,6 @@ def list_inputs(root: Path, extensions: list[str]) -> list[Path]:
 def _init_worker(cfg: dict) -> None:
     import cv2
     import torch
-
-    from vlogger.preprocessing.tracking import filter_native_logs, make_tracker
 
     filter_native_logs()
     cv2.setNumThreads(1)
@@ -88,6 +88,18 @@ def _pool_results(jobs: list[tuple[Path, str]], cfg: dict, workers: int) -> Iter
                 )
 
 
+def data_spec(cfg: dict) -> DataSpec:
+    """The data contract a run with `cfg` writes: settings, landmark format and body-model basis."""
+    fmt = tracker_class(cfg["tracking"]["backend"]).landmark_format
+    return DataSpec.from_preprocess_config(cfg, fmt, basis_id(cfg["fit"]))
+
+
+def default_spec() -> DataSpec:
+    """The spec of today's default preprocessing settings: for models built without shards
+    (benchmarks of speed, tests of the networks)."""
+    return data_spec(load_config(None, "preprocess/default.yaml"))
+
+
 def preprocess(
     input_dir: Path, out_dir: Path, cfg: dict, workers: int = 1, num_shards: int = 1, shard_index: int = 0
 ) -> dict:
@@ -107,6 +119,7 @@ def preprocess(
             make_fitter(cfg["fit"])
         except (FileNotFoundError, ValueError) as e:
             raise RuntimeError(f"fit.body_model={cfg['fit']['body_model']}: {e}") from e
+    record_spec(out_dir, shard_index, data_spec(cfg))
     sc = cfg["shards"]
     sinks = {
         split: ShardSink(

@@ -64,16 +64,3 @@ def split_clips(
             step = (e - s) // pieces
             clips.extend((s + i * step, s + (i + 1) * step) for i in range(pieces))
     return clips, dropped
-
-
-def interpolate_missing(x: np.ndarray) -> np.ndarray:
-    """Fill NaN frames of (T, ...) by linear interpolation in time (edges hold the nearest)."""
-    flat = x.reshape(len(x), -1).astype(np.float32)
-    ok = ~np.isnan(flat[:, 0])
-    if ok.all() or not ok.any():
-        return flat.reshape(x.shape)
-    t = np.arange(len(x))
-    out = np.empty_like(flat)
-    for j in range(flat.shape[1]):
-        out[:, j] = np.interp(t, t[ok], flat[ok, j])
-    return out.reshape(x.shape)

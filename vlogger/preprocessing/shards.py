@@ -3,6 +3,7 @@
 Layout of an output folder:
   shard-SPLIT-JJJ-NNNNN.tar  finished shards of split SPLIT written by job JJJ (never rewritten)
   parts/manifest-JJJ.jsonl   one line per finished input of job JJJ: its clips or why not
+  parts/spec-JJJ.json        the data contract job JJJ wrote under (vlogger.core.spec)
   index.json, rejected.jsonl the merge of every job's manifest
 
 A shard is written as `.tar.tmp` and renamed when closed; an input is recorded as done
@@ -20,11 +21,35 @@ from pathlib import Path
 
 import webdataset as wds
 
+from vlogger.core.spec import DataSpec
+
 INDEX_VERSION = 1
 
 
 def manifest_path(out: Path, job: int) -> Path:
     return out / "parts" / f"manifest-{job:03d}.jsonl"
+
+
+def record_spec(out: Path, job: int, spec: DataSpec) -> None:
+    """Write the job's data spec, or check it against the one a previous run of the job wrote:
+    a resumed job with other settings would mix two contracts in one folder."""
+    path = out / "parts" / f"spec-{job:03d}.json"
+    if path.exists():
+        DataSpec.from_dict(json.loads(path.read_text()), str(path)).require_same(spec, str(path), "this run's settings")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, json.dumps(spec.to_dict(), indent=1))
+
+
+def merged_spec(out: Path) -> DataSpec:
+    """The one spec every job of the folder wrote under."""
+    paths = sorted((out / "parts").glob("spec-*.json"))
+    if not paths:
+        raise FileNotFoundError(f"{out / 'parts'}: no spec-*.json (no preprocessing job has run here)")
+    specs = [DataSpec.from_dict(json.loads(p.read_text()), str(p)) for p in paths]
+    for p, spec in zip(paths[1:], specs[1:], strict=True):
+        specs[0].require_same(spec, str(paths[0]), str(p))
+    return specs[0]
 
 
 def read_manifest(path: Path) -> list[dict]:
@@ -136,6 +161,7 @@ def merge_index(out: Path) -> dict:
     seconds = sum(c["frames"] / c["fps"] for c in clips)
     index = {
         "version": INDEX_VERSION,
+        "spec": merged_spec(out).to_dict(),
         "inputs": len(entries),
         "inputs_with_clips": sum(1 for e in entries if e["clips"]),
         "clips": len(clips),

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from vlogger import landmarks
 from vlogger.body.fitting import make_fitter, residual_scores
 from vlogger.body.params import to_npz_bytes
-from vlogger.config import load_config
-from vlogger.errors import BadInput
-from vlogger.evaluation.avsync import av_sync
-from vlogger.io.audio import fit_length, load_audio, to_flac
-from vlogger.io.video import VideoInfo, encode_mp4, probe, read_frames, resample_indices, scaled_size
-from vlogger.models.audio import LogMel
-from vlogger.preprocessing import crop, quality, segments
+from vlogger.core import crop, landmarks
+from vlogger.core.audio import fit_length, load_audio, to_flac
+from vlogger.core.avsync import av_sync
+from vlogger.core.config import load_config
+from vlogger.core.errors import BadInput
+from vlogger.core.mel import LogMel
+from vlogger.core.tracking import interpolate_missing
+from vlogger.core.video import VideoInfo, encode_mp4, probe, read_frames, resample_indices, scaled_size
+from vlogger.preprocessing import quality, segments
 from vlogger.preprocessing.splits import identity_of, split_of
 
 
@@ -147,8 +148,8 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
     reason = quality.rejection_reason(scores, q, cfg["tracking"]["several_faces_fraction"])
     if reason:
         return reason
-    face = segments.interpolate_missing(face)
-    pose = segments.interpolate_missing(track.pose[s:e])
+    face = interpolate_missing(face)
+    pose = interpolate_missing(track.pose[s:e])
     with _Stage(res.timings, "crop_encode"):
         inside = (info.width, info.height) if c["keep_inside"] else None
         boxes = crop.crop_boxes(face, fps, c["scale"], c["shift_down"], c["smooth_seconds"], inside)

@@ -17,6 +17,16 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
+from vlogger.body.facemesh import FaceBasis
+from vlogger.core.errors import ContractError
+from vlogger.datasets.motion import MotionDataModule
+from vlogger.datasets.video import VideoDataModule
+from vlogger.training.logging import make_logger
+from vlogger.training.motion import MotionDiffusion
+from vlogger.training.motion_media import MotionMedia
+from vlogger.training.video import VideoDiffusion
+from vlogger.training.video_media import VideoMedia
+
 
 class RecordBatches(Callback):
     """Debug aid (and the DDP test's witness): which windows each rank trained on."""
@@ -51,7 +61,6 @@ def checkpoint_step(path: Path | None) -> int:
 
 
 def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
-    from vlogger.training.logging import make_logger
 
     t = cfg["trainer"]
     ckpt = ModelCheckpoint(
@@ -122,31 +131,26 @@ def _fit(cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Ca
 
 def train_motion(cfg: dict, resume: str | None = None) -> dict:
     """Train stage 1; returns the summary written to summary.json."""
-    from vlogger.body.facemesh import FaceBasis
-    from vlogger.datasets.motion import MotionDataModule
-    from vlogger.models.motion.media import MotionMedia
-    from vlogger.models.motion.module import MotionDiffusion
 
     run_dir, ckpt = _prepare(cfg, resume)
+    dm = MotionDataModule(cfg, seed_offset=checkpoint_step(ckpt))
     basis = FaceBasis.load(cfg["model"]["basis"])
-    dm = MotionDataModule(cfg, basis.basis_id, seed_offset=checkpoint_step(ckpt))
+    if basis.basis_id != dm.spec.basis_id:
+        raise ContractError(f"basis: {basis.basis_id} in model.basis, {dm.spec.basis_id} in {cfg['data']['shards']}")
     stats = dm.stats()
-    module = MotionDiffusion(cfg, stats.mean, stats.std, basis.basis_id)
+    module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec)
     return _fit(cfg, run_dir, ckpt, module, dm, [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)])
 
 
 def train_video(cfg: dict, resume: str | None = None) -> dict:
     """Train stage 2 (phase `single` or `clip`); returns the summary written to summary.json."""
-    from vlogger.datasets.video import VideoDataModule
-    from vlogger.models.video.media import VideoMedia
-    from vlogger.models.video.module import VideoDiffusion
 
     if cfg["phase"] not in ("single", "clip"):
         raise ValueError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
     run_dir, ckpt = _prepare(cfg, resume)
     dm = VideoDataModule(cfg, seed_offset=checkpoint_step(ckpt))
     dm.check_val_identities()
-    module = VideoDiffusion(cfg)
+    module = VideoDiffusion(cfg, dm.spec)
     return _fit(cfg, run_dir, ckpt, module, dm, [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])])
 
 

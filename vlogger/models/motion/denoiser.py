@@ -11,20 +11,12 @@ embeddings: classifier-free guidance drops them in training and contrasts them a
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from vlogger.models.diffusion import step_embedding
+
 MEL_SCALE = 2.5  # typical spread of a centred log-mel bin over a window of speech
-
-
-def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of integer diffusion steps (B,) -> (B, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.sin(), args.cos()], dim=-1)
 
 
 class MotionDenoiser(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from vlogger.models.diffusion import standard_noise
-from vlogger.models.motion.generate import window_starts
+from vlogger.models.outpaint import window_starts
 
 
 @torch.no_grad()

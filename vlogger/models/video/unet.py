@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vlogger.models.motion.denoiser import step_embedding
+from vlogger.models.diffusion import step_embedding
 
 IMAGE_CHANNELS = 3
 CONTROL_CHANNELS = 14

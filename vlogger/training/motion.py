@@ -12,15 +12,17 @@ from __future__ import annotations
 import torch
 
 from vlogger.body.motion import MotionLayout, reference_dim
+from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.training.base import DiffusionModule
+from vlogger.training.checkpoints import CONFIG_VERSION
 
 
 class MotionDiffusion(DiffusionModule):
-    def __init__(self, cfg: dict, motion_mean: torch.Tensor, motion_std: torch.Tensor, basis_id: str):
+    def __init__(self, cfg: dict, motion_mean: torch.Tensor, motion_std: torch.Tensor, spec: DataSpec):
         super().__init__()
-        self.save_hyperparameters({"cfg": cfg, "basis_id": basis_id})
+        self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict(), "config_version": CONFIG_VERSION})
         m, d = cfg["model"], cfg["data"]
         self.layout = MotionLayout(m["n_expression"])
         self.model = MotionDenoiser(

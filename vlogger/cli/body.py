@@ -90,9 +90,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vlogger.body.facemesh import FaceBasis
     from vlogger.body.fitting import mesh_model
     from vlogger.body.params import from_npz
+    from vlogger.core.audio import from_flac
+    from vlogger.core.video import encode_mp4
     from vlogger.datasets.shards import all_shard_urls
-    from vlogger.io.audio import from_flac
-    from vlogger.io.video import encode_mp4
 
     meshes: dict = {}
     basis_id = FaceBasis.load(args.basis).basis_id

@@ -15,14 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlogger.body.control_video import params_slice
-from vlogger.body.facemesh import FaceBasis
+from vlogger.body.control_video import ClipRenderer, params_slice
+from vlogger.body.fitting import facemesh_mesh
 from vlogger.body.motion import from_motion, reference_of, to_motion
 from vlogger.body.params import from_npz
-from vlogger.body.reference import ReferenceImage
-from vlogger.config import load_config
-from vlogger.errors import BadInput
-from vlogger.pipeline import MotionResult, speech_features
+from vlogger.body.reference import ReferenceImage, analyse_reference
+from vlogger.core.audio import from_flac
+from vlogger.core.errors import BadInput
+from vlogger.core.tracking import filter_native_logs, make_tracker
+from vlogger.core.video import decode_frames
+from vlogger.generation.pipeline import MotionResult, inference_config, spec_basis, speech_features, write_video
+from vlogger.preprocessing.video_to_clips import process_video
+from vlogger.training.checkpoints import read_checkpoint
 
 
 @dataclass
@@ -34,8 +38,6 @@ class Reconstruction:
 
 def _track_clip(video: Path, pre: dict) -> dict:
     """The first clip preprocessing makes of the video (BadInput with its reasons if none)."""
-    from vlogger.preprocessing.tracking import filter_native_logs, make_tracker
-    from vlogger.preprocessing.video_to_clips import process_video
 
     filter_native_logs()
     res = process_video(video, video.name, pre, make_tracker(pre["tracking"]))
@@ -49,6 +51,7 @@ def _track_clip(video: Path, pre: dict) -> dict:
 
 def motion_from_video(
     video: str | Path,
+    checkpoint: str | Path,
     image: str | Path | None = None,
     audio: str | Path | None = None,
     reference_frame: int = 0,
@@ -56,18 +59,14 @@ def motion_from_video(
 ) -> Reconstruction:
     """Tracked, fitted motion of frames [start s, end) of a clip, driving the clip's frame
     `reference_frame` (reconstruction) or the photo `image` (retargeting). The audio is the
-    clip's own from `start` unless `audio` names another recording."""
-    from vlogger.body.reference import analyse_reference
-    from vlogger.datasets.shards import decode_frames
-    from vlogger.io.audio import from_flac
-
+    clip's own from `start` unless `audio` names another recording. The clip is prepared with
+    the data spec of `checkpoint` (the stage-2 model that will render it)."""
     video = Path(video)
-    pre = load_config(None, "preprocess/default.yaml")
-    if pre["fit"]["body_model"] != "facemesh":
-        raise ValueError("--motion-from needs the face-mesh body model (fit.body_model: facemesh)")
+    cfg, spec, _ = read_checkpoint(checkpoint, "video")
+    basis = spec_basis(spec, cfg["model"]["basis"])
+    pre = inference_config(spec, cfg["model"]["basis"])
     sample = _track_clip(video, pre)
     meta, params = sample["json"], from_npz(sample["params.npz"])  # a sample before the shard writer
-    basis = FaceBasis.load(pre["fit"]["basis"])
     fps, n = meta["fps"], meta["n_frames"]
     first = round(start * fps)
     if not 0 <= reference_frame < n or not 0 <= first < n:
@@ -93,8 +92,8 @@ def motion_from_video(
         if np.abs(wav).max(initial=0.0) < 1e-4:
             raise BadInput(video, "its audio is silent from the start frame on; give --audio")
     else:
-        wav, _, _ = speech_features(audio, fps, pre)
-    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, basis)
+        wav, _, _ = speech_features(audio, spec)
+    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, basis, spec)
     return Reconstruction(result, truth, first)
 
 
@@ -102,9 +101,6 @@ def warped_baseline(result: MotionResult, size: int) -> np.ndarray:
     """The baseline stage 2 must beat: the reference image with the renderer's warped reference
     pasted wherever it carries a colour (T, size, size, 3) uint8."""
     import cv2
-
-    from vlogger.body.control_video import ClipRenderer
-    from vlogger.body.fitting import facemesh_mesh
 
     ref = result.reference
     renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
@@ -122,8 +118,6 @@ def write_references(rec: Reconstruction, out: Path, size: int) -> dict[str, Pat
     warped_reference.mp4 (the baseline), same size, frames and audio: what `vlogger evaluate`
     and `vlogger.evaluation` compare."""
     import cv2
-
-    from vlogger.pipeline import write_video
 
     paths = {"baseline": write_video(warped_baseline(rec.motion, size), rec.motion, out / "warped_reference.mp4")}
     if rec.ground_truth is not None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = Path(__file__).parent / "configs"  # a link to the repository's configs/, copied into wheels
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = Path(__file__).parents[1] / "configs"  # a link to the repository's configs/, copied into wheels
 
 
 def load_config(path: str | Path | None, default: str, overrides: list[str] | None = None) -> dict:

@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from vlogger.errors import BadInput
+from vlogger.core.errors import BadInput
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
-    from vlogger.config import load_config
+    from vlogger.core.config import load_config
     from vlogger.preprocessing.run import preprocess
 
     cfg = load_config(args.config, "preprocess/default.yaml", args.set)
@@ -75,9 +75,9 @@ def _maybe_urls(root: str, split: str) -> list[str]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vlogger.config import load_config
+    from vlogger.core.config import load_config
+    from vlogger.core.tracking import filter_native_logs
     from vlogger.evaluation.runner import evaluate, write_results
-    from vlogger.preprocessing.tracking import filter_native_logs
 
     filter_native_logs()
 
@@ -99,7 +99,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from vlogger.config import apply_overrides, load_config, merge
+    from vlogger.core.config import apply_overrides, load_config, merge
     from vlogger.training.run import TRAINERS
 
     cfg = load_config(None, f"train/{args.stage}_tiny.yaml")
@@ -113,7 +113,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate_motion(args: argparse.Namespace) -> int:
-    from vlogger.pipeline import generate_motion, write_motion
+    from vlogger.generation.pipeline import generate_motion, write_motion
 
     result = generate_motion(
         args.image, args.audio, args.checkpoint, args.seed, args.steps, args.guidance, args.sampler, args.device
@@ -126,16 +126,18 @@ def _cmd_generate_motion(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from vlogger.pipeline import generate_motion, generate_video, write_motion
+    from vlogger.generation.pipeline import generate_motion, generate_video, write_motion
 
     out = Path(args.out)
     for path in [args.video_checkpoint, *args.superres, *[args.motion_checkpoint] * (not args.motion_from)]:
         if path and not Path(path).is_file():  # before stage 1 runs, not after
             raise FileNotFoundError(f"{path}: no such checkpoint")
     if args.motion_from:
-        from vlogger.reconstruct import motion_from_video, write_references
+        from vlogger.generation.reconstruct import motion_from_video, write_references
 
-        rec = motion_from_video(args.motion_from, args.image, args.audio, args.reference_frame, args.start)
+        rec = motion_from_video(
+            args.motion_from, args.video_checkpoint, args.image, args.audio, args.reference_frame, args.start
+        )
         result = rec.motion
     else:
         if not (args.image and args.audio and args.motion_checkpoint):
@@ -275,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_zoo_parser(sub)
 
-    from vlogger.body.cli import add_body_parser, add_render_parser
+    from vlogger.cli.body import add_body_parser, add_render_parser
 
     add_body_parser(sub)
     add_render_parser(sub)
@@ -296,7 +298,3 @@ def main(argv: list[str] | None = None) -> int:
     except (BadInput, RuntimeError, FileNotFoundError, ValueError) as e:  # what a user can fix: said, not traced
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from vlogger.errors import BadInput
+from vlogger.core.errors import BadInput
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000, start_time: float | None = None) -> np.ndarray:

@@ -12,3 +12,8 @@ class BadInput(Exception):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class ContractError(Exception):
+    """Data of one contract given to code of another (vlogger.core.spec): shards, checkpoints
+    or settings that disagree. The message names the setting and both values."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vlogger.errors import BadInput
+from vlogger.core.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -201,3 +201,19 @@ def decode_mp4_bytes(data: bytes) -> np.ndarray:
     """All frames of an in-memory mp4 as (T, H, W, 3) uint8."""
     with av.open(io.BytesIO(data)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def decode_frames(mp4: bytes, indices: Sequence[int]) -> np.ndarray:
+    """Frames at the given indices (T, H, W, 3) uint8, decoding only up to the last one."""
+    wanted = sorted(set(indices))
+    got: dict[int, np.ndarray] = {}
+    with av.open(io.BytesIO(mp4)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= wanted[-1]:
+                break
+    missing = [i for i in wanted if i not in got]
+    if missing:
+        raise ValueError(f"clip has no frame {missing[0]} (truncated video member?)")
+    return np.stack([got[i] for i in indices])

@@ -75,14 +75,17 @@ def check_backend(cfg: dict) -> None:
         make_tracker(cfg)
 
 
+def tracker_class(backend: str) -> type[MediapipeTracker | FaceAlignmentTracker]:
+    """The tracker class of `tracking.backend` (its `landmark_format` is known without building it)."""
+    classes = {"mediapipe": MediapipeTracker, "face_alignment": FaceAlignmentTracker}
+    if backend not in classes:
+        raise ValueError(f"unknown tracking backend {backend!r} (mediapipe | face_alignment)")
+    return classes[backend]
+
+
 def make_tracker(cfg: dict) -> MediapipeTracker | FaceAlignmentTracker:
     """The tracker named by `tracking.backend` in the preprocess config."""
-    backend = cfg["backend"]
-    if backend == "mediapipe":
-        return MediapipeTracker(cfg)
-    if backend == "face_alignment":
-        return FaceAlignmentTracker(cfg)
-    raise ValueError(f"unknown tracking backend {backend!r} (mediapipe | face_alignment)")
+    return tracker_class(cfg["backend"])(cfg)
 
 
 def count_large_faces(boxes: list[tuple[float, float]], ratio: float) -> int:
@@ -201,3 +204,16 @@ def _to_track(fmt: str, k: int, buf: _Buffers) -> Track:
     face = np.stack([f if f is not None else empty for f in buf.face]) if buf.face else np.zeros((0, k, 3), np.float32)
     pose = np.stack(buf.pose) if buf.pose else np.zeros((0, 33, 4), np.float32)
     return Track(fmt, face, pose, np.array(buf.count, np.int32), np.array(buf.score, np.float32))
+
+
+def interpolate_missing(x: np.ndarray) -> np.ndarray:
+    """Fill NaN frames of (T, ...) by linear interpolation in time (edges hold the nearest)."""
+    flat = x.reshape(len(x), -1).astype(np.float32)
+    ok = ~np.isnan(flat[:, 0])
+    if ok.all() or not ok.any():
+        return flat.reshape(x.shape)
+    t = np.arange(len(x))
+    out = np.empty_like(flat)
+    for j in range(flat.shape[1]):
+        out[:, j] = np.interp(t, t[ok], flat[ok, j])
+    return out.reshape(x.shape)

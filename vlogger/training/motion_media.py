@@ -13,6 +13,8 @@ from vlogger.body.facemesh import FaceBasis, facemesh_vertices
 from vlogger.body.geometry import rot6d_to_matrix
 from vlogger.body.motion import MotionLayout, from_motion
 from vlogger.body.params import BODY_JOINTS
+from vlogger.body.render import ControlRenderer, controls_to_rgb
+from vlogger.core.video import encode_mp4
 from vlogger.training.logging import ValidationMedia, log_image, log_video
 
 
@@ -73,7 +75,6 @@ def render_motion_pair(
     pred: torch.Tensor, truth: torch.Tensor, ref: torch.Tensor, basis: FaceBasis, size: int = 128
 ) -> np.ndarray:
     """(N, size, 2·size, 3) uint8: semantic maps of the sampled | ground-truth motion."""
-    from vlogger.body.render import ControlRenderer, controls_to_rgb
 
     k = pred.shape[1] - 9 - 3 * len(BODY_JOINTS)
     reference = reference_from_vector(ref, k, size)
@@ -105,7 +106,6 @@ class MotionMedia(ValidationMedia):
         title = f"step {step}: {batch['key'][0]} from frame {int(batch['start'][0])}"
         png = plot_motion(pred, truth, module.layout, media / f"motion-{step:07d}.png", title)
         log_image(trainer.logger, "val/motion_plot", png, step)
-        from vlogger.io.video import encode_mp4
 
         frames = render_motion_pair(pred, truth, ref, self.basis)
         mp4 = media / f"motion-{step:07d}.mp4"

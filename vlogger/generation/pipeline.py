@@ -14,33 +14,39 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vlogger.body.control_video import ClipRenderer
 from vlogger.body.facemesh import FaceBasis
+from vlogger.body.fitting import facemesh_mesh
 from vlogger.body.motion import MotionLayout, from_motion, reference_of, reference_vector
-from vlogger.config import load_config
-from vlogger.errors import BadInput
-from vlogger.io.audio import load_audio
-from vlogger.models.audio import LogMel
+from vlogger.body.params import to_npz_bytes
+from vlogger.body.reference import analyse_reference
+from vlogger.core.audio import load_audio
+from vlogger.core.config import load_config
+from vlogger.core.errors import BadInput, ContractError
+from vlogger.core.frames import to_uint8, to_unit
+from vlogger.core.mel import LogMel
+from vlogger.core.spec import DataSpec
+from vlogger.core.video import encode_mp4
+from vlogger.models.motion.generate import generate_long
+from vlogger.models.video.generate import generate_frames
+from vlogger.training.checkpoints import read_checkpoint
+from vlogger.training.motion import MotionDiffusion
+from vlogger.training.video import VideoDiffusion
 
 
-def load_motion_model(path: str | Path, device: str = "cpu"):
-    """A stage-1 checkpoint, read with `weights_only=True` (no pickled code runs)."""
-    from vlogger.models.motion.module import MotionDiffusion
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no stage-1 checkpoint (train one with `vlogger train motion`)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    hp = ckpt["hyper_parameters"]
-    dim = MotionLayout(hp["cfg"]["model"]["n_expression"]).dim
-    module = MotionDiffusion(hp["cfg"], torch.zeros(dim), torch.ones(dim), hp["basis_id"])
-    module.load_state_dict(ckpt["state_dict"])
+def load_motion_model(path: str | Path, device: str = "cpu") -> MotionDiffusion:
+    """A stage-1 checkpoint (`vlogger.training.checkpoints.read_checkpoint`), in eval mode."""
+    cfg, spec, state = read_checkpoint(path, "motion")
+    dim = MotionLayout(cfg["model"]["n_expression"]).dim
+    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), spec)
+    module.load_state_dict(state)
     return module.to(device).eval()
 
 
-def speech_features(path: str | Path, fps: int, preprocess_cfg: dict) -> tuple[np.ndarray, np.ndarray, int]:
-    """16 kHz mono audio, its log-mel rows for whole frames, and the frame count; BadInput for
-    unreadable, empty or silent recordings."""
-    sr = preprocess_cfg["ingest"]["sample_rate"]
+def speech_features(path: str | Path, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mono audio at the spec's rate, its log-mel rows for whole frames (the spec's features),
+    and the frame count; BadInput for unreadable, empty or silent recordings."""
+    sr, fps = spec.sample_rate, spec.fps
     try:
         audio = load_audio(path, sr)
     except Exception as e:
@@ -50,8 +56,27 @@ def speech_features(path: str | Path, fps: int, preprocess_cfg: dict) -> tuple[n
         raise BadInput(path, "audio is shorter than one video frame")
     if np.abs(audio).max() < 1e-4:
         raise BadInput(path, "audio is silent")
-    mel = LogMel.from_config(preprocess_cfg["audio_features"], sr).for_frames(audio, n_frames, fps)
+    mel = LogMel.from_config(spec.audio_features, sr).for_frames(audio, n_frames, fps)
     return audio, mel, n_frames
+
+
+def inference_config(spec: DataSpec, basis: str | None) -> dict:
+    """The preprocessing settings a photo or clip is prepared with at inference: today's tracking
+    thresholds, the checkpoint's spec for everything the model's inputs depend on, and its
+    basis file."""
+    cfg = spec.preprocess_config(load_config(None, "preprocess/default.yaml"))
+    cfg["fit"]["basis"] = basis
+    return cfg
+
+
+def spec_basis(spec: DataSpec, basis: str | None) -> FaceBasis:
+    """The face-mesh basis file `basis` (None: shipped), which must be the spec's."""
+    if spec.body_model != "facemesh":
+        raise ContractError(f"body model {spec.body_model}: generation needs face-mesh shards (fit.body_model)")
+    loaded = FaceBasis.load(basis)
+    if loaded.basis_id != spec.basis_id:
+        raise ContractError(f"basis: {spec.basis_id} in the checkpoint's data spec, {loaded.basis_id} in {basis}")
+    return loaded
 
 
 @dataclass
@@ -62,6 +87,7 @@ class MotionResult:
     audio: np.ndarray
     fps: int
     basis: FaceBasis
+    spec: DataSpec  # the data contract the motion was made under
 
 
 def generate_motion(
@@ -75,17 +101,12 @@ def generate_motion(
     device: str = "cpu",
 ) -> MotionResult:
     """Stage 1 for a photo and a recording of any length."""
-    from vlogger.body.reference import analyse_reference
-    from vlogger.models.motion.generate import generate_long
 
     module = load_motion_model(checkpoint, device)
-    pre = load_config(None, "preprocess/default.yaml")
-    basis = FaceBasis.load(module.cfg["model"]["basis"])
-    if basis.basis_id != module.hparams["basis_id"]:
-        raise ValueError(f"{checkpoint}: trained with basis {module.hparams['basis_id']}, loaded {basis.basis_id}")
-    fps = pre["ingest"]["fps"]
-    wav, mel, n_frames = speech_features(audio, fps, pre)
-    ref = analyse_reference(image, pre, basis)
+    spec = module.spec
+    basis = spec_basis(spec, module.cfg["model"]["basis"])
+    wav, mel, n_frames = speech_features(audio, spec)
+    ref = analyse_reference(image, inference_config(spec, module.cfg["model"]["basis"]), basis)
     reference = reference_of(ref.params, 0)
     k = module.layout.n_expression
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -93,16 +114,12 @@ def generate_motion(
     motion = generate_long(module, mel, reference_vector(reference, k), n_frames, gen, **kw).cpu()
     params = {k2: v.numpy() for k2, v in from_motion(motion, reference).items()}
     params |= {"identity": ref.params["identity"], "size": ref.params["size"], "basis_id": basis.basis_id}
-    return MotionResult(params, motion, ref, wav, fps, basis)
+    return MotionResult(params, motion, ref, wav, spec.fps, basis, spec)
 
 
 def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, Path]:
     """motion.npz (parameters + motion vectors) and controls.mp4 (semantic | coords | warped,
     the recording muxed in) under `out`."""
-    from vlogger.body.control_video import ClipRenderer
-    from vlogger.body.fitting import facemesh_mesh
-    from vlogger.body.params import to_npz_bytes
-    from vlogger.io.video import encode_mp4
 
     out.mkdir(parents=True, exist_ok=True)
     npz = out / "motion.npz"
@@ -116,27 +133,17 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
     return {"motion": npz, "video": video}
 
 
-def load_video_model(path: str | Path, device: str = "cpu"):
-    """A stage-2 checkpoint, read with `weights_only=True`."""
-    from vlogger.models.video.module import VideoDiffusion
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no stage-2 checkpoint (train one with `vlogger train video`)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = ckpt["hyper_parameters"]["cfg"]
-    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}})
-    module.load_state_dict(ckpt["state_dict"])
+def load_video_model(path: str | Path, device: str = "cpu") -> VideoDiffusion:
+    """A stage-2 (or super-resolution) checkpoint, in eval mode."""
+    cfg, spec, state = read_checkpoint(path, "video")
+    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}}, spec)
+    module.load_state_dict(state)
     return module.to(device).eval()
 
 
 def _run_model(module, result: MotionResult, gen, steps, guidance, lowres: torch.Tensor | None, desc: str):
     """One model of the cascade over the whole clip: controls and reference at its size, frames
     by outpainting (super-resolution models also get the previous model's frames)."""
-    from vlogger.body.control_video import ClipRenderer
-    from vlogger.body.fitting import facemesh_mesh
-    from vlogger.datasets.video import to_unit
-    from vlogger.models.video.generate import generate_frames
 
     ref, size = result.reference, module.size
     renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
@@ -161,19 +168,8 @@ def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str
     return models
 
 
-def to_uint8(frames: torch.Tensor, size: int | None = None) -> np.ndarray:
-    """(T, 3, S, S) in [-1, 1] -> (T, size, size, 3) uint8 (Lanczos-resized when size differs)."""
-    import cv2
-
-    video = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    if size is None or size == video.shape[1]:
-        return video
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LANCZOS4) for f in video])
-
-
 def write_video(frames: np.ndarray, result: MotionResult, path: Path) -> Path:
     """frames at 25 fps with the recording muxed in."""
-    from vlogger.io.video import encode_mp4
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_mp4(frames, result.fps, "libx264", 18, "veryfast", result.audio, 16000))
@@ -197,6 +193,8 @@ def generate_video(
     `noise_correlation` apply to every model, `guidance` to stage 2 (super-resolution uses its
     checkpoint's). Returns the frames written (T, S, S, 3) uint8."""
     models = load_cascade(checkpoint, list(superres), device)
+    for path, m in zip([checkpoint, *superres], models, strict=True):
+        m.spec.require_same(result.spec, str(path), "the motion's source")
     if noise_correlation is not None:
         for m in models:
             m.cfg["sampling"]["noise_correlation"] = noise_correlation

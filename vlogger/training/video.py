@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from vlogger.body.render import Controls
+from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion, correlated_noise
 from vlogger.models.video.unet import VideoUNet
 from vlogger.training.base import DiffusionModule
+from vlogger.training.checkpoints import CONFIG_VERSION, ema_weights, read_checkpoint
 
 UNET_KEYS = (
     "channels",
@@ -36,22 +38,21 @@ UNET_KEYS = (
 
 
 class VideoDiffusion(DiffusionModule):
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, spec: DataSpec):
         super().__init__()
-        self.save_hyperparameters({"cfg": cfg})
+        self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict(), "config_version": CONFIG_VERSION})
         self.model = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS}, lowres_input=self.superres is not None)
         if cfg["model"].get("init_from"):
-            self._init_from(Path(cfg["model"]["init_from"]))
+            self._init_from(Path(cfg["model"]["init_from"]), spec)
         self.diffusion = Diffusion(cfg["diffusion"])
         self.finish_init()
 
-    def _init_from(self, path: Path) -> None:
-        """Weights (the EMA copy) of an earlier run, e.g. phase 1 before phase 2; tensors only."""
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no checkpoint to initialise stage 2 from")
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-        ema = {k.removeprefix("ema.module."): v for k, v in state.items() if k.startswith("ema.module.")}
-        self.model.load_state_dict(ema)
+    def _init_from(self, path: Path, spec: DataSpec) -> None:
+        """Weights (the EMA copy) of an earlier run on data of the same contract, e.g. phase 1
+        before phase 2."""
+        _, init_spec, state = read_checkpoint(path, "video")
+        init_spec.require_same(spec, str(path), "this run's shards")
+        self.model.load_state_dict(ema_weights(state))
 
     @property
     def temporal(self) -> bool:
@@ -64,9 +65,8 @@ class VideoDiffusion(DiffusionModule):
 
     @property
     def noise_correlation(self) -> float:
-        """Share of the starting noise's variance common to all frames (checkpoints from
-        before the option: 0, independent frames)."""
-        return self.cfg["sampling"].get("noise_correlation", 0.0)
+        """Share of the starting noise's variance common to all frames."""
+        return self.cfg["sampling"]["noise_correlation"]
 
     @property
     def size(self) -> int:
@@ -97,7 +97,7 @@ class VideoDiffusion(DiffusionModule):
         option have no key: plain x0.)"""
         if lowres is not None:
             return lowres if self.superres["residual"] else None
-        if not self.cfg["model"].get("residual_over_warped", False):
+        if not self.cfg["model"]["residual_over_warped"]:
             return None
         b, n = controls.shape[:2]
         ctrl = Controls(controls.flatten(0, 1))

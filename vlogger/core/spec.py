@@ -1,0 +1,109 @@
+"""The data contract: what preprocessing made of the videos, carried into every checkpoint.
+
+Preprocessing writes a `DataSpec` into `index.json`; the DataModules refuse shards of another
+spec; the training modules store it in every checkpoint; generation, reconstruction and the
+benchmarks rebuild their preprocessing settings from the checkpoint's spec, so a model sees at
+inference what it saw in training whatever today's default config says. A mismatch is a
+`ContractError` that names the setting and both values, never a warning.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from vlogger.core.errors import ContractError
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Everything about the shards a model's inputs depend on."""
+
+    fps: int
+    sample_rate: int
+    audio_features: dict  # LogMel settings (n_mels, n_fft, win_length, hop_length, f_min, f_max)
+    crop: dict  # size, scale, shift_down, smooth_seconds, keep_inside
+    landmark_format: str  # vlogger.core.landmarks.FORMATS key
+    body_model: str | None  # facemesh | smplx | None (no params.npz)
+    basis_id: str | None  # the body model's parameter basis (face-mesh basis hash, SMPL-X file)
+    version: int = field(default=SPEC_VERSION)
+
+    @property
+    def rows_per_frame(self) -> int:
+        """Log-mel rows per video frame (4 at 16 kHz, hop 160, 25 fps)."""
+        r = self.sample_rate / (self.audio_features["hop_length"] * self.fps)
+        if abs(r - round(r)) > 1e-6:
+            hop = self.audio_features["hop_length"]
+            raise ContractError(f"hop {hop} at {self.sample_rate} Hz does not divide {self.fps} fps")
+        return round(r)
+
+    @classmethod
+    def from_preprocess_config(cls, cfg: dict, landmark_format: str, basis_id: str | None) -> DataSpec:
+        """The spec a preprocessing run with `cfg` produces."""
+        return cls(
+            fps=int(cfg["ingest"]["fps"]),
+            sample_rate=int(cfg["ingest"]["sample_rate"]),
+            audio_features=dict(cfg["audio_features"]),
+            crop=dict(cfg["crop"]),
+            landmark_format=landmark_format,
+            body_model=cfg["fit"]["body_model"],
+            basis_id=basis_id,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str) -> DataSpec:
+        """Read a stored spec; `source` (a file or checkpoint) names where, in errors."""
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - set(d) - {"version"})
+        if missing:
+            raise ContractError(f"{source}: data spec lacks {', '.join(missing)}")
+        if int(d.get("version", SPEC_VERSION)) > SPEC_VERSION:
+            raise ContractError(f"{source}: data spec version {d['version']} is newer than this vlogger's")
+        return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in names})
+
+    @classmethod
+    def of_shards(cls, root: str | Path) -> DataSpec:
+        """The spec in a preprocessed folder's index.json."""
+        index = Path(root) / "index.json"
+        if not index.is_file():
+            raise ContractError(f"{index}: missing (run `vlogger preprocess`, or `vlogger merge-index` after jobs)")
+        data = json.loads(index.read_text())
+        if "spec" not in data:
+            raise ContractError(f"{index}: no data spec (preprocessed by an older vlogger): preprocess again")
+        return cls.from_dict(data["spec"], str(index))
+
+    def differences(self, other: DataSpec) -> list[tuple[str, object, object]]:
+        """(setting, mine, theirs) for every setting that differs, nested ones as `crop.scale`."""
+        out = []
+        mine, theirs = self.to_dict(), other.to_dict()
+        for key in mine:
+            a, b = mine[key], theirs[key]
+            if isinstance(a, dict) and isinstance(b, dict):
+                out += [(f"{key}.{k}", a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            elif a != b:
+                out.append((key, a, b))
+        return out
+
+    def require_same(self, other: DataSpec, mine: str, theirs: str) -> None:
+        """ContractError naming each differing setting with both values and where each comes from."""
+        diff = self.differences(other)
+        if diff:
+            lines = "; ".join(f"{k}: {a!r} in {mine}, {b!r} in {theirs}" for k, a, b in diff)
+            raise ContractError(f"data spec mismatch: {lines}")
+
+    def preprocess_config(self, base: dict) -> dict:
+        """A preprocessing config (today's `base` for tracking and quality thresholds) with every
+        setting this spec fixes set to the spec's value: how inference prepares a photo or clip."""
+        cfg = copy.deepcopy(base)
+        cfg["ingest"]["fps"], cfg["ingest"]["sample_rate"] = self.fps, self.sample_rate
+        cfg["audio_features"] = dict(self.audio_features)
+        cfg["crop"] = dict(self.crop)
+        cfg["fit"]["body_model"] = self.body_model
+        return cfg
