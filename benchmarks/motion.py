@@ -29,7 +29,7 @@ from vlogger.core.config import REPO_ROOT, apply_overrides, load_config, merge
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 from vlogger.generation.pipeline import load_motion_model
 from vlogger.models.motion.generate import generate_long, seam_jumps
-from vlogger.models.outpaint import window_starts
+from vlogger.models.sampling import window_starts
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]
@@ -61,7 +61,7 @@ def _jaw_corr(module, clip: dict, mel: np.ndarray, seed: int) -> float:
 
 
 def _synthetic(module, tmp: Path) -> list[float]:
-    from vlogger.datasets.synthetic import make_sample
+    from vlogger.preprocessing.sample import make_sample
 
     (path,) = make_sample(tmp / "synthetic_new" / "astronaut", n_clips=1, seconds=6.0, seed=7)
     shards = _preprocess(tmp / "synthetic_new", tmp / "synthetic_new_shards", ["shards.identity_from=parent"])
@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--work", default="data/bench_motion", help="shards and run folder (kept for reuse)")
     ap.add_argument("--append", help="append the result tables to this markdown file")
     args = ap.parse_args()
-    from vlogger.datasets.synthetic import make_sample
+    from vlogger.preprocessing.sample import make_sample
     from vlogger.training.run import train_motion
 
     work = Path(args.work)

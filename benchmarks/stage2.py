@@ -64,7 +64,7 @@ def train(runs: Path, stage: str, name: str, configs: list[str], sets: list[str]
 def seams(video: np.ndarray, window: int, overlap: int) -> dict[str, float]:
     """Mean |frame t - frame t-1| (uint8 scale) where a new outpainting window's first
     generated frame follows the frames it was conditioned on, vs. every other transition."""
-    from vlogger.models.outpaint import window_starts
+    from vlogger.models.sampling import window_starts
 
     diff = np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # diff[t-1]: t-1 -> t
     borders = {s + overlap for s in window_starts(len(video), window, overlap)[1:] if s + overlap < len(video)}

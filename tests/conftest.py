@@ -1,8 +1,15 @@
-"""Shared fixtures: the real data beside the checkout, and one preprocessing run over it."""
+"""Shared fixtures and the test tiers.
+
+Tiers (markers, set here from the fixtures a test uses, so they cannot drift):
+- `shared`: reads ../shared (real clips, images, weights); skipped with a reason where it is absent.
+- `slow`: more than ~30 s on 2 cores (training runs, mediapipe over many clips).
+`make test-fast` runs neither (synthetic shards, units, networks); `make test` runs everything.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,13 +17,34 @@ import pytest
 from vlogger.core.config import REPO_ROOT, load_config
 
 SHARED = Path(os.environ.get("VLOGGER_SHARED", REPO_ROOT.parent / "shared"))
-CLIPS = SHARED / "data" / "clips"
+SHARED_FIXTURES = {"shared_dir", "clips_dir", "real_shards"}
+SLOW_FIXTURES = {"real_shards"}
 
 
-def need_shared() -> Path:
-    if not CLIPS.is_dir():
-        pytest.skip(f"real clips not found at {CLIPS} (set VLOGGER_SHARED to the shared/ folder)")
-    return CLIPS
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SHARED_FIXTURES:
+            item.add_marker(pytest.mark.shared)
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared (or $VLOGGER_SHARED): the real data beside the checkout."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"shared data not found at {SHARED} (set VLOGGER_SHARED to the shared/ folder)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def clips_dir(shared_dir: Path) -> Path:
+    """The nine real talking clips the tests rely on."""
+    clips = shared_dir / "data" / "clips"
+    if not clips.is_dir():
+        pytest.skip(f"real clips not found at {clips}")
+    return clips
 
 
 @pytest.fixture(scope="session")
@@ -25,15 +53,25 @@ def preprocess_cfg() -> dict:
 
 
 @pytest.fixture(scope="session")
-def real_shards(tmp_path_factory) -> tuple[Path, dict]:
+def real_shards(tmp_path_factory, clips_dir: Path) -> tuple[Path, dict]:
     """All nine real clips preprocessed once (small shards so there are several)."""
     from vlogger.preprocessing.run import preprocess
 
-    clips = need_shared()
     out = tmp_path_factory.mktemp("real_shards")
     cfg = load_config(None, "preprocess/default.yaml", ["shards.max_clips=3"])
-    stats = preprocess(clips, out, cfg, workers=2)
+    stats = preprocess(clips_dir, out, cfg, workers=2)
     return out, stats
+
+
+@pytest.fixture(scope="session")
+def synthetic_shards(tmp_path_factory) -> Path:
+    """Three synthetic 3 s clips at 64 px as preprocessing writes them (synth_002 in val),
+    made in seconds without mediapipe or ../shared: what dataset, training and generation tests use."""
+    from vlogger.preprocessing.synthetic import make_synthetic_shards
+
+    out = tmp_path_factory.mktemp("synthetic_shards")
+    make_synthetic_shards(out, clips=3, seconds=3.0, overrides=["crop.size=64"])
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -41,16 +79,21 @@ def talking(tmp_path_factory):
     """Frames and 16 kHz audio of a 3 s synthetic talking clip (256 px), and its mp4 file."""
     from vlogger.core.audio import load_audio
     from vlogger.core.video import decode_mp4_bytes
-    from vlogger.datasets.synthetic import make_sample
+    from vlogger.preprocessing.sample import make_sample
 
     d = tmp_path_factory.mktemp("talking")
     (path,) = make_sample(d, n_clips=1, seconds=3.0, size=256)
     return decode_mp4_bytes(path.read_bytes()), load_audio(path, 16000), path
 
 
-def link_inputs(folder: Path, target: Path, names: list[str]) -> Path:
+@pytest.fixture
+def link_inputs() -> Callable[[Path, Path, list[str]], Path]:
     """A folder of inputs that are all links to one video (distinct names = identities)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        (folder / name).symlink_to(target)
-    return folder
+
+    def link(folder: Path, target: Path, names: list[str]) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (folder / name).symlink_to(target)
+        return folder
+
+    return link

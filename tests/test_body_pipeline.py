@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 from smplx_synthetic import write_synthetic_smplx
 
-from conftest import CLIPS, link_inputs, need_shared
 from vlogger.core.config import load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 
 @pytest.mark.shared
-def test_preprocess_fits_smplx_when_configured(tmp_path):
-    need_shared()
+def test_preprocess_fits_smplx_when_configured(tmp_path, clips_dir, link_inputs):
     models = write_synthetic_smplx(tmp_path / "models")
-    inputs = link_inputs(tmp_path / "in", CLIPS / "retalking_face5.mp4", ["face5.mp4"])
+    inputs = link_inputs(tmp_path / "in", clips_dir / "retalking_face5.mp4", ["face5.mp4"])
     from vlogger.preprocessing.run import preprocess
 
     over = ["fit.body_model=smplx", f"fit.model_path={models}", "fit.max_residual_px=50"]

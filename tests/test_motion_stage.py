@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
 from vlogger.body.motion import MotionLayout, reference_dim
 from vlogger.core.config import load_config
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
-from vlogger.models.outpaint import window_starts
+from vlogger.models.sampling import window_starts
 from vlogger.preprocessing.run import default_spec
 from vlogger.training.motion import MotionDiffusion
 
-VAL_IDS = "[retalking_face5,upperbody_kim_7s]"
+VAL_IDS = "[synth_001]"  # beside the val split's synth_002
 
 
 def tiny_overrides(shards: Path, run_dir: Path, name: str, steps: int) -> list[str]:
@@ -119,11 +118,11 @@ def test_outpainting_covers_any_length(n_frames):
 
 
 @pytest.fixture(scope="module")
-def trained(real_shards, tmp_path_factory) -> dict:
-    """A tiny stage-1 run on the real clips (W&B offline), then resumed for 10 more steps."""
+def trained(synthetic_shards, tmp_path_factory) -> dict:
+    """A tiny stage-1 run on synthetic shards (W&B offline), then resumed for 10 more steps."""
     from vlogger.training.run import train_motion
 
-    shards, _ = real_shards
+    shards = synthetic_shards
     runs = tmp_path_factory.mktemp("runs")
     cfg = load_config(None, "train/motion_tiny.yaml", tiny_overrides(shards, runs, "tiny", 30))
     first = train_motion(cfg)
@@ -132,7 +131,6 @@ def trained(real_shards, tmp_path_factory) -> dict:
     return {"first": first, "second": second, "run": runs / "tiny", "shards": shards, "cfg": cfg}
 
 
-@pytest.mark.shared
 @pytest.mark.slow
 def test_training_writes_checkpoints_media_and_logs(trained):
     run = trained["run"]
@@ -148,7 +146,6 @@ def test_training_writes_checkpoints_media_and_logs(trained):
     assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("last.ckpt")
 
 
-@pytest.mark.shared
 @pytest.mark.slow
 def test_resume_continues_step_optimizer_and_ema(trained, tmp_path):
     """Resumed at step 30 with the saved optimiser moments and EMA, not from scratch."""
@@ -160,10 +157,9 @@ def test_resume_continues_step_optimizer_and_ema(trained, tmp_path):
     assert trained["second"]["global_step"] == 40
 
 
-@pytest.mark.shared
 @pytest.mark.slow
-def test_ddp_two_cpu_ranks_see_different_windows(real_shards, tmp_path):
-    shards, _ = real_shards
+def test_ddp_two_cpu_ranks_see_different_windows(synthetic_shards, tmp_path):
+    shards = synthetic_shards
     sets = [f"--set={o}" for o in tiny_overrides(shards, tmp_path, "ddp", 4)]
     sets += ["--set=trainer.devices=2", "--set=trainer.strategy=ddp", "--set=debug.record_batches=true"]
     sets += ["--set=logging.logger=csv"]
@@ -177,18 +173,17 @@ def test_ddp_two_cpu_ranks_see_different_windows(real_shards, tmp_path):
         assert [r["step"] for r in rows] == [0, 1, 2, 3]
         seen[rank] = {(k, s) for r in rows for k, s in zip(r["keys"], r["start"], strict=True)}
     assert seen[0] != seen[1] and len(seen[0] & seen[1]) < len(seen[0]) / 2
-    val_ids = {"retalking_face5", "upperbody_kim_7s"}
+    val_ids = {"synth_001", "synth_002"}
     assert not any(k.split("-")[0] in val_ids for k, _ in seen[0] | seen[1])  # held out by identity
 
 
-@pytest.mark.shared
 @pytest.mark.slow
-def test_generate_motion_for_a_minute_of_speech(trained, tmp_path):
+def test_generate_motion_for_a_minute_of_speech(trained, tmp_path, shared_dir):
     from vlogger.cli import main
 
     ckpt = trained["run"] / "checkpoints" / "last.ckpt"
-    image = SHARED / "data" / "images" / "portrait_hallo6.jpg"
-    audio = SHARED / "data" / "clips" / "edtalk_pose_source2.mp4"  # 60 s of speech
+    image = shared_dir / "data" / "images" / "portrait_hallo6.jpg"
+    audio = shared_dir / "data" / "clips" / "edtalk_pose_source2.mp4"  # 60 s of speech
     out = tmp_path / "gm"
     args = ["generate-motion", "--image", str(image), "--audio", str(audio), "--checkpoint", str(ckpt)]
     assert main([*args, "--out", str(out), "--steps", "2", "--size", "64"]) == 0
@@ -200,7 +195,6 @@ def test_generate_motion_for_a_minute_of_speech(trained, tmp_path):
         assert abs(float(c.duration / 1e6) - 60.0) < 0.2
 
 
-@pytest.mark.shared
 def test_generate_motion_refuses_bad_inputs(tmp_path):
     from vlogger.core.errors import BadInput
     from vlogger.generation.pipeline import speech_features
@@ -216,29 +210,28 @@ def test_generate_motion_refuses_bad_inputs(tmp_path):
         speech_features(tmp_path / "missing.wav", spec)
 
 
-@pytest.mark.shared
-def test_unknown_validation_identity_is_named(real_shards):
+def test_unknown_validation_identity_is_named(synthetic_shards):
     from vlogger.datasets.motion import MotionDataModule
 
-    shards, _ = real_shards
+    shards = synthetic_shards
     cfg = load_config(None, "train/motion_tiny.yaml", [f"data.shards={shards}", "data.val_identities=[nobody]"])
     with pytest.raises(ValueError, match="nobody"):
         MotionDataModule(cfg).stats()
 
 
-@pytest.mark.shared
-def test_generate_names_a_bad_photo_audio_or_checkpoint(trained, tmp_path, capsys):
+@pytest.mark.slow
+def test_generate_names_a_bad_photo_audio_or_checkpoint(trained, tmp_path, capsys, shared_dir):
     import cv2
     import soundfile as sf
 
     from vlogger.cli import main
 
     ckpt = str(trained["run"] / "checkpoints" / "last.ckpt")
-    photo = cv2.imread(str(SHARED / "data" / "images" / "portrait_hallo6.jpg"))
+    photo = cv2.imread(str(shared_dir / "data" / "images" / "portrait_hallo6.jpg"))
     cv2.imwrite(str(tmp_path / "two.jpg"), np.concatenate([photo, photo], 1))
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((256, 256, 3), 128, np.uint8))
     cv2.imwrite(str(tmp_path / "one.jpg"), photo)
-    speech = str(SHARED / "data" / "audio" / "retalking_audio1.wav")
+    speech = str(shared_dir / "data" / "audio" / "retalking_audio1.wav")
     sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
     (tmp_path / "noise.wav").write_bytes(b"RIFF not really a wave file" * 100)
     for image, audio, video_ckpt, said, named in [

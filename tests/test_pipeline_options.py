@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from conftest import link_inputs
 from vlogger.core.config import load_config
 from vlogger.core.video import decode_frames
 from vlogger.preprocessing.run import preprocess
 
 
-def test_crop_512(talking, tmp_path):
+def test_crop_512(talking, tmp_path, link_inputs):
     _, _, path = talking
     src = link_inputs(tmp_path / "in", path, ["a.mp4"])
     cfg = load_config(None, "preprocess/default.yaml", ["crop.size=512"])
@@ -29,7 +28,7 @@ def test_crop_512(talking, tmp_path):
     assert json.loads(sample["json"])["size"] == 512
 
 
-def test_jobs_split_the_inputs_and_merge(talking, tmp_path):
+def test_jobs_split_the_inputs_and_merge(talking, tmp_path, link_inputs):
     """Two jobs (as a SLURM array would run them) then `vlogger merge-index`."""
     _, _, path = talking
     names = ["p0.mp4", "p1.mp4", "p2.mp4"]
@@ -49,7 +48,7 @@ def test_jobs_split_the_inputs_and_merge(talking, tmp_path):
     assert index["identities"] == 3 and index["inputs"] == 3
 
 
-def test_face_alignment_backend_without_package_says_what_to_install(tmp_path, talking):
+def test_face_alignment_backend_without_package_says_what_to_install(tmp_path, talking, link_inputs):
     pytest.importorskip("mediapipe")
     try:
         import face_alignment  # noqa: F401
@@ -79,7 +78,7 @@ def test_shot_cut_splits_one_video_into_two_clips(talking, tmp_path):
     assert [c["frames"] for c in index["clip_list"]] == [len(frames), len(frames)]
 
 
-def test_truncated_shard_is_read_up_to_the_damage(talking, tmp_path):
+def test_truncated_shard_is_read_up_to_the_damage(talking, tmp_path, link_inputs):
     import warnings
 
     from vlogger.datasets.motion import ToMotionWindows

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from conftest import need_shared
 from vlogger.core import landmarks
 from vlogger.core.audio import from_flac
 from vlogger.core.video import decode_frames
@@ -114,12 +113,12 @@ def _val_urls(out):
     return sorted(map(str, out.glob("shard-val-*.tar")))
 
 
-def test_rerun_skips_finished_inputs(real_shards, preprocess_cfg):
+def test_rerun_skips_finished_inputs(real_shards, preprocess_cfg, clips_dir):
     from vlogger.preprocessing.run import preprocess
 
     out, _ = real_shards
     before = sorted(p.name for p in out.glob("shard-*.tar"))
-    stats = preprocess(need_shared(), out, preprocess_cfg, workers=1)
+    stats = preprocess(clips_dir, out, preprocess_cfg, workers=1)
     assert stats["skipped_done"] == 9 and stats["clips"] == 0
     assert sorted(p.name for p in out.glob("shard-*.tar")) == before
 

@@ -12,7 +12,7 @@ from vlogger.core.config import load_config
 from vlogger.core.spec import DataSpec
 from vlogger.preprocessing.run import default_spec
 
-VAL = "[retalking_face5,upperbody_kim_7s]"
+VAL = "[synth_001]"  # beside the val split's synth_002
 
 
 def tiny(shards, runs, name: str, phase: str, steps: int, extra: list[str] = ()) -> dict:
@@ -38,11 +38,10 @@ def tiny(shards, runs, name: str, phase: str, steps: int, extra: list[str] = ())
     return load_config(None, "train/video_tiny.yaml", over)
 
 
-@pytest.mark.shared
-def test_windows_carry_frames_controls_and_a_far_reference(real_shards):
+def test_windows_carry_frames_controls_and_a_far_reference(synthetic_shards):
     from vlogger.datasets.video import VideoDataModule
 
-    shards, _ = real_shards
+    shards = synthetic_shards
     cfg = tiny(shards, "unused", "x", "clip", 1)
     batch = next(iter(VideoDataModule(cfg).val_dataloader()))
     assert batch["frames"].shape == (2, 4, 3, 32, 32) and batch["reference"].shape == (2, 3, 32, 32)
@@ -54,11 +53,11 @@ def test_windows_carry_frames_controls_and_a_far_reference(real_shards):
 
 
 @pytest.fixture(scope="module")
-def phases(real_shards, tmp_path_factory) -> dict:
+def phases(synthetic_shards, tmp_path_factory) -> dict:
     """Phase 1 for 3 steps, then phase 2 for 2 steps from its weights (32 px, tiny channels)."""
     from vlogger.training.run import train_video
 
-    shards, _ = real_shards
+    shards = synthetic_shards
     runs = tmp_path_factory.mktemp("video_runs")
     single = train_video(tiny(shards, runs, "single", "single", 3))
     ckpt = single["last_checkpoint"]
@@ -68,7 +67,6 @@ def phases(real_shards, tmp_path_factory) -> dict:
     return {"single": single, "clip": clip, "superres": superres, "runs": runs, "shards": shards}
 
 
-@pytest.mark.shared
 @pytest.mark.slow
 def test_single_frame_phase_then_clip_phase_from_its_weights(phases, tmp_path):
     single, clip, shards = phases["single"], phases["clip"], phases["shards"]
@@ -89,12 +87,10 @@ def test_single_frame_phase_then_clip_phase_from_its_weights(phases, tmp_path):
     assert all(torch.equal(ema[k], started[k]) for k in ema)  # phase 2 starts from phase 1's EMA weights
 
 
-@pytest.mark.shared
 @pytest.mark.slow
-def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path):
+def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path, shared_dir):
     import av
 
-    from conftest import SHARED
     from vlogger.cli import main
     from vlogger.training.run import train_motion
 
@@ -116,8 +112,8 @@ def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path):
     )
     motion = train_motion(motion_cfg)["last_checkpoint"]
     out = tmp_path / "gen"
-    args = ["generate", "--image", str(SHARED / "data" / "images" / "portrait_hallo6.jpg")]
-    args += ["--audio", str(SHARED / "data" / "audio" / "retalking_audio1.wav"), "--motion-checkpoint", motion]
+    args = ["generate", "--image", str(shared_dir / "data" / "images" / "portrait_hallo6.jpg")]
+    args += ["--audio", str(shared_dir / "data" / "audio" / "retalking_audio1.wav"), "--motion-checkpoint", motion]
     args += ["--video-checkpoint", phases["clip"]["last_checkpoint"], "--out", str(out), "--steps", "2"]
     assert main([*args, "--superres", phases["superres"]["last_checkpoint"]]) == 0
     with av.open(str(out / "video.mp4")) as c:
@@ -128,7 +124,6 @@ def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path):
         assert n == len(z["motion"]) > 100  # one frame per motion frame (5 s of speech at 25 fps)
 
 
-@pytest.mark.shared
 @pytest.mark.slow
 def test_super_resolution_checkpoints_chain_by_size(phases):
     from vlogger.generation.pipeline import load_cascade
@@ -144,16 +139,14 @@ def test_super_resolution_checkpoints_chain_by_size(phases):
         load_cascade(sr, [])
 
 
-@pytest.mark.shared
 @pytest.mark.slow
-def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases, tmp_path):
-    from conftest import SHARED
+def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases, tmp_path, clips_dir):
     from vlogger.cli import main
     from vlogger.core.video import decode_mp4_bytes
     from vlogger.evaluation.motion import psnr
 
     out = tmp_path / "rec"
-    clip = SHARED / "data" / "clips" / "retalking_face2.mp4"
+    clip = clips_dir / "retalking_face2.mp4"
     args = ["generate", "--motion-from", str(clip), "--start", "3", "--reference-frame", "0"]
     assert (
         main([*args, "--video-checkpoint", phases["clip"]["last_checkpoint"], "--out", str(out), "--steps", "2"]) == 0

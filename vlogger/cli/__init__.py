@@ -49,7 +49,7 @@ def _cmd_merge_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_sample(args: argparse.Namespace) -> int:
-    from vlogger.datasets.synthetic import make_sample
+    from vlogger.preprocessing.sample import make_sample
 
     paths = make_sample(Path(args.out), n_clips=args.clips, seconds=args.seconds, seed=args.seed)
     for p in paths:

@@ -16,6 +16,8 @@ import torch
 from lightning.pytorch.utilities import grad_norm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from vlogger.core.spec import DataSpec
+
 
 def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.05) -> float:
     """LR multiplier: linear warm-up to 1, then cosine down to `floor` at `total` steps."""
@@ -44,6 +46,11 @@ class DiffusionModule(L.LightningModule):
     @property
     def cfg(self) -> dict:
         return self.hparams["cfg"]
+
+    @property
+    def spec(self) -> DataSpec:
+        """The data contract of the shards the model was trained on (stored in its checkpoints)."""
+        return DataSpec.from_dict(self.hparams["spec"], f"{type(self).__name__} hyper-parameters")
 
     def losses(self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None) -> dict:
         raise NotImplementedError

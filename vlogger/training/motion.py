@@ -15,6 +15,7 @@ from vlogger.body.motion import MotionLayout, reference_dim
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
 from vlogger.models.motion.denoiser import MotionDenoiser
+from vlogger.models.sampling import classifier_free, rows_like
 from vlogger.training.base import DiffusionModule
 from vlogger.training.checkpoints import CONFIG_VERSION
 
@@ -101,16 +102,13 @@ class MotionDiffusion(DiffusionModule):
         model = self.ema.module.eval()
         b, n = mel.shape[0], self.cfg["data"]["window"]
         known_n = self.normalize(known) if known is not None else None
-        no_audio = torch.ones(b, dtype=torch.bool, device=mel.device)
 
-        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            cond = model(x_t, t, mel, ref, known_n, known_mask)
-            if guidance == 1.0:
-                return cond
-            uncond = model(x_t, t, mel, ref, known_n, known_mask, drop_audio=no_audio)
-            return uncond + guidance * (cond - uncond)
+        def denoise(x_t: torch.Tensor, t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+            cond = [rows_like(v, x_t) for v in (mel, ref, known_n, known_mask)]
+            return model(x_t, t, *cond, drop_audio=drop)
 
-        z = self.diffusion.sample(denoise, (b, n, self.layout.dim), sampler, steps, generator, mel.device)
+        guided = classifier_free(denoise, guidance)
+        z = self.diffusion.sample(guided, (b, n, self.layout.dim), sampler, steps, generator, mel.device)
         if known_n is not None:
             z = torch.where(known_mask.bool(), known_n, z)
         return self.denormalize(z)

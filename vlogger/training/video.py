@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from vlogger.body.render import Controls
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion, correlated_noise
+from vlogger.models.sampling import classifier_free, rows_like
 from vlogger.models.video.unet import VideoUNet
 from vlogger.training.base import DiffusionModule
 from vlogger.training.checkpoints import CONFIG_VERSION, ema_weights, read_checkpoint
@@ -151,47 +152,19 @@ class VideoDiffusion(DiffusionModule):
         guidance = s["guidance"] if guidance is None else guidance
         model = self.ema.module.eval()
         b = reference.shape[0]
-        # the conditional and unconditional halves go through the network as one batch
-        drop = torch.arange(2 * b, device=reference.device) >= b
-
         fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
         base = self.x0_base(lowres, reference, controls)
 
-        def twice(v: torch.Tensor | None) -> torch.Tensor | None:
-            return None if v is None else torch.cat([v, v])
+        def conditional(x_t: torch.Tensor, t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+            """Guidance drops reference and controls; a super-resolution model keeps `lowres`."""
+            ref, ctrl, kn, mask, low = (rows_like(v, x_t) for v in (reference, controls, known, known_mask, lowres))
+            return model(x_t, t, ref, ctrl, kn, mask, drop, drop, self.temporal, low, fmt)
+
+        guided = classifier_free(conditional, guidance)
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             out = guided(x_t, t)
             return out if base is None else out + base
-
-        def guided(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            if guidance == 1.0:
-                return model(
-                    x_t,
-                    t,
-                    reference,
-                    controls,
-                    known,
-                    known_mask,
-                    temporal=self.temporal,
-                    lowres=lowres,
-                    memory_format=fmt,
-                )
-            both = model(
-                twice(x_t),
-                twice(t),
-                twice(reference),
-                twice(controls),
-                twice(known),
-                twice(known_mask),
-                drop,
-                drop,
-                self.temporal,
-                twice(lowres),
-                fmt,
-            )
-            cond, uncond = both.chunk(2)
-            return uncond + guidance * (cond - uncond)
 
         shape = (b, controls.shape[1], 3, *controls.shape[-2:])
         noise = correlated_noise(shape, self.noise_correlation, generator, reference.device, common_noise)

@@ -1,9 +1,5 @@
-"""Stage-1 motion for audio of any length by temporal outpainting, and the seam measurement.
-
-The first window is sampled freely; every next window starts `window - overlap` frames later
-and is conditioned on the last `overlap` frames already generated (the known-prefix channel
-the model was trained with), so consecutive windows agree where they meet.
-"""
+"""Stage-1 motion for audio of any length (`vlogger.models.sampling.outpaint`), and the seam
+measurement."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ import numpy as np
 import torch
 
 from vlogger.core.mel import mel_window
-from vlogger.models.outpaint import window_starts
+from vlogger.models.sampling import outpaint
 
 
 @torch.no_grad()
@@ -24,23 +20,20 @@ def generate_long(
     overlap: int | None = None,
     **sample_kw,
 ) -> torch.Tensor:
-    """(n_frames, D) de-normalised motion for a clip's mel rows (n_frames · r, n_mels)."""
+    """(n_frames, D) de-normalised motion for a clip's mel rows (n_frames · r, n_mels), by
+    outpainting windows of the model's length."""
     d = module.cfg["data"]
     n, r, c = d["window"], d["rows_per_frame"], d["mel_context"]
     overlap = module.cfg["guidance"]["overlap"] if overlap is None else overlap
     dev = module.device
-    starts = window_starts(n_frames, n, overlap)
-    out = torch.zeros(starts[-1] + n, module.layout.dim, device=dev)
     ref = ref.to(dev, torch.float32)[None]
-    for i, s in enumerate(starts):
-        m = torch.as_tensor(mel_window(mel, s, n, r, c), dtype=torch.float32, device=dev)[None]
-        known = known_mask = None
-        if i > 0:
-            known = out[s : s + n][None].clone()
-            known_mask = torch.zeros(1, n, 1, device=dev)
-            known_mask[:, :overlap] = 1.0
-        out[s : s + n] = module.sample(m, ref, known, known_mask, generator=generator, **sample_kw)[0]
-    return out[:n_frames]
+
+    def sample_window(start: int, known: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        m = torch.as_tensor(mel_window(mel, start, n, r, c), dtype=torch.float32, device=dev)[None]
+        known, mask = (None, None) if known is None else (known[None], mask[None])
+        return module.sample(m, ref, known, mask, generator=generator, **sample_kw)[0]
+
+    return outpaint(sample_window, n_frames, n, overlap, (module.layout.dim,), dev)
 
 
 def seam_jumps(motion: torch.Tensor, starts: list[int], overlap: int, dims: slice) -> dict:

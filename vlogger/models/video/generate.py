@@ -1,19 +1,17 @@
-"""Stage-2 frames for controls of any length by temporal outpainting.
+"""Stage-2 frames for controls of any length (`vlogger.models.sampling.outpaint`).
 
-The first window of `frames` frames is sampled freely; every next window starts
-`frames - overlap` later with the last `overlap` generated frames given through the
-known-frame channels the clip phase trained with. A single-frame model (phase `single`)
-makes every frame on its own (window 1, no overlap). A super-resolution model runs the same
-way, each window also given its low-resolution frames.
+A clip model (phase `clip`) makes windows of `data.frames` frames, each after the first given
+the last `guidance.overlap` frames made; a single-frame model (phase `single`) makes every
+frame on its own (window 1, no overlap). A super-resolution model runs the same way, each
+window also given its low-resolution frames.
 """
 
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from vlogger.models.diffusion import standard_noise
-from vlogger.models.outpaint import window_starts
+from vlogger.models.sampling import outpaint, window_of
 
 
 @torch.no_grad()
@@ -32,25 +30,19 @@ def generate_frames(
     clip = module.cfg["phase"] == "clip"
     window = module.cfg["data"]["frames"] if clip else 1
     overlap = module.cfg["guidance"]["overlap"] if clip else 0
-    n, dev = len(controls), module.device
-    starts = window_starts(n, window, overlap) if clip else list(range(n))
-    total = starts[-1] + window
-    pad = controls[-1:].expand(total - n, -1, -1, -1)
-    controls = torch.cat([controls, pad]).to(dev)
-    if lowres is not None:
-        lowres = torch.cat([lowres, lowres[-1:].expand(total - n, -1, -1, -1)]).to(dev)
-    out = torch.zeros(total, 3, *controls.shape[-2:], device=dev)
+    dev, size = module.device, controls.shape[-2:]
+    controls = controls.to(dev)
+    lowres = None if lowres is None else lowres.to(dev)
     ref = reference.to(dev)[None]
     common = None  # one shared part of the starting noise for the whole video: windows continue each other
     if module.noise_correlation > 0:
-        common = standard_noise((1, 1, 3, *controls.shape[-2:]), generator, dev)
-    for i, s in enumerate(tqdm(starts, desc=desc, unit="window")):
-        known = mask = None
-        if i > 0 and overlap:
-            known = out[s : s + window][None].clone()
-            mask = torch.zeros(1, window, 1, *out.shape[-2:], device=dev)
-            mask[:, :overlap] = 1.0
-        ctrl = controls[s : s + window][None]
-        low = module.upsample(lowres[s : s + window][None]) if lowres is not None else None
-        out[s : s + window] = module.sample(ref, ctrl, known, mask, generator, steps, guidance, low, common)[0]
-    return out[:n]
+        common = standard_noise((1, 1, 3, *size), generator, dev)
+
+    def sample_window(start: int, known: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        ctrl = window_of(controls, start, window)[None]
+        low = None if lowres is None else module.upsample(window_of(lowres, start, window)[None])
+        if known is not None:
+            known, mask = known[None], mask.expand(-1, 1, *size)[None]
+        return module.sample(ref, ctrl, known, mask, generator, steps, guidance, low, common)[0]
+
+    return outpaint(sample_window, len(controls), window, overlap, (3, *size), dev, desc)

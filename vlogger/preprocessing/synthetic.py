@@ -1,0 +1,125 @@
+"""Shards of synthetic talking faces in seconds: no video to decode, no tracker, no ../shared.
+
+The exact output of `vlogger preprocess` (shards, index.json with its data spec, params.npz from
+the real face-mesh fit) for face-mesh parameters made up here: the jaw opens with the loudness of
+a synthetic speech signal, the head sways, and each frame is the mesh rendered with its region
+colours shaded by its surface coordinates. What the dataset, training and generation tests
+train on, and a way to try the training loop on any machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlogger.body.control_video import ClipRenderer, params_slice
+from vlogger.body.facemesh import FaceBasis, expression_shape
+from vlogger.body.fitting import facemesh_mesh, make_fitter
+from vlogger.body.geometry import apply_similarity, euler_to_matrix
+from vlogger.body.params import to_npz_bytes
+from vlogger.body.render import controls_to_rgb
+from vlogger.core.audio import to_flac
+from vlogger.core.config import load_config
+from vlogger.core.mel import LogMel
+from vlogger.core.video import encode_mp4
+from vlogger.preprocessing.run import data_spec
+from vlogger.preprocessing.sample import drive_signal, synth_speech
+from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index, record_spec
+
+JAW_SPREAD = 2.5  # the first basis component (the jaw) swings this many of its standard deviations
+
+
+def synthetic_params(basis: FaceBasis, drive: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, 478, 3) landmarks in crop pixels: jaw following `drive` in [0, 1], small other
+    expressions, a head swaying a few degrees, the face filling the crop as preprocessing crops it."""
+    n, k = len(drive), basis.n_components
+    t = torch.arange(n, dtype=torch.float32) / 25.0
+    spread = torch.as_tensor(basis.stddev, dtype=torch.float32)
+    expr = 0.3 * spread * torch.as_tensor(rng.standard_normal((n, k)), dtype=torch.float32)
+    expr = torch.as_tensor(np.cumsum(expr.numpy(), 0) / np.sqrt(np.arange(1, n + 1))[:, None], dtype=torch.float32)
+    expr[:, 0] = JAW_SPREAD * spread[0] * (torch.as_tensor(drive) - 0.5)
+    identity = torch.as_tensor(basis.mean) + 0.002 * torch.as_tensor(rng.standard_normal((478, 3)), dtype=torch.float32)
+    phase = torch.as_tensor(rng.uniform(0, 2 * np.pi, 3), dtype=torch.float32)
+    yaw, pitch, roll = (
+        torch.deg2rad(a * torch.sin(2 * np.pi * f * t + p))
+        for a, f, p in zip((12, 6, 4), (0.3, 0.5, 0.2), phase, strict=True)
+    )
+    rot = euler_to_matrix(yaw, pitch, roll)
+    scale = torch.full((n,), 100.0 * size / 256)
+    trans = torch.tensor([size / 2, 0.47 * size, 0.0]).expand(n, 3)
+    return apply_similarity(expression_shape(identity, expr, basis), scale, rot, trans).numpy()
+
+
+def render_frames(basis: FaceBasis, params: dict, size: int) -> np.ndarray:
+    """(T, size, size, 3) uint8: region colours shaded by canonical surface coordinates."""
+    grey = np.full((size, size, 3), 128, np.uint8)
+    renderer = ClipRenderer(facemesh_mesh(basis), grey, params_slice(params, 0, 1), size)
+    strips = np.concatenate([controls_to_rgb(c).numpy() for c in renderer.controls(params, size)])
+    semantic, coords = strips[:, :, :size].astype(np.float32), strips[:, :, size : 2 * size].astype(np.float32)
+    return (0.6 * semantic + 0.4 * coords).round().astype(np.uint8)
+
+
+def make_synthetic_shards(
+    out: Path,
+    clips: int = 3,
+    seconds: float = 3.0,
+    val_identities: Sequence[str] = ("synth_002",),
+    overrides: Sequence[str] = (),
+    seed: int = 0,
+) -> dict:
+    """Write `clips` synthetic clips of `seconds` into `out` as preprocessing would, with the
+    preprocessing config `overrides` (e.g. `crop.size=64`, `crop.scale=3.0`); identities
+    `synth_000`, ... each one clip, those named in `val_identities` in the val split. Returns the index."""
+    cfg = load_config(None, "preprocess/default.yaml", [*overrides, "tracking.pose_stride=1"])
+    fps, sr, size = cfg["ingest"]["fps"], cfg["ingest"]["sample_rate"], cfg["crop"]["size"]
+    if cfg["fit"]["body_model"] != "facemesh":
+        raise ValueError("synthetic shards are face-mesh shards (fit.body_model: facemesh)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    basis, fit = FaceBasis.load(cfg["fit"]["basis"]), make_fitter(cfg["fit"])
+    record_spec(out, 0, data_spec(cfg))
+    manifest = Manifest(out, 0)
+    sinks = {s: ShardSink(out, f"{s}-000", 1 << 30, 1000, manifest) for s in ("train", "val")}
+    mel = LogMel.from_config(cfg["audio_features"], sr)
+    n = round(seconds * fps)
+    for i in range(clips):
+        identity = f"synth_{seed + i:03d}"
+        rng = np.random.default_rng(seed + i)
+        audio = synth_speech(n / fps, rng, sr)
+        lmk = synthetic_params(basis, drive_signal(audio, n, fps, sr), size, rng).astype(np.float32)
+        pose = np.zeros((n, 33, 4), np.float32)  # no body: every pose point unseen
+        params = fit(lmk, pose, size)
+        split = "val" if identity in val_identities else "train"
+        meta = {
+            "fps": fps,
+            "n_frames": n,
+            "sample_rate": sr,
+            "size": size,
+            "crop_boxes": [[0.0, 0.0, float(size), float(size)]] * n,
+            "landmark_format": "mediapipe478",
+            "mel": {**cfg["audio_features"], "rows_per_frame": mel.rows_per_frame(fps)},
+            "quality": {"sync_offset": 0.0, "sync_confidence": 1.0},
+            "identity": identity,
+            "split": split,
+            "tracker": "synthetic",
+            "body_model": "facemesh",
+            "config_version": cfg["version"],
+        }
+        enc = cfg["encode"]
+        sample = {
+            "__key__": f"{identity}-000",
+            "mp4": encode_mp4(render_frames(basis, params, size), fps, enc["codec"], enc["crf"], enc["preset"]),
+            "flac": to_flac(audio, sr),
+            "mel.npy": mel.for_frames(audio, n, fps),
+            "lmk.npy": lmk,
+            "pose.npy": pose,
+            "params.npz": to_npz_bytes(params),
+            "json": meta,
+        }
+        sinks[split].add(manifest_entry(f"{identity}.synthetic", [sample], []), [sample])
+    for sink in sinks.values():
+        sink.commit()
+    return merge_index(out)
