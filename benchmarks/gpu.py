@@ -96,7 +96,7 @@ def main() -> None:
     print(json.dumps(results), flush=True)
     from vlogger.training.run import train_motion
 
-    cfg = load_config(args.config, "train/motion_tiny.yaml")
+    cfg = load_config(args.config, "train/motion.yaml")
     minutes = int(args.minutes * 60)
     cfg["data"] |= {"shards": args.shards, "val_identities": HELD_OUT}
     cfg["logging"] |= {"logger": "csv", "media_every_steps": 0, "dir": "/tmp/runs"}

@@ -8,7 +8,7 @@ Each run is written to `--json` as soon as it ends, so a run cut off by a time l
 what it measured.
 
     python -m benchmarks.gpu_generate [--seconds 10] [--sr-seconds 10] [--json out.json]
-    python -m benchmarks.gpu_generate --device cpu --stage2 configs/train/video_tiny.yaml \
+    python -m benchmarks.gpu_generate --device cpu --stage2 configs/train/video.yaml \
         --superres configs/train/superres_tiny.yaml --seconds 1 --sr-seconds 0.5   # smoke test
 """
 
@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
-import yaml
 
-from vlogger.core.config import load_config, merge
+from vlogger.core.config import load_config
 from vlogger.models.video.generate import generate_frames
 from vlogger.preprocessing.run import default_spec
 from vlogger.training.video import VideoDiffusion
@@ -31,10 +29,7 @@ FPS = 25
 
 
 def build(device: str, *overlays: str) -> VideoDiffusion:
-    cfg = load_config(None, "train/video_tiny.yaml")
-    for path in overlays:
-        if path:
-            cfg = merge(cfg, yaml.safe_load(Path(path).read_text()))
+    cfg = load_config([p for p in overlays if p], "train/video.yaml")
     cfg["phase"] = "clip"
     return VideoDiffusion(cfg, default_spec()).to(device).eval()
 

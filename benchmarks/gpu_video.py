@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--json")
     args = ap.parse_args()
-    cfg = apply_overrides(load_config(args.config, "train/video_tiny.yaml"), args.set)
+    cfg = apply_overrides(load_config(args.config, "train/video.yaml"), args.set)
     params = sum(p.numel() for p in VideoDiffusion(cfg, default_spec()).model.parameters())
     out = {"device": torch.cuda.get_device_name(), "parameters_m": round(params / 1e6, 1), "runs": []}
     for batch, frames, ckpt in [(32, 1, False), (4, 8, False), (4, 8, True), (8, 16, True)]:

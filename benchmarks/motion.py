@@ -81,7 +81,7 @@ def _synthetic(module, tmp: Path) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", help="merged over configs/train/motion_tiny.yaml")
+    ap.add_argument("--config", help="merged over configs/train/motion.yaml")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--work", default="data/bench_motion", help="shards and run folder (kept for reuse)")
     ap.add_argument("--append", help="append the result tables to this markdown file")
@@ -94,9 +94,10 @@ def main() -> None:
     if not (work / "sample").is_dir():
         make_sample(work / "sample" / "astronaut", n_clips=3, seconds=6.0, seed=0)
     demo = _preprocess(work / "sample", work / "demo_shards", ["shards.identity_from=parent"])
-    cfg = load_config(args.config, "train/motion_tiny.yaml")
+    cfg = load_config(args.config, "train/motion.yaml")
     data = {"shards": [str(real), str(demo)], "val_identities": HELD_OUT}
-    cfg = apply_overrides(merge(cfg, {"data": data, "logging": {"dir": str(work / "runs"), "logger": "csv"}}), args.set)
+    cfg = merge(cfg, {"data": data, "logging": {"dir": str(work / "runs"), "logger": "csv"}}, "benchmarks.motion")
+    cfg = apply_overrides(cfg, args.set)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = train_motion(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

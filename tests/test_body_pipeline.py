@@ -7,6 +7,7 @@ import pytest
 from smplx_synthetic import write_synthetic_smplx
 
 from vlogger.core.config import load_config
+from vlogger.core.errors import UsageError
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 
@@ -36,7 +37,7 @@ def test_missing_body_model_files_fail_before_any_video(tmp_path):
         ([f"fit.basis={tmp_path / 'none.npz'}"], "fit-basis"),
         (["fit.body_model=flame"], "choose one of"),
     ]:
-        with pytest.raises(RuntimeError, match=match):
+        with pytest.raises(UsageError, match=match):
             preprocess(tmp_path / "in", tmp_path / "out", load_config(None, "preprocess/default.yaml", over))
     assert not list((tmp_path / "out").glob("*.tar"))
 

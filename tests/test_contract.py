@@ -23,7 +23,7 @@ def motion_cfg(shards, runs, steps: int = 3, extra: tuple[str, ...] = ()) -> dic
     over = [f"data.shards={shards}", "model.width=32", "model.depth=2", "model.heads=2", "data.batch_size=4"]
     over += [f"trainer.max_steps={steps}", f"trainer.val_every_steps={steps}", "trainer.limit_val_batches=1"]
     over += [f"logging.dir={runs}", "logging.logger=csv", "logging.media_every_steps=0", *extra]
-    return load_config(None, "train/motion_tiny.yaml", over)
+    return load_config(None, "train/motion.yaml", over)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,6 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     sets = [f"data.shards={shards}", "data.size=32", "model.channels=[16,32,64]", "trainer.max_steps=1"]
     sets += ["trainer.val_every_steps=1", "trainer.limit_val_batches=1", f"logging.dir={tmp_path / 'runs'}"]
     sets += ["logging.logger=csv", "logging.media_every_steps=0"]
-    video = train_video(load_config(None, "train/video_tiny.yaml", sets))["last_checkpoint"]
+    video = train_video(load_config(None, "train/video.yaml", sets))["last_checkpoint"]
     with pytest.raises(ContractError, match=r"crop\.scale: 2\.6 in .*last\.ckpt, 3\.0 in the motion's source"):
         generate_video(result, video, tmp_path / "gen", steps=1)

@@ -44,7 +44,7 @@ def tiny_overrides(shards: Path, run_dir: Path, name: str, steps: int) -> list[s
 
 
 def small_module(causal: bool = True) -> MotionDiffusion:
-    cfg = load_config(None, "train/motion_tiny.yaml", ["model.width=32", "model.depth=2", "model.heads=2"])
+    cfg = load_config(None, "train/motion.yaml", ["model.width=32", "model.depth=2", "model.heads=2"])
     cfg["model"]["causal"] = causal
     dim = MotionLayout(cfg["model"]["n_expression"]).dim
     torch.manual_seed(0)
@@ -124,7 +124,7 @@ def trained(synthetic_shards, tmp_path_factory) -> dict:
 
     shards = synthetic_shards
     runs = tmp_path_factory.mktemp("runs")
-    cfg = load_config(None, "train/motion_tiny.yaml", tiny_overrides(shards, runs, "tiny", 30))
+    cfg = load_config(None, "train/motion.yaml", tiny_overrides(shards, runs, "tiny", 30))
     first = train_motion(cfg)
     cfg["trainer"]["max_steps"] = 40
     second = train_motion(cfg, resume="auto")
@@ -214,7 +214,7 @@ def test_unknown_validation_identity_is_named(synthetic_shards):
     from vlogger.datasets.motion import MotionDataModule
 
     shards = synthetic_shards
-    cfg = load_config(None, "train/motion_tiny.yaml", [f"data.shards={shards}", "data.val_identities=[nobody]"])
+    cfg = load_config(None, "train/motion.yaml", [f"data.shards={shards}", "data.val_identities=[nobody]"])
     with pytest.raises(ValueError, match="nobody"):
         MotionDataModule(cfg).stats()
 

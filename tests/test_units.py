@@ -113,6 +113,19 @@ def test_config_overrides_parse_yaml_and_reject_typos():
         load_config(None, "preprocess/default.yaml", ["crop.sise=512"])
 
 
+def test_config_files_are_checked_against_the_full_default(tmp_path):
+    """An overlay file with a key the stage's default lacks names the file and the key; null
+    defaults take a whole section (super-resolution) and scalars a list (several shard folders)."""
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("optim:\n  lr: 1.0e-4\n  warmup: 100\n")
+    with pytest.raises(KeyError, match=r"mine\.yaml: unknown config key 'optim\.warmup'"):
+        load_config(bad, "train/motion.yaml")
+    cfg = load_config(["configs/train/video_base.yaml", "configs/train/superres_base.yaml"], "train/video.yaml")
+    assert cfg["superres"]["from_size"] == 128 and cfg["data"]["size"] == 256
+    cfg = load_config(None, "train/motion.yaml", ["data.shards=[a, b]"])
+    assert cfg["data"]["shards"] == ["a", "b"]
+
+
 def test_held_out_tail_never_reaches_windows_or_references():
     import random
 

@@ -35,7 +35,7 @@ def tiny(shards, runs, name: str, phase: str, steps: int, extra: list[str] = ())
         "sampling.steps=2",
         *extra,
     ]
-    return load_config(None, "train/video_tiny.yaml", over)
+    return load_config(None, "train/video.yaml", over)
 
 
 def test_windows_carry_frames_controls_and_a_far_reference(synthetic_shards):
@@ -96,7 +96,7 @@ def test_generate_writes_a_talking_video_with_the_audio(phases, tmp_path, shared
 
     motion_cfg = load_config(
         None,
-        "train/motion_tiny.yaml",
+        "train/motion.yaml",
         [
             f"data.shards={phases['shards']}",
             f"data.val_identities={VAL}",
@@ -170,7 +170,7 @@ def test_shared_starting_noise_keeps_frames_alike_across_outpainting_windows():
     torch.manual_seed(0)  # the network's initial and perturbed weights
     sets = ["phase=clip", "data.size=16", "data.frames=4", "guidance.overlap=2", "model.channels=[8,16]"]
     sets += ["model.attention_levels=[]", "model.temporal_attention_levels=[1]", "model.head_dim=8"]
-    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", sets), default_spec()).eval()
+    module = VideoDiffusion(load_config(None, "train/video.yaml", sets), default_spec()).eval()
     with torch.no_grad():  # wake the zero-initialised layers: an output that depends on the noise
         for p in module.ema.module.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -230,7 +230,7 @@ def test_super_resolution_condition_is_the_frame_shrunk_and_upsampled():
     from vlogger.training.video import VideoDiffusion
 
     over = ["superres={from_size: 16, noise_aug: 0.0, residual: true}", "data.size=32", "model.channels=[16,32,64]"]
-    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", over), default_spec())
+    module = VideoDiffusion(load_config(None, "train/video.yaml", over), default_spec())
     smooth = torch.linspace(-1, 1, 32)[None, None, None, :, None].expand(1, 2, 3, 32, 32)
     low = module.degrade(smooth)
     assert low.shape == smooth.shape and (low - smooth).abs().max() < 0.05  # a ramp survives 2x down/up
@@ -245,7 +245,7 @@ def test_residual_super_resolution_starts_at_the_upsampled_frames():
 
     over = ["superres={from_size: 16, noise_aug: 0.0, residual: true}", "data.size=32", "model.channels=[16,32,64]"]
     over += ["phase=clip", "sampling.steps=3"]
-    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", over), default_spec())
+    module = VideoDiffusion(load_config(None, "train/video.yaml", over), default_spec())
     for m in (module.model, module.ema.module):
         torch.nn.init.zeros_(m.out[-1].weight)
         torch.nn.init.zeros_(m.out[-1].bias)
@@ -262,7 +262,7 @@ def test_untrained_stage_2_samples_the_pasted_warped_reference():
     from vlogger.training.video import VideoDiffusion
 
     over = ["data.size=32", "model.channels=[16,32,64]", "phase=clip", "sampling.steps=3"]
-    module = VideoDiffusion(load_config(None, "train/video_tiny.yaml", over), default_spec())
+    module = VideoDiffusion(load_config(None, "train/video.yaml", over), default_spec())
     g = torch.Generator().manual_seed(0)
     reference = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
     controls = torch.rand(1, 2, 14, 32, 32, generator=g)
@@ -271,6 +271,6 @@ def test_untrained_stage_2_samples_the_pasted_warped_reference():
     pasted = Controls(controls[0]).paste((reference + 1) / 2) * 2 - 1
     torch.testing.assert_close(out[0], pasted.clamp(-1, 1), atol=1e-4, rtol=0)  # zero-init residual
     plain = VideoDiffusion(
-        load_config(None, "train/video_tiny.yaml", [*over, "model.residual_over_warped=false"]), default_spec()
+        load_config(None, "train/video.yaml", [*over, "model.residual_over_warped=false"]), default_spec()
     )
     assert plain.sample(reference, controls, generator=g).abs().max() < 1e-4  # plain x0: the zero image

@@ -24,6 +24,7 @@ import torch
 from vlogger.body.geometry import apply_similarity, invert_similarity, similarity_align
 from vlogger.body.params import body_from_pose
 from vlogger.core import landmarks
+from vlogger.core.errors import BadInput
 
 FORMAT = "vlogger-facemesh-basis"
 FORMAT_VERSION = 1
@@ -86,9 +87,9 @@ class FaceBasis:
             raise FileNotFoundError(f"{path}: no face-mesh basis file (make one with `vlogger body fit-basis SHARDS`)")
         with np.load(path, allow_pickle=False) as z:
             if str(z.get("format", "")) != FORMAT:
-                raise ValueError(f"{path}: not a {FORMAT} file")
+                raise BadInput(path, f"not a {FORMAT} file")
             if int(z["format_version"]) > FORMAT_VERSION:
-                raise ValueError(f"{path}: basis format {int(z['format_version'])} is newer than this vlogger")
+                raise BadInput(path, f"basis format {int(z['format_version'])} is newer than this vlogger")
             return cls(
                 **{k: z[k] for k in ("mean", "components", "stddev", "explained", "faces", "labels")},
                 info=json.loads(str(z["info"])),

@@ -13,6 +13,7 @@ from vlogger.body.facemesh import FaceBasis, facemesh_vertices, fit_facemesh
 from vlogger.body.smplx_fit import fit_smplx, smplx_vertices
 from vlogger.body.smplx_model import load_smplx
 from vlogger.core.config import load_config
+from vlogger.core.errors import UsageError
 
 Fitter = Callable[[np.ndarray, np.ndarray, int], dict]
 MODELS = ("facemesh", "smplx")
@@ -37,7 +38,7 @@ def _fitter(name: str | None, basis_path: str | None, model_path: str | None) ->
         model = load_smplx(model_path)
         cfg = load_config(None, "body/smplx.yaml")
         return lambda lmk, pose, size: fit_smplx(lmk, pose, model, size, cfg)
-    raise ValueError(f"fit.body_model={name!r}: choose one of {', '.join(MODELS)} or null")
+    raise UsageError(f"fit.body_model={name!r}: choose one of {', '.join(MODELS)} or null")
 
 
 def basis_id(fit_cfg: dict) -> str | None:
@@ -79,4 +80,4 @@ def mesh_model(name: str, basis: str | None = None, model_path: str | None = Non
     if name == "smplx":
         m = load_smplx(model_path)
         return MeshModel(m.faces, m.labels, m.canonical, lambda p: smplx_vertices(p, m))
-    raise ValueError(f"body model {name!r}: choose one of {', '.join(MODELS)}")
+    raise UsageError(f"body model {name!r}: choose one of {', '.join(MODELS)}")

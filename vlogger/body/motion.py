@@ -23,6 +23,7 @@ import torch
 
 from vlogger.body.geometry import matrix_to_rot6d, rot6d_to_matrix
 from vlogger.body.params import BODY_JOINTS
+from vlogger.core.errors import UsageError
 
 REFERENCE_KEYS = ("expression", "rotation", "scale", "translation", "body", "body_visible")
 
@@ -152,7 +153,7 @@ def motion_stats(clip_params: list[dict], n_expression: int, ref_every: int = 25
         for r in range(0, len(p["expression"]), ref_every):
             vecs.append(to_motion(p, reference_of(p, r), n_expression))
     if not vecs:
-        raise ValueError("no clips with parameters to compute motion statistics on")
+        raise UsageError("no clips with parameters to compute motion statistics on")
     allv = torch.cat(vecs)
     return MotionStats(
         allv.mean(0),

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from vlogger.core.errors import BadInput
+from vlogger.core.errors import UsageError, UserError
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
@@ -97,15 +97,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import yaml
-
-    from vlogger.core.config import apply_overrides, load_config, merge
+    from vlogger.core.config import load_config
     from vlogger.training.run import TRAINERS
 
-    cfg = load_config(None, f"train/{args.stage}_tiny.yaml")
-    for path in args.config:
-        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
-    cfg = apply_overrides(cfg, args.set)
+    cfg = load_config(args.config, f"train/{args.stage}.yaml", args.set)
     summary = TRAINERS[args.stage](cfg, args.resume)
     for k, v in summary.items():
         print(f"{k:18s} {v}")
@@ -141,7 +136,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         result = rec.motion
     else:
         if not (args.image and args.audio and args.motion_checkpoint):
-            raise ValueError("give --image, --audio and --motion-checkpoint (or --motion-from VIDEO)")
+            raise UsageError("give --image, --audio and --motion-checkpoint (or --motion-from VIDEO)")
         result = generate_motion(args.image, args.audio, args.motion_checkpoint, args.seed, device=args.device)
     video = generate_video(
         result,
@@ -228,9 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["motion", "video"],
         help="motion: stage 1 (audio -> motion); video: stage 2 (controls -> frames)",
     )
-    p.add_argument(
-        "--config", action="append", default=[], help="YAML merged over configs/train/STAGE_tiny.yaml, in order"
-    )
+    p.add_argument("--config", action="append", default=[], help="YAML merged over configs/train/STAGE.yaml, in order")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.shards=DIR")
     p.add_argument("--resume", help="checkpoint to continue from, or `auto` for the run's last.ckpt")
     p.set_defaults(func=_cmd_train)
@@ -295,6 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BadInput, RuntimeError, FileNotFoundError, ValueError) as e:  # what a user can fix: said, not traced
+    except (UserError, FileNotFoundError) as e:  # what a user can fix: said, not traced; the rest keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

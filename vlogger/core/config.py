@@ -1,30 +1,45 @@
-"""YAML configs as plain nested dicts with dotted overrides.
+"""YAML configs as plain nested dicts, checked against their full default file.
 
-Configs stay dicts (not dataclasses) so a new key in YAML needs no code change; the
-module that uses a section reads the keys it knows.
+Every config has one full default file under configs/ (its schema: the keys it has are the keys
+there are); overlay files (sizes such as `train/motion_base.yaml`, data sets, the user's own) and
+`--set section.key=value` overrides are merged over it, and a key the default does not have is
+an error naming the file and the key, so a typo never trains the wrong model silently. Where
+the default holds null or a value, an overlay's value replaces it whole (so `superres: null`
+can become a section and `data.shards` a list).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from vlogger.core.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(__file__).parents[1] / "configs"  # a link to the repository's configs/, copied into wheels
 
 
-def load_config(path: str | Path | None, default: str, overrides: list[str] | None = None) -> dict:
-    """Load `default` (relative to configs/), merge the user's file over it, then overrides.
+class ConfigError(UserError, KeyError):
+    """An unknown key in a config file or override; the message names where and which."""
 
-    Overrides are `section.key=value` strings; values are parsed as YAML (so `0.5`, `true`,
-    `[a, b]` and `null` work).
-    """
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def load_config(
+    paths: str | Path | Sequence[str | Path] | None, default: str, overrides: list[str] | None = None
+) -> dict:
+    """Load `default` (relative to configs/), merge the overlay file(s) `paths` over it in order,
+    then the overrides (`section.key=value`, values parsed as YAML: `0.5`, `true`, `[a, b]`, `null`)."""
     cfg = yaml.safe_load((CONFIG_DIR / default).read_text())
-    if path is not None:
-        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    for path in paths or []:
+        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {}, str(path))
     return apply_overrides(cfg, overrides)
 
 
@@ -33,19 +48,23 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"override {item!r} is not of the form section.key=value")
+            raise ConfigError(f"--set {item!r} is not of the form section.key=value")
         set_dotted(cfg, key.strip(), yaml.safe_load(value))
     return cfg
 
 
-def merge(base: dict, other: dict) -> dict:
-    """Recursively merge `other` over `base`, returning a new dict."""
+def merge(base: dict, other: dict, source: str, prefix: str = "") -> dict:
+    """`other` merged over `base` into a new dict; a key `base` lacks is a ConfigError naming
+    `source` and the dotted key."""
     out = copy.deepcopy(base)
     for key, value in other.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        dotted = f"{prefix}{key}"
+        if key not in out:
+            raise ConfigError(f"{source}: unknown config key {dotted!r}")
+        if isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = merge(out[key], value, source, f"{dotted}.")
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -55,8 +74,8 @@ def set_dotted(cfg: dict, dotted: str, value: Any) -> None:
     node = cfg
     for part in parents:
         if part not in node or not isinstance(node[part], dict):
-            raise KeyError(f"unknown config section {dotted!r}")
+            raise ConfigError(f"--set: unknown config section {dotted!r}")
         node = node[part]
     if leaf not in node:
-        raise KeyError(f"unknown config key {dotted!r}")
+        raise ConfigError(f"--set: unknown config key {dotted!r}")
     node[leaf] = value

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vlogger.core.errors import UsageError
+
 
 @dataclass
 class Track:
@@ -70,7 +72,7 @@ def check_backend(cfg: dict) -> None:
         try:
             import mediapipe  # noqa: F401
         except ImportError as e:
-            raise RuntimeError("tracking.backend=mediapipe needs `pip install 'vlogger[preprocess]'`") from e
+            raise UsageError("tracking.backend=mediapipe needs `pip install 'vlogger[preprocess]'`") from e
     else:
         make_tracker(cfg)
 
@@ -79,7 +81,7 @@ def tracker_class(backend: str) -> type[MediapipeTracker | FaceAlignmentTracker]
     """The tracker class of `tracking.backend` (its `landmark_format` is known without building it)."""
     classes = {"mediapipe": MediapipeTracker, "face_alignment": FaceAlignmentTracker}
     if backend not in classes:
-        raise ValueError(f"unknown tracking backend {backend!r} (mediapipe | face_alignment)")
+        raise UsageError(f"unknown tracking backend {backend!r} (mediapipe | face_alignment)")
     return classes[backend]
 
 
@@ -171,14 +173,14 @@ class FaceAlignmentTracker:
         try:
             import face_alignment
         except ImportError as e:
-            raise RuntimeError("tracking.backend=face_alignment needs `pip install face-alignment`") from e
+            raise UsageError("tracking.backend=face_alignment needs `pip install face-alignment`") from e
         self.cfg = cfg
         try:
             self._fa = face_alignment.FaceAlignment(
                 face_alignment.LandmarksType.THREE_D, device=cfg["face_alignment_device"], face_detector="blazeface"
             )
         except Exception as e:  # its weights come from the internet on first use
-            raise RuntimeError(
+            raise UsageError(
                 "face-alignment could not load its weights (it downloads them into torch's hub cache, "
                 f"~/.cache/torch/hub/checkpoints, on first use; copy them there when offline): {e}"
             ) from e

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import webdataset as wds
 
+from vlogger.core.errors import UsageError
 from vlogger.core.landmarks import FORMATS
 from vlogger.core.video import decode_frames
 
@@ -45,7 +46,7 @@ def contact_sheet(urls: list[str], out: Path, per_clip: int = 4, tile: int = 160
         cv2.putText(tiles[0], sample["__key__"][:24], (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1)
         rows.append(np.concatenate(tiles, axis=1))
     if not rows:
-        raise ValueError(f"no samples in {urls}")
+        raise UsageError(f"no samples in {urls}")
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     return out

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from webdataset.utils import pytorch_worker_seed
 
 from vlogger.body.params import from_npz
-from vlogger.core.errors import ContractError
+from vlogger.core.errors import ContractError, UsageError
 from vlogger.core.spec import DataSpec
 from vlogger.datasets.shards import clip_arrays, shard_urls
 
@@ -95,7 +95,9 @@ class ClipWindows:
     def read(sample: dict) -> tuple[dict, dict]:
         """A raw clip sample's json and its fitted parameters (which both stages train on)."""
         if "params.npz" not in sample:
-            raise ValueError(f"{sample['__key__']}: no params.npz (preprocess with fit.body_model set)")
+            raise ContractError(
+                f"{sample['__url__']}: clip {sample['__key__']} has no params.npz (preprocess with fit.body_model set)"
+            )
         return json.loads(sample["json"]), from_npz(sample["params.npz"])
 
     def starts(self, meta: dict) -> list[tuple[int, int]]:
@@ -168,7 +170,7 @@ class ShardWindows(L.LightningDataModule):
         self.val_ids = set(d["val_identities"] or [])
         self.spec = shards_spec(roots)
         if not self.val_urls and not self.val_ids:
-            raise ValueError(f"{d['shards']}: no val shards; name held-out identities in data.val_identities")
+            raise UsageError(f"{d['shards']}: no val shards; name held-out identities in data.val_identities")
 
     def windows(self, per_clip: int | None, seed: int) -> Mapper:
         """The stage's clip -> windows mapper: `per_clip` random windows, or (None) a fixed grid."""
@@ -181,7 +183,7 @@ class ShardWindows(L.LightningDataModule):
         seen = {c["json"]["identity"] for c in clip_arrays(self.train_urls + self.val_urls, [])}
         missing = self.val_ids - seen
         if missing:
-            raise ValueError(f"data.val_identities {sorted(missing)} are not in {self.cfg['data']['shards']}")
+            raise UsageError(f"data.val_identities {sorted(missing)} are not in {self.cfg['data']['shards']}")
 
     def _loader(self, ds, workers: int) -> DataLoader:
         bs = self.cfg["data"]["batch_size"]

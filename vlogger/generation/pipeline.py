@@ -22,7 +22,7 @@ from vlogger.body.params import to_npz_bytes
 from vlogger.body.reference import analyse_reference
 from vlogger.core.audio import load_audio
 from vlogger.core.config import load_config
-from vlogger.core.errors import BadInput, ContractError
+from vlogger.core.errors import BadInput, ContractError, UsageError
 from vlogger.core.frames import to_uint8, to_unit
 from vlogger.core.mel import LogMel
 from vlogger.core.spec import DataSpec
@@ -155,13 +155,13 @@ def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str
     """Stage 2 and its super-resolution models, checked to chain (each takes the previous size)."""
     models = [load_video_model(checkpoint, device)]
     if models[0].superres:
-        raise ValueError(f"{checkpoint}: a super-resolution checkpoint; give it to --superres")
+        raise UsageError(f"{checkpoint}: a super-resolution checkpoint; give it to --superres")
     for path in superres:
         m = load_video_model(path, device)
         if not m.superres:
-            raise ValueError(f"{path}: not a super-resolution checkpoint (no `superres` in its config)")
+            raise UsageError(f"{path}: not a super-resolution checkpoint (no `superres` in its config)")
         if m.superres["from_size"] != models[-1].size:
-            raise ValueError(
+            raise UsageError(
                 f"{path}: upsamples {m.superres['from_size']} px, the model before makes {models[-1].size}"
             )
         models.append(m)

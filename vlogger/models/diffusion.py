@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
+from vlogger.core.errors import UsageError
+
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
 
 # x_t, t (B,) -> predicted x0; the caller closes over conditioning and guidance
@@ -88,7 +90,7 @@ class Diffusion:
         """Run the reverse process from `noise` (drawn here when None); `generator` makes it
         reproducible."""
         if sampler not in SAMPLERS:
-            raise ValueError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+            raise UsageError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         sched = SAMPLERS[sampler].from_config(self.train_scheduler.config)
         sched.set_timesteps(steps if sampler != "ddpm" else min(steps, self.num_train_timesteps), device=device)
         if noise is None:

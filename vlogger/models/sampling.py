@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from vlogger.core.errors import UsageError
 from vlogger.models.diffusion import Denoise
 
 # x_t, t (B,), drop (B,) bool: rows whose conditioning is dropped -> predicted x0
@@ -54,7 +55,7 @@ def window_starts(n_frames: int, window: int, overlap: int) -> list[int]:
     """Start frame of every window; the last one may run past the end (its inputs are padded)."""
     stride = window - overlap
     if stride <= 0:
-        raise ValueError(f"overlap {overlap} must be smaller than the window {window}")
+        raise UsageError(f"overlap {overlap} must be smaller than the window {window}")
     starts = [0]
     while starts[-1] + window < n_frames:
         starts.append(starts[-1] + stride)

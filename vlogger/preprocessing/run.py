@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from vlogger.body.fitting import basis_id, make_fitter
 from vlogger.core.config import load_config
-from vlogger.core.errors import BadInput
+from vlogger.core.errors import BadInput, UsageError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import check_backend, filter_native_logs, make_tracker, tracker_class
 from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index, record_spec
@@ -107,7 +107,7 @@ def preprocess(
     if not input_dir.is_dir():
         raise BadInput(input_dir, "input is not a folder")
     if not 0 <= shard_index < num_shards:
-        raise ValueError(f"shard_index {shard_index} must be in [0, {num_shards})")
+        raise UsageError(f"shard_index {shard_index} must be in [0, {num_shards})")
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = list_inputs(input_dir, cfg["ingest"]["extensions"])[shard_index::num_shards]
     manifest = Manifest(out_dir, shard_index)
@@ -118,7 +118,7 @@ def preprocess(
         try:
             make_fitter(cfg["fit"])
         except (FileNotFoundError, ValueError) as e:
-            raise RuntimeError(f"fit.body_model={cfg['fit']['body_model']}: {e}") from e
+            raise UsageError(f"fit.body_model={cfg['fit']['body_model']}: {e}") from e
     record_spec(out_dir, shard_index, data_spec(cfg))
     sc = cfg["shards"]
     sinks = {

@@ -21,6 +21,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, lfilter, sosfilt
 from skimage import data
 
+from vlogger.core.errors import UsageError
+
 SAMPLE_RATE = 16000
 AAC_FRAME = 1024  # samples per AAC frame
 SOURCE_SIZE = 512
@@ -60,9 +62,9 @@ def make_sample(
     scikit-image astronaut photo talking, plus for each clip a `<stem>.drive.npy` float32 array
     (one value per video frame, in [0, 1]) = the mouth-opening driving signal. Returns the mp4 paths."""
     if size % 2:
-        raise ValueError(f"size must be even for yuv420p, got {size}")
+        raise UsageError(f"size must be even for yuv420p, got {size}")
     if seconds < 0.5:
-        raise ValueError(f"seconds must be at least 0.5 to hold a syllable, got {seconds}")
+        raise UsageError(f"seconds must be at least 0.5 to hold a syllable, got {seconds}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     image, scale = _source_image(size)

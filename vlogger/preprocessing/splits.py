@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from vlogger.core.errors import UsageError
+
 
 def identity_of(rel: str, mode: str) -> str:
     """Who is in the video: the file stem, or the folder it sits in (one folder per person)."""
@@ -13,7 +15,7 @@ def identity_of(rel: str, mode: str) -> str:
         return p.stem
     if mode == "parent":
         return p.parent.name or p.stem
-    raise ValueError(f"shards.identity_from must be stem or parent, not {mode!r}")
+    raise UsageError(f"shards.identity_from must be stem or parent, not {mode!r}")
 
 
 def split_of(identity: str, val_fraction: float) -> str:

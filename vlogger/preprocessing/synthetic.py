@@ -23,6 +23,7 @@ from vlogger.body.params import to_npz_bytes
 from vlogger.body.render import controls_to_rgb
 from vlogger.core.audio import to_flac
 from vlogger.core.config import load_config
+from vlogger.core.errors import UsageError
 from vlogger.core.mel import LogMel
 from vlogger.core.video import encode_mp4
 from vlogger.preprocessing.run import data_spec
@@ -76,7 +77,7 @@ def make_synthetic_shards(
     cfg = load_config(None, "preprocess/default.yaml", [*overrides, "tracking.pose_stride=1"])
     fps, sr, size = cfg["ingest"]["fps"], cfg["ingest"]["sample_rate"], cfg["crop"]["size"]
     if cfg["fit"]["body_model"] != "facemesh":
-        raise ValueError("synthetic shards are face-mesh shards (fit.body_model: facemesh)")
+        raise UsageError("synthetic shards are face-mesh shards (fit.body_model: facemesh)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     basis, fit = FaceBasis.load(cfg["fit"]["basis"]), make_fitter(cfg["fit"])

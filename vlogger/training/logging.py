@@ -9,6 +9,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
+from vlogger.core.errors import UsageError
+
 
 def make_logger(cfg: dict, run_dir: Path) -> Logger:
     """`logging.logger`: wandb (mode from `logging.wandb_mode`, offline unless the user sets up
@@ -19,7 +21,7 @@ def make_logger(cfg: dict, run_dir: Path) -> Logger:
         try:
             import wandb  # noqa: F401
         except ImportError as e:
-            raise RuntimeError("logging.logger=wandb needs `pip install wandb` (or set logging.logger=csv)") from e
+            raise UsageError("logging.logger=wandb needs `pip install wandb` (or set logging.logger=csv)") from e
         os.environ.setdefault("WANDB_MODE", lg["wandb_mode"])
         os.environ.setdefault("WANDB_SILENT", "true")
         return WandbLogger(project=lg["project"], name=run_dir.name, save_dir=str(run_dir), config=cfg)
@@ -27,11 +29,11 @@ def make_logger(cfg: dict, run_dir: Path) -> Logger:
         try:
             import tensorboard  # noqa: F401
         except ImportError as e:
-            raise RuntimeError("logging.logger=tensorboard needs `pip install tensorboard`") from e
+            raise UsageError("logging.logger=tensorboard needs `pip install tensorboard`") from e
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
     if kind == "csv":
         return CSVLogger(str(run_dir), name="csv", version="")
-    raise ValueError(f"logging.logger={kind!r}: choose wandb, tensorboard or csv")
+    raise UsageError(f"logging.logger={kind!r}: choose wandb, tensorboard or csv")
 
 
 def log_image(logger: Logger, key: str, path: Path, step: int) -> None:

@@ -18,7 +18,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from vlogger.body.facemesh import FaceBasis
-from vlogger.core.errors import ContractError
+from vlogger.core.errors import ContractError, UsageError
 from vlogger.datasets.motion import MotionDataModule
 from vlogger.datasets.video import VideoDataModule
 from vlogger.training.logging import make_logger
@@ -146,7 +146,7 @@ def train_video(cfg: dict, resume: str | None = None) -> dict:
     """Train stage 2 (phase `single` or `clip`); returns the summary written to summary.json."""
 
     if cfg["phase"] not in ("single", "clip"):
-        raise ValueError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
+        raise UsageError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
     run_dir, ckpt = _prepare(cfg, resume)
     dm = VideoDataModule(cfg, seed_offset=checkpoint_step(ckpt))
     dm.check_val_identities()
