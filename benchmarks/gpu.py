@@ -66,7 +66,7 @@ def renderer_check(shards: str, frames: int = 100) -> dict:
 
 def model_only(cfg: dict, steps: int = 30) -> dict:
     """Optimiser steps on one batch kept on the GPU: the ceiling without data loading."""
-    from vlogger.body.motion import MotionLayout, reference_dim
+    from vlogger.body.motion import MotionLayout
     from vlogger.training.motion import MotionDiffusion
 
     dev = "cuda"
@@ -77,7 +77,7 @@ def model_only(cfg: dict, steps: int = 30) -> dict:
     batch = {
         "motion": torch.randn(b, d["window"], dim, device=dev),
         "mel": torch.randn(b, (d["window"] + 2 * d["mel_context"]) * d["rows_per_frame"], 80, device=dev),
-        "ref": torch.randn(b, reference_dim(cfg["model"]["n_expression"]), device=dev),
+        "ref": torch.randn(b, MotionLayout(cfg["model"]["n_expression"]).reference_dim, device=dev),
     }
     rate, _ = bf16_train_rate(module, batch, steps)
     return {"steps_per_s": round(rate, 2), "samples_per_s": round(rate * b, 1), "batch": b}

@@ -18,6 +18,7 @@ from vlogger.body.geometry import rotation_angle_deg
 from vlogger.body.motion import MotionLayout, from_motion, motion_stats, reference_of, to_motion
 from vlogger.body.synthetic import synthetic_clip
 from vlogger.core import landmarks
+from vlogger.core.errors import BadInput
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 
 
@@ -41,7 +42,7 @@ def test_shipped_basis_is_versioned_and_complete(basis, tmp_path):
     path = basis.save(tmp_path / "b.npz")
     assert FaceBasis.load(path).basis_id == basis.basis_id
     np.savez(tmp_path / "bad.npz", mean=basis.mean)
-    with pytest.raises(ValueError, match="not a vlogger-facemesh-basis"):
+    with pytest.raises(BadInput, match="not a vlogger-facemesh-basis"):
         FaceBasis.load(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError, match="vlogger body fit-basis"):
         FaceBasis.load(tmp_path / "missing.npz")

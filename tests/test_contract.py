@@ -141,3 +141,25 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     video = train_video(load_config(None, "train/video.yaml", sets))["last_checkpoint"]
     with pytest.raises(ContractError, match=r"crop\.scale: 2\.6 in .*last\.ckpt, 3\.0 in the motion's source"):
         generate_video(result, video, tmp_path / "gen", steps=1)
+
+
+@pytest.mark.slow
+def test_smplx_shards_train_stage_1(tmp_path):
+    """Shards of SMPL-X fits (synthetic model) train stage 1: same contract, the body model's
+    own basis id and expression size; too many expression coefficients asked is named."""
+    from smplx_synthetic import write_synthetic_smplx
+
+    from vlogger.training.run import train_motion
+
+    models = write_synthetic_smplx(tmp_path / "models").parents[1]
+    over = ["crop.size=64", "fit.body_model=smplx", f"fit.model_path={models}", "fit.max_residual_px=50"]
+    make_synthetic_shards(tmp_path / "shards", clips=2, seconds=2.0, val_identities=("synth_001",), overrides=over)
+    spec = DataSpec.of_shards(tmp_path / "shards")
+    assert spec.body_model == "smplx" and spec.basis_id == "smplx:SMPLX_NEUTRAL.npz"
+    cfg = motion_cfg(tmp_path / "shards", tmp_path / "runs", steps=3, extra=("model.n_expression=13",))
+    summary = train_motion(cfg)
+    assert summary["global_step"] == 3 and np.isfinite(summary["val_loss_end"])
+    with pytest.raises(
+        ContractError, match=r"carries 13 expression coefficients \(smplx\), model.n_expression asks for 16"
+    ):
+        train_motion(motion_cfg(tmp_path / "shards", tmp_path / "runs2", steps=1))

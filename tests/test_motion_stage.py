@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlogger.body.motion import MotionLayout, reference_dim
+from vlogger.body.motion import MotionLayout
 from vlogger.core.config import load_config
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
@@ -58,7 +58,7 @@ def window_inputs(module: MotionDiffusion, b: int = 2):
     d, k = module.cfg["data"], module.cfg["model"]["n_expression"]
     g = torch.Generator().manual_seed(1)
     mel = torch.randn(b, (d["window"] + 2 * d["mel_context"]) * d["rows_per_frame"], 80, generator=g)
-    return mel, torch.randn(b, reference_dim(k), generator=g)
+    return mel, torch.randn(b, MotionLayout(k).reference_dim, generator=g)
 
 
 @pytest.mark.parametrize("causal", [True, False])

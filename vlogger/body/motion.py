@@ -60,6 +60,27 @@ class MotionLayout:
         """Expression + head pose: the part weighted as 'face' in the stage-1 loss."""
         return slice(0, self.n_expression + 9)
 
+    @classmethod
+    def of_dim(cls, dim: int, n_joints: int = len(BODY_JOINTS)) -> MotionLayout:
+        """The layout of `dim`-value motion vectors (the expression takes what the rest leaves)."""
+        return cls(dim - 9 - 3 * n_joints, n_joints)
+
+    @property
+    def reference_dim(self) -> int:
+        """Length of the reference vector (`reference_vector`): expression, 6D rotation, joints, visibility."""
+        return self.n_expression + 6 + 4 * self.n_joints
+
+    def split_reference(self, ref: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A reference vector's parts: expression, rotation (6D), body (J, 3) in face heights
+        relative to the head, and the joints' visibility (J,)."""
+        e, j = self.n_expression, self.n_joints
+        return {
+            "expression": ref[:e],
+            "rotation": ref[e : e + 6],
+            "body": ref[e + 6 : e + 6 + 3 * j].reshape(j, 3),
+            "visible": ref[e + 6 + 3 * j :],
+        }
+
 
 def _t(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
@@ -68,10 +89,6 @@ def _t(x) -> torch.Tensor:
 def reference_of(params: dict, index: int) -> dict:
     """The reference parameters (one frame) from a clip's params."""
     return {k: _t(params[k])[index] for k in REFERENCE_KEYS}
-
-
-def reference_dim(n_expression: int, n_joints: int = len(BODY_JOINTS)) -> int:
-    return n_expression + 6 + 4 * n_joints
 
 
 def reference_vector(ref: dict, n_expression: int) -> torch.Tensor:
@@ -99,8 +116,7 @@ def to_motion(params: dict, ref: dict, n_expression: int | None = None) -> torch
 def from_motion(motion: torch.Tensor, ref: dict) -> dict:
     """Params (expression, rotation, scale, translation, body) of motion vectors (T, D) applied
     to the reference. Joints the reference did not see stay at the reference position."""
-    n_joints = _t(ref["body"]).shape[0]
-    lay = MotionLayout(motion.shape[1] - 9 - 3 * n_joints, n_joints)
+    lay = MotionLayout.of_dim(motion.shape[1], _t(ref["body"]).shape[0])
     ref = {k: _t(v).to(motion.device) for k, v in ref.items()}
     s_ref = ref["scale"]
     e_ref = ref["expression"]
@@ -108,7 +124,7 @@ def from_motion(motion: torch.Tensor, ref: dict) -> dict:
     expr[:, : lay.n_expression] += motion[:, lay.expression]
     tr = motion[:, lay.translation]
     trans = ref["translation"] + s_ref * torch.cat([tr[:, :2], torch.zeros_like(tr[:, :1])], 1)
-    body = ref["body"] + s_ref * motion[:, lay.body].reshape(len(motion), n_joints, 3)
+    body = ref["body"] + s_ref * motion[:, lay.body].reshape(len(motion), lay.n_joints, 3)
     return {
         "expression": expr,
         "rotation": ref["rotation"] @ rot6d_to_matrix(motion[:, lay.rotation]),

@@ -284,6 +284,7 @@ def _params(fit: _Fit, face: torch.Tensor, face_w: torch.Tensor, pose, size: int
     v = {k: fit.value(k).cpu() for k in fit.blocks}
     return {
         "model": "smplx",
+        "basis_id": f"smplx:{fit.model.path.name}",  # what training checks against the data spec
         "size": size,
         "expression": _f32(torch.cat([v["expression"], v["jaw_pose"]], -1)),
         "rotation": _f32(out["head_rotation"]),

@@ -19,6 +19,16 @@ from vlogger.datasets.shards import clip_arrays
 from vlogger.datasets.windows import ClipWindows, ShardWindows
 
 
+def require_expression(params: dict, n_expression: int, where: str) -> None:
+    """The body model's fit must carry at least the expression coefficients stage 1 models."""
+    have = params["expression"].shape[1]
+    if have < n_expression:
+        raise ContractError(
+            f"{where} carries {have} expression coefficients ({params['model']}), "
+            f"model.n_expression asks for {n_expression}"
+        )
+
+
 class ToMotionWindows(ClipWindows):
     """Raw clip sample -> a list of stage-1 windows (random in training, a fixed grid in validation)."""
 
@@ -43,6 +53,7 @@ class ToMotionWindows(ClipWindows):
                 f"{sample.get('__url__', '?')}: clip {key} was fitted with basis {params.get('basis_id')}, "
                 f"training uses basis {self.basis_id}"
             )
+        require_expression(params, self.n_expression, f"{sample.get('__url__', '?')}: clip {key}")
         mel = np.load(io.BytesIO(sample["mel.npy"]))
         r = meta["mel"]["rows_per_frame"]
         out = []
@@ -88,4 +99,6 @@ class MotionDataModule(ShardWindows):
         self.check_val_identities()
         clips = clip_arrays(self.train_urls, ["params.npz"])
         params = [c["params.npz"] for c in clips if c["json"]["identity"] not in self.val_ids]
+        if params:  # one body model per shard folder (the data spec), so the first clip speaks for all
+            require_expression(params[0], self.cfg["model"]["n_expression"], f"{self.cfg['data']['shards']}")
         return motion_stats(params, self.cfg["model"]["n_expression"])

@@ -73,14 +73,17 @@ def make_synthetic_shards(
 ) -> dict:
     """Write `clips` synthetic clips of `seconds` into `out` as preprocessing would, with the
     preprocessing config `overrides` (e.g. `crop.size=64`, `crop.scale=3.0`); identities
-    `synth_000`, ... each one clip, those named in `val_identities` in the val split. Returns the index."""
+    `synth_000`, ... each one clip, those named in `val_identities` in the val split; with
+    `fit.body_model=smplx` (and `fit.model_path`) params.npz holds an SMPL-X fit. Returns the index."""
     cfg = load_config(None, "preprocess/default.yaml", [*overrides, "tracking.pose_stride=1"])
     fps, sr, size = cfg["ingest"]["fps"], cfg["ingest"]["sample_rate"], cfg["crop"]["size"]
-    if cfg["fit"]["body_model"] != "facemesh":
-        raise UsageError("synthetic shards are face-mesh shards (fit.body_model: facemesh)")
+    if cfg["fit"]["body_model"] not in ("facemesh", "smplx"):
+        raise UsageError("synthetic shards carry face-mesh or SMPL-X parameters (fit.body_model)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    basis, fit = FaceBasis.load(cfg["fit"]["basis"]), make_fitter(cfg["fit"])
+    # the frames always show the face mesh; params.npz holds the configured body model's fit
+    basis = FaceBasis.load(cfg["fit"]["basis"])
+    mesh_fit, fit = make_fitter({**cfg["fit"], "body_model": "facemesh"}), make_fitter(cfg["fit"])
     record_spec(out, 0, data_spec(cfg))
     manifest = Manifest(out, 0)
     sinks = {s: ShardSink(out, f"{s}-000", 1 << 30, 1000, manifest) for s in ("train", "val")}
@@ -92,7 +95,8 @@ def make_synthetic_shards(
         audio = synth_speech(n / fps, rng, sr)
         lmk = synthetic_params(basis, drive_signal(audio, n, fps, sr), size, rng).astype(np.float32)
         pose = np.zeros((n, 33, 4), np.float32)  # no body: every pose point unseen
-        params = fit(lmk, pose, size)
+        face = mesh_fit(lmk, pose, size)
+        params = face if cfg["fit"]["body_model"] == "facemesh" else fit(lmk, pose, size)
         split = "val" if identity in val_identities else "train"
         meta = {
             "fps": fps,
@@ -106,13 +110,13 @@ def make_synthetic_shards(
             "identity": identity,
             "split": split,
             "tracker": "synthetic",
-            "body_model": "facemesh",
+            "body_model": cfg["fit"]["body_model"],
             "config_version": cfg["version"],
         }
         enc = cfg["encode"]
         sample = {
             "__key__": f"{identity}-000",
-            "mp4": encode_mp4(render_frames(basis, params, size), fps, enc["codec"], enc["crf"], enc["preset"]),
+            "mp4": encode_mp4(render_frames(basis, face, size), fps, enc["codec"], enc["crf"], enc["preset"]),
             "flac": to_flac(audio, sr),
             "mel.npy": mel.for_frames(audio, n, fps),
             "lmk.npy": lmk,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from vlogger.body.motion import MotionLayout, reference_dim
+from vlogger.body.motion import MotionLayout
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
 from vlogger.models.motion.denoiser import MotionDenoiser
@@ -28,7 +28,7 @@ class MotionDiffusion(DiffusionModule):
         self.layout = MotionLayout(m["n_expression"])
         self.model = MotionDenoiser(
             self.layout.dim,
-            reference_dim(m["n_expression"]),
+            self.layout.reference_dim,
             d["window"],
             rows_per_frame=d["rows_per_frame"],
             mel_context=d["mel_context"],

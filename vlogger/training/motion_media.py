@@ -12,27 +12,24 @@ import torch
 from vlogger.body.facemesh import FaceBasis, facemesh_vertices
 from vlogger.body.geometry import rot6d_to_matrix
 from vlogger.body.motion import MotionLayout, from_motion
-from vlogger.body.params import BODY_JOINTS
 from vlogger.body.render import ControlRenderer, controls_to_rgb
 from vlogger.core.video import encode_mp4
 from vlogger.training.logging import ValidationMedia, log_image, log_video
 
 
-def reference_from_vector(ref: torch.Tensor, n_expression: int, size: int) -> dict:
+def reference_from_vector(ref: torch.Tensor, layout: MotionLayout, size: int) -> dict:
     """A reference placed in the middle of a size-px frame (face height 40 %), from the
     reference vector stage 1 sees: enough to draw a motion when the real crop is not at hand."""
-    k, j = n_expression, len(BODY_JOINTS)
+    parts = layout.split_reference(ref)
     scale = torch.tensor(0.4 * size)
     trans = torch.tensor([size / 2, 0.42 * size, 0.0])
-    vis = ref[k + 6 + 3 * j :]
-    body = trans + scale * ref[k + 6 : k + 6 + 3 * j].reshape(j, 3)
     return {
-        "expression": ref[:k],
-        "rotation": rot6d_to_matrix(ref[k : k + 6]),
+        "expression": parts["expression"],
+        "rotation": rot6d_to_matrix(parts["rotation"]),
         "scale": scale,
         "translation": trans,
-        "body": body,
-        "body_visible": vis,
+        "body": trans + scale * parts["body"],
+        "body_visible": parts["visible"],
     }
 
 
@@ -75,15 +72,16 @@ def render_motion_pair(
     pred: torch.Tensor, truth: torch.Tensor, ref: torch.Tensor, basis: FaceBasis, size: int = 128
 ) -> np.ndarray:
     """(N, size, 2·size, 3) uint8: semantic maps of the sampled | ground-truth motion."""
-
-    k = pred.shape[1] - 9 - 3 * len(BODY_JOINTS)
-    reference = reference_from_vector(ref, k, size)
+    layout = MotionLayout.of_dim(pred.shape[1])
+    reference = reference_from_vector(ref, layout, size)
     renderer = ControlRenderer(basis.faces, basis.labels, basis.mean, size)
     blank = renderer.reference(torch.zeros(1, 3, size, size), torch.zeros(1, basis.mean.shape[0], 3))
     panels = []
     for motion in (pred, truth):
         p = from_motion(motion, reference)
-        p["expression"] = torch.cat([p["expression"], torch.zeros(len(motion), basis.n_components - k)], 1)
+        p["expression"] = torch.cat(
+            [p["expression"], torch.zeros(len(motion), basis.n_components - layout.n_expression)], 1
+        )
         verts = facemesh_vertices({**p, "identity": basis.mean}, basis)
         controls = renderer(verts, blank, p["body"], p["body_visible"])
         panels.append(controls_to_rgb(controls)[:, :, :size])
@@ -91,10 +89,10 @@ def render_motion_pair(
 
 
 class MotionMedia(ValidationMedia):
-    """Sample the first validation window with the EMA weights; write the plot and the
-    side-by-side video under the run folder and log both."""
+    """Sample the first validation window with the EMA weights; write the plot and (given the
+    face-mesh basis to draw with) the side-by-side video under the run folder and log both."""
 
-    def __init__(self, run_dir: Path, every: int, basis: FaceBasis, fps: int = 25):
+    def __init__(self, run_dir: Path, every: int, basis: FaceBasis | None, fps: int = 25):
         super().__init__(run_dir, every)
         self.basis, self.fps = basis, fps
 
@@ -106,7 +104,8 @@ class MotionMedia(ValidationMedia):
         title = f"step {step}: {batch['key'][0]} from frame {int(batch['start'][0])}"
         png = plot_motion(pred, truth, module.layout, media / f"motion-{step:07d}.png", title)
         log_image(trainer.logger, "val/motion_plot", png, step)
-
+        if self.basis is None:
+            return
         frames = render_motion_pair(pred, truth, ref, self.basis)
         mp4 = media / f"motion-{step:07d}.mp4"
         mp4.write_bytes(encode_mp4(frames, self.fps, "libx264", 23, "veryfast"))

@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from vlogger.body.render import Controls
 from vlogger.training.logging import ValidationMedia, log_image
 
 
@@ -27,7 +28,7 @@ class VideoMedia(ValidationMedia):
         gen = torch.Generator(device=module.device).manual_seed(0)
         lowres = module.degrade(batch["frames"][:1], gen) if module.superres else None
         sampled = module.sample(ref, controls, generator=gen, lowres=lowres)[0]
-        warped = controls[0, :, 10:13] * 2 - 1  # the renderer's warped reference, [0, 1] -> [-1, 1]
+        warped = Controls(controls[0]).warped * 2 - 1  # the renderer's warped reference, [0, 1] -> [-1, 1]
         rows = [batch["frames"][0], sampled, warped] + ([lowres[0]] if lowres is not None else [])
         grid = frames_strip(*rows)
         path = self.run_dir / "media" / f"video-{step:07d}.png"
