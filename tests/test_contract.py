@@ -108,7 +108,7 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     import cv2
 
     from vlogger.body.reference import analyse_reference
-    from vlogger.generation.pipeline import generate_motion, generate_video, inference_config
+    from vlogger.generation.pipeline import Sampling, generate_motion, generate_video, inference_config
     from vlogger.preprocessing.run import preprocess
     from vlogger.training.run import train_motion, train_video
 
@@ -126,7 +126,7 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     from vlogger.core.video import decode_mp4_bytes
 
     cv2.imwrite(str(photo), cv2.cvtColor(decode_mp4_bytes(path.read_bytes())[0], cv2.COLOR_RGB2BGR))
-    result = generate_motion(photo, path, ckpt, steps=2)
+    result = generate_motion(photo, path, ckpt, Sampling(steps=2))
     assert result.spec.crop["scale"] == 3.0
     basis = FaceBasis.load()
     at_3 = analyse_reference(photo, inference_config(result.spec, None), basis).crop
@@ -140,7 +140,7 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     sets += ["logging.logger=csv", "logging.media_every_steps=0"]
     video = train_video(load_config(None, "train/video.yaml", sets))["last_checkpoint"]
     with pytest.raises(ContractError, match=r"crop\.scale: 2\.6 in .*last\.ckpt, 3\.0 in the motion's source"):
-        generate_video(result, video, tmp_path / "gen", steps=1)
+        generate_video(result, video, tmp_path / "gen", Sampling(steps=1))
 
 
 @pytest.mark.slow

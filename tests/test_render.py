@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.params import BODY_JOINTS, body_from_pose
-from vlogger.body.render import ControlRenderer, body_proxy, controls_to_rgb, rasterize, render_controls
+from vlogger.body.render import ControlRenderer, body_proxy, controls_to_rgb, rasterize
 from vlogger.body.topology import BODY, BROWS, EYES, INNER_MOUTH, LIPS, REGIONS, SKIN
 from vlogger.core import landmarks
 from vlogger.core.video import decode_frames
@@ -259,17 +259,10 @@ def test_body_proxy_follows_visible_joints():
     assert fr.face_id[0, 110, 95] == -1 and fr.face_id[0, 110, 15] >= 0 and fr.face_id[0, 100, 55] >= 0
 
 
-def test_one_shot_api_and_rgb_strip(clips, basis):
+def test_controls_and_rgb_strip(clips, basis):
     f = _frame(clips["retalking_face2-000"], 3)
-    c = render_controls(
-        f["verts"] / 2,
-        torch.from_numpy(basis.faces),
-        torch.from_numpy(basis.labels),
-        torch.from_numpy(basis.mean),
-        128,
-        f["image"],
-        f["verts"],
-    )
+    renderer = ControlRenderer(basis.faces, basis.labels, basis.mean, 128)
+    c = renderer(f["verts"] / 2, renderer.reference(f["image"], f["verts"]))
     assert c.semantic.shape == (1, len(REGIONS), 128, 128) and torch.equal(c.semantic.sum(1), torch.ones(1, 128, 128))
     assert c.coords.shape == c.warped.shape == (1, 3, 128, 128) and c.mask.shape == (1, 1, 128, 128)
     bg = c.semantic[:, 0] > 0

@@ -203,15 +203,6 @@ def test_channels_last_matches():
         torch.testing.assert_close(model(**inp, memory_format=torch.channels_last), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_copy_encoder_to_control():
-    model = make_model()
-    model.copy_encoder_to_control()
-    main = dict(model.down.named_parameters())
-    for name, p in model.control_down.named_parameters():
-        assert torch.equal(p, main[name]), name
-    assert any(".temporal." in name for name in main), "the main encoder has temporal convolutions"
-
-
 def test_super_resolution_input_takes_the_low_resolution_frames():
     model, inputs = make_model(lowres_input=True).eval(), make_inputs()
     randomise_zero_inits(model)

@@ -312,24 +312,6 @@ def _warp(hits: _Hits, frame: Tensor, ref_tri: Tensor, ref: Reference) -> tuple[
     return colour.view(3, -1) * seen, seen
 
 
-def render_controls(
-    verts: Tensor,
-    faces: Tensor,
-    labels: Tensor,
-    canonical: Tensor,
-    size: int,
-    ref_image: Tensor,
-    ref_verts: Tensor,
-    joints: Tensor | None = None,
-    visible: Tensor | None = None,
-    ref_joints: Tensor | None = None,
-    ref_visible: Tensor | None = None,
-) -> Controls:
-    """One-shot `ControlRenderer`; keep the renderer and its `reference()` to render many chunks."""
-    renderer = ControlRenderer(faces, labels, canonical, size)
-    return renderer(verts, renderer.reference(ref_image, ref_verts, ref_joints, ref_visible), joints, visible)
-
-
 PALETTE = torch.tensor(
     [[0, 0, 0], [224, 172, 138], [200, 40, 60], [70, 20, 50], [240, 240, 250], [90, 60, 30], [60, 110, 200]],
     dtype=torch.uint8,

@@ -108,11 +108,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate_motion(args: argparse.Namespace) -> int:
-    from vlogger.generation.pipeline import generate_motion, write_motion
+    from vlogger.generation.pipeline import Sampling, generate_motion, write_motion
 
-    result = generate_motion(
-        args.image, args.audio, args.checkpoint, args.seed, args.steps, args.guidance, args.sampler, args.device
+    sampling = Sampling(
+        seed=args.seed, steps=args.steps, guidance=args.guidance, sampler=args.sampler, device=args.device
     )
+    result = generate_motion(args.image, args.audio, args.checkpoint, sampling)
     paths = write_motion(result, Path(args.out), args.size)
     print(f"{len(result.motion)} frames ({len(result.motion) / result.fps:.1f} s) of motion")
     for name, path in paths.items():
@@ -121,7 +122,7 @@ def _cmd_generate_motion(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from vlogger.generation.pipeline import generate_motion, generate_video, write_motion
+    from vlogger.generation.pipeline import Sampling, generate_motion, generate_video, write_motion
 
     out = Path(args.out)
     for path in [args.video_checkpoint, *args.superres, *[args.motion_checkpoint] * (not args.motion_from)]:
@@ -137,19 +138,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     else:
         if not (args.image and args.audio and args.motion_checkpoint):
             raise UsageError("give --image, --audio and --motion-checkpoint (or --motion-from VIDEO)")
-        result = generate_motion(args.image, args.audio, args.motion_checkpoint, args.seed, device=args.device)
-    video = generate_video(
-        result,
-        args.video_checkpoint,
-        out,
-        args.seed,
-        args.steps,
-        args.guidance,
-        args.device,
-        args.superres,
-        args.size,
-        args.noise_correlation,
+        result = generate_motion(
+            args.image, args.audio, args.motion_checkpoint, Sampling(seed=args.seed, device=args.device)
+        )
+    sampling = Sampling(
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        noise_correlation=args.noise_correlation,
+        device=args.device,
     )
+    video = generate_video(result, args.video_checkpoint, out, sampling, superres=args.superres, size=args.size)
     write_motion(result, out, len(video[0]))
     print(f"{len(video)} frames ({len(video) / result.fps:.1f} s) at {len(video[0])} px")
     print(f"video    {out / 'video.mp4'}\ncontrols {out / 'controls.mp4'}\nmotion   {out / 'motion.npz'}")

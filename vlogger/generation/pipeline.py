@@ -7,6 +7,7 @@ parameters, and the controls rendered as a video with the recording muxed in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,18 +91,23 @@ class MotionResult:
     spec: DataSpec  # the data contract the motion was made under
 
 
+@dataclass(frozen=True, kw_only=True)
+class Sampling:
+    """How a model samples; None keeps the checkpoint's own setting."""
+
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None  # stage 1: ddpm | ddim | dpm
+    noise_correlation: float | None = None  # stage 2 and super-resolution
+    device: str = "cpu"
+
+
 def generate_motion(
-    image: str | Path,
-    audio: str | Path,
-    checkpoint: str | Path,
-    seed: int = 0,
-    steps: int | None = None,
-    guidance: float | None = None,
-    sampler: str | None = None,
-    device: str = "cpu",
+    image: str | Path, audio: str | Path, checkpoint: str | Path, sampling: Sampling = Sampling()
 ) -> MotionResult:
     """Stage 1 for a photo and a recording of any length."""
-
+    device = sampling.device
     module = load_motion_model(checkpoint, device)
     spec = module.spec
     basis = spec_basis(spec, module.cfg["model"]["basis"])
@@ -109,8 +115,8 @@ def generate_motion(
     ref = analyse_reference(image, inference_config(spec, module.cfg["model"]["basis"]), basis)
     reference = reference_of(ref.params, 0)
     k = module.layout.n_expression
-    gen = torch.Generator(device=device).manual_seed(seed)
-    kw = {"steps": steps, "guidance": guidance, "sampler": sampler}
+    gen = torch.Generator(device=device).manual_seed(sampling.seed)
+    kw = {"steps": sampling.steps, "guidance": sampling.guidance, "sampler": sampling.sampler}
     motion = generate_long(module, mel, reference_vector(reference, k), n_frames, gen, **kw).cpu()
     params = {k2: v.numpy() for k2, v in from_motion(motion, reference).items()}
     params |= {"identity": ref.params["identity"], "size": ref.params["size"], "basis_id": basis.basis_id}
@@ -180,28 +186,27 @@ def generate_video(
     result: MotionResult,
     checkpoint: str | Path,
     out: Path,
-    seed: int = 0,
-    steps: int | None = None,
-    guidance: float | None = None,
-    device: str = "cpu",
-    superres: list[str | Path] = (),
+    sampling: Sampling = Sampling(),
+    *,
+    superres: Sequence[str | Path] = (),
     size: int | None = None,
-    noise_correlation: float | None = None,
 ) -> np.ndarray:
     """Stage 2 over the motion, then each super-resolution model, window by window; video.mp4 at
-    25 fps with the recording muxed in, at the last model's size (or `size`). `steps` and
-    `noise_correlation` apply to every model, `guidance` to stage 2 (super-resolution uses its
+    25 fps with the recording muxed in, at the last model's size (or `size`). Steps and noise
+    correlation apply to every model, guidance to stage 2 (super-resolution uses its
     checkpoint's). Returns the frames written (T, S, S, 3) uint8."""
+    device = sampling.device
     models = load_cascade(checkpoint, list(superres), device)
     for path, m in zip([checkpoint, *superres], models, strict=True):
         m.spec.require_same(result.spec, str(path), "the motion's source")
-    if noise_correlation is not None:
+    if sampling.noise_correlation is not None:
         for m in models:
-            m.cfg["sampling"]["noise_correlation"] = noise_correlation
-    gen = torch.Generator(device=device).manual_seed(seed)
+            m.cfg["sampling"]["noise_correlation"] = sampling.noise_correlation
+    gen = torch.Generator(device=device).manual_seed(sampling.seed)
     cuda = torch.device(device).type == "cuda"
+    steps = sampling.steps
     with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # bf16 on a GPU, as benchmarks/gpu_generate.py
-        frames = _run_model(models[0], result, gen, steps, guidance, None, f"stage 2 ({models[0].size} px)")
+        frames = _run_model(models[0], result, gen, steps, sampling.guidance, None, f"stage 2 ({models[0].size} px)")
         for m in models[1:]:
             frames = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
     video = to_uint8(frames, size)

@@ -123,7 +123,18 @@ class VideoDiffusion(DiffusionModule):
         drop_ctrl = torch.rand(b, device=self.device, generator=generator) < g["drop_controls"]
         lowres = self.degrade(x0, generator) if self.superres else None
         ref, ctrl = batch["reference"], batch["controls"]
-        pred = model(x_t, t, ref, ctrl, x0, known_mask, drop_ref, drop_ctrl, self.temporal, lowres)
+        pred = model(
+            x_t,
+            t,
+            reference=ref,
+            controls=ctrl,
+            known=x0,
+            known_mask=known_mask,
+            drop_reference=drop_ref,
+            drop_controls=drop_ctrl,
+            temporal=self.temporal,
+            lowres=lowres,
+        )
         base = self.x0_base(lowres, ref, ctrl)
         pred = pred if base is None else pred + base
         free = 1.0 - known_mask
@@ -158,7 +169,19 @@ class VideoDiffusion(DiffusionModule):
         def conditional(x_t: torch.Tensor, t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
             """Guidance drops reference and controls; a super-resolution model keeps `lowres`."""
             ref, ctrl, kn, mask, low = (rows_like(v, x_t) for v in (reference, controls, known, known_mask, lowres))
-            return model(x_t, t, ref, ctrl, kn, mask, drop, drop, self.temporal, low, fmt)
+            return model(
+                x_t,
+                t,
+                reference=ref,
+                controls=ctrl,
+                known=kn,
+                known_mask=mask,
+                drop_reference=drop,
+                drop_controls=drop,
+                temporal=self.temporal,
+                lowres=low,
+                memory_format=fmt,
+            )
 
         guided = classifier_free(conditional, guidance)
 

@@ -15,8 +15,7 @@ Controls (14 channels, `vlogger.body.render.Controls.stacked`) go through a Cont
 trainable copy of the encoder: a small convolution stem (last conv zero-initialised) is added
 to the copy's input features, and zero-initialised 1x1 convolutions carry each copy level's
 output to the main UNet's skip connections and middle block. At initialisation the controls
-therefore have no effect; `copy_encoder_to_control` copies the main encoder's weights into the
-branch (ControlNet's recipe once the main UNet has been trained without controls).
+therefore have no effect.
 
 Temporal layers, all zero-initialised residuals, so that a fresh model gives exactly the
 output it gives with `temporal=False`:
@@ -305,18 +304,6 @@ class VideoUNet(nn.Module):
         # zero-init output: an untrained model predicts exactly what the module adds it to
         self.out = nn.Sequential(_norm(c0, norm_groups), nn.SiLU(), _zero(nn.Conv2d(c0, IMAGE_CHANNELS, 3, padding=1)))
 
-    @torch.no_grad()
-    def copy_encoder_to_control(self) -> None:
-        """ControlNet's initialisation: the control branch's encoder takes the main encoder's
-        weights (its spatial layers; it has no temporal ones). Zero convs stay as they are."""
-        for src, dst in (
-            (self.input, self.control_input),
-            (self.down, self.control_down),
-            (self.middle, self.control_middle),
-        ):
-            state = src.state_dict()
-            dst.load_state_dict({k: state[k] for k in dst.state_dict()})
-
     def _run(self, layers: Layers, h: torch.Tensor, emb: torch.Tensor, frames: int) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(layers, h, emb, frames, use_reentrant=False)
@@ -326,6 +313,7 @@ class VideoUNet(nn.Module):
         self,
         x_t: torch.Tensor,
         t: torch.Tensor,
+        *,
         reference: torch.Tensor,
         controls: torch.Tensor,
         known: torch.Tensor | None = None,
