@@ -29,7 +29,7 @@ STAGE    ?= motion
 CONFIG   ?=
 DATA_CONFIG ?= configs/train/shared_clips.yaml
 
-.PHONY: setup test lint demo sample preprocess contact-sheet render train evaluate leaderboard bench clean
+.PHONY: setup test test-fast lint demo sample preprocess contact-sheet render train evaluate leaderboard bench clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# the edit loop: no training runs, no mediapipe over the real clips, no ../shared (docs/architecture.md)
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not shared"
 
 lint: setup
 	$(BIN)/ruff check vlogger tests benchmarks
