@@ -1,4 +1,8 @@
-"""The `vlogger` command: one entry point with sub-commands."""
+"""The `vlogger` command: one entry point with sub-commands.
+
+The top layer (docs/architecture.md). Each command imports what it runs inside its function, so
+`vlogger --help` or `vlogger zoo list` start without loading torch, Lightning or mediapipe.
+"""
 
 from __future__ import annotations
 
