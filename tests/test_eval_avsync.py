@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import need_shared
 from vlogger.core import landmarks
 from vlogger.core.avsync import av_sync, offset_and_confidence, sync_curve
 from vlogger.core.config import load_config
@@ -26,8 +25,8 @@ def protocol() -> dict:
 
 
 @pytest.fixture(scope="module")
-def tracked(protocol):
-    clips = need_shared()
+def tracked(protocol, clips_dir):
+    clips = clips_dir
     tracker = eval_tracker()
     return {p.stem: track_video(p, protocol, tracker) for p in sorted(clips.glob("*.mp4"))}
 

@@ -3,14 +3,12 @@ preprocessing and alignment with a small ONNX model in the official interface, a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-import vlogger
 from vlogger.evaluation.identity import (
     ARCFACE_TEMPLATE,
     ArcFaceBackbone,
@@ -20,15 +18,7 @@ from vlogger.evaluation.identity import (
     similarity_transform,
 )
 
-SHARED = Path(os.environ.get("VLOGGER_SHARED", Path(vlogger.__file__).resolve().parents[1].parent / "shared"))
 FRAMES_PER_CLIP = 4
-
-
-def shared_file(rel: str) -> Path:
-    path = SHARED / "data" / rel
-    if not path.exists():
-        pytest.skip(f"{path} not found (set VLOGGER_SHARED to the shared/ folder)")
-    return path
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -46,13 +36,13 @@ def dlib_backbone():
 
 
 @pytest.fixture(scope="module")
-def clip_frames() -> dict[str, np.ndarray]:
+def clip_frames(clips_dir: Path) -> dict[str, np.ndarray]:
     """Four frames spread over each of the nine real clips (one person per clip, nine different people), at the
     evaluation protocol's tracking size."""
     from vlogger.core.video import probe, read_frames, scaled_size
 
     out = {}
-    for path in sorted(shared_file("clips").glob("*.mp4")):
+    for path in sorted(clips_dir.glob("*.mp4")):
         info = probe(path)
         idx = np.linspace(0, info.n_frames - 1, FRAMES_PER_CLIP + 2)[1:-1].round().astype(int)
         out[path.stem] = np.stack(list(read_frames(info, idx, scaled_size(info.width, info.height, 640))))
@@ -178,8 +168,8 @@ def test_arcface_feeds_rgb_scaled_to_minus_one_one(tmp_path: Path, batch: int | 
     np.testing.assert_allclose(emb[:, :3], np.tile(expected / np.linalg.norm(expected), (3, 1)), atol=1e-5)
 
 
-def test_arcface_embeds_faces_and_marks_frames_without_one(arcface_like: Path) -> None:
-    img = read_rgb(shared_file("images/portrait_hallo6.jpg"))
+def test_arcface_embeds_faces_and_marks_frames_without_one(arcface_like: Path, shared_dir: Path) -> None:
+    img = read_rgb(shared_dir / "data" / "images" / "portrait_hallo6.jpg")
     emb = ArcFaceBackbone(arcface_like).embed(np.stack([img, noise_frame(img.shape)]))
     assert emb.shape == (2, 512)
     assert np.linalg.norm(emb[0]) == pytest.approx(1, abs=1e-5)
@@ -202,9 +192,9 @@ def test_missing_arcface_weights_name_the_fetch_command(tmp_path: Path, monkeypa
         make_backbone("arcface")
 
 
-def test_five_point_alignment_maps_a_real_face_onto_the_template() -> None:
+def test_five_point_alignment_maps_a_real_face_onto_the_template(shared_dir: Path) -> None:
     pytest.importorskip("mediapipe")
-    img = read_rgb(shared_file("images/portrait_hallo6.jpg"))
+    img = read_rgb(shared_dir / "data" / "images" / "portrait_hallo6.jpg")
     points = face_mesh_points(img[None])[0]
     m = similarity_transform(points, ARCFACE_TEMPLATE)
     err = np.linalg.norm(points @ m[:, :2].T + m[:, 2] - ARCFACE_TEMPLATE, axis=1)

@@ -8,13 +8,12 @@ import sys
 
 import numpy as np
 
-from conftest import need_shared
 from vlogger.core.video import encode_mp4
 from vlogger.evaluation import leaderboard
 
 
-def test_evaluate_folder_report_and_leaderboard(tmp_path):
-    clips = need_shared()
+def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
+    clips = clips_dir
     gen, out = tmp_path / "generated", tmp_path / "eval"
     gen.mkdir()
     for name in ("retalking_face5", "liveportrait_d20"):

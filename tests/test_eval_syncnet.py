@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import need_shared
 from vlogger.evaluation.lse import LSE, embed_clip, offset_distances, sync_scores
 from vlogger.evaluation.syncnet_model import SyncNet, load_syncnet
 
@@ -135,11 +134,11 @@ def test_too_short_clip_is_refused():
         embed_clip(SyncNet().eval(), *synthetic_clip(5, 0))
 
 
-def test_real_clip_end_to_end_with_random_weights():
+def test_real_clip_end_to_end_with_random_weights(clips_dir):
     from vlogger.core.audio import load_audio
     from vlogger.core.video import probe, read_frames, resample_indices
 
-    path = need_shared() / "retalking_face5.mp4"
+    path = clips_dir / "retalking_face5.mp4"
     seconds = 2.0
     info = probe(path)
     frames = np.stack(list(read_frames(info, resample_indices(info.frame_times, seconds, 25))))

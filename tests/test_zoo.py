@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-import vlogger
 from vlogger.zoo import MissingWeights, ZooError, add_local, cache_dir, fetch, load_registry, resolve, sha256_file
 from vlogger.zoo.cli import add_zoo_parser
 
-SHARED = Path(os.environ.get("VLOGGER_SHARED") or Path(vlogger.__file__).resolve().parents[1].parent / "shared")
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 17)  # several download chunks, not a multiple of one
 WRONG = "0" * 64
 
@@ -172,9 +170,9 @@ def test_packaged_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     ("name", "rel"), [("blazeface", "blazeface/blazeface.pth"), ("3ddfa_v2_mb05", "3ddfa_v2/mb05_120x120.pth")]
 )
 def test_shared_weights_match_packaged_hash(
-    name: str, rel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, rel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_dir: Path
 ) -> None:
-    src = SHARED / "weights" / rel
+    src = shared_dir / "weights" / rel
     if not src.is_file():
         pytest.skip(f"{src} not found (set VLOGGER_SHARED to the shared/ folder)")
     monkeypatch.setenv("VLOGGER_HOME", str(tmp_path))
