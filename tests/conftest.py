@@ -18,7 +18,7 @@ from vlogger.core.config import REPO_ROOT, load_config
 
 SHARED = Path(os.environ.get("VLOGGER_SHARED", REPO_ROOT.parent / "shared"))
 SHARED_FIXTURES = {"shared_dir", "clips_dir", "real_shards"}
-SLOW_FIXTURES = {"real_shards"}
+SLOW_FIXTURES = {"real_shards", "bad_run"}  # bad_run: mediapipe over thirteen broken and good files
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

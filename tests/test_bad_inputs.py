@@ -128,6 +128,7 @@ def test_good_inputs_survive_the_bad_ones(bad_run, talking):
     assert stats["inputs"] == 13
 
 
+@pytest.mark.slow
 def test_synthetic_sample_mouth_follows_its_drive(talking, tmp_path):
     """End to end on the embedded sample: tracked mouth opening follows the driving signal."""
     import io
@@ -148,6 +149,7 @@ def test_synthetic_sample_mouth_follows_its_drive(talking, tmp_path):
     assert np.corrcoef(mouth, drive)[0, 1] > 0.5
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_each_clip_once(talking, tmp_path):
     """SIGKILL the whole run after its first shard, rerun: nothing lost, nothing twice."""
     _, _, good = talking

@@ -127,6 +127,7 @@ def inception_file(tmp_path_factory) -> tuple:
     return path, model
 
 
+@pytest.mark.slow
 def test_inception_matches_the_official_file_format(inception_file, tmp_path):
     path, source = inception_file
     state = torch.load(path, weights_only=True)
@@ -148,6 +149,7 @@ def test_inception_matches_the_official_file_format(inception_file, tmp_path):
     assert not model.train().training
 
 
+@pytest.mark.slow
 def test_fid_near_zero_for_identical_sets_and_larger_for_darker_ones(inception_file):
     path, _ = inception_file
     gen = torch.Generator().manual_seed(3)

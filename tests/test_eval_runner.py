@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from vlogger.core.video import encode_mp4
 from vlogger.evaluation import leaderboard
@@ -47,6 +48,7 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
     assert html.count("<table>") == 2 and "onclick" in html
 
 
+@pytest.mark.slow
 def test_fid_and_fvd_run_in_the_runner_with_weights_in_the_cache(tmp_path, monkeypatch, talking):
     """Weights in the official formats (random values) added with `zoo add-local`: FID/FVD are computed."""
     import torch

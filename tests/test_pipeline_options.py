@@ -28,6 +28,7 @@ def test_crop_512(talking, tmp_path, link_inputs):
     assert json.loads(sample["json"])["size"] == 512
 
 
+@pytest.mark.slow
 def test_jobs_split_the_inputs_and_merge(talking, tmp_path, link_inputs):
     """Two jobs (as a SLURM array would run them) then `vlogger merge-index`."""
     _, _, path = talking

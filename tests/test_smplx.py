@@ -212,6 +212,7 @@ def _fitted_landmarks(params: dict, model) -> np.ndarray:
     return torch.einsum("tlkc,lk->tlc", verts[:, torch.as_tensor(tri)], torch.as_tensor(bary).float())[..., :2].numpy()
 
 
+@pytest.mark.slow
 def test_fit_recovers_known_parameters(model, reference):
     n = 24
     lmk, pose, truth = synthetic_clip(model, reference, n, noise=0.5)
@@ -243,6 +244,7 @@ def test_fit_recovers_known_parameters(model, reference):
     np.testing.assert_allclose(own.mean(1), params["residual_px"], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_smoothing_removes_jitter(model, reference):
     """Jitter = mean norm of the second difference over time of the landmarks' error to the
     truth (the truth's own motion left out), for the tracked input and both fits."""

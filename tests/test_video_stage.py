@@ -163,6 +163,7 @@ def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases,
     assert psnr(base, truth) > psnr(still, truth)
 
 
+@pytest.mark.slow
 def test_shared_starting_noise_keeps_frames_alike_across_outpainting_windows():
     from vlogger.models.video.generate import generate_frames
     from vlogger.training.video import VideoDiffusion

@@ -89,6 +89,7 @@ def test_dropping_conditions():
         assert not torch.allclose(out[0], model(**inp)[0], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_zero_init_then_controls_and_frames_matter_after_training():
     model = make_model()
     inp = make_inputs()
@@ -154,6 +155,7 @@ def test_gradient_checkpointing_matches():
         torch.testing.assert_close(g, grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.slow
 def test_overfits_one_sample():
     """60 Adam steps on one (x0, reference, controls) lower the x0-prediction error by half."""
     s, t = 32, 2

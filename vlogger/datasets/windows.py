@@ -94,10 +94,8 @@ class ClipWindows:
     @staticmethod
     def read(sample: dict) -> tuple[dict, dict]:
         """A raw clip sample's json and its fitted parameters (which both stages train on)."""
-        if "params.npz" not in sample:
-            raise ContractError(
-                f"{sample['__url__']}: clip {sample['__key__']} has no params.npz (preprocess with fit.body_model set)"
-            )
+        if "params.npz" not in sample:  # the spec says the shards have a fit: a damaged sample
+            raise ValueError(f"{sample['__url__']}: clip {sample['__key__']} has no params.npz member")
         return json.loads(sample["json"]), from_npz(sample["params.npz"])
 
     def starts(self, meta: dict) -> list[tuple[int, int]]:
@@ -169,6 +167,8 @@ class ShardWindows(L.LightningDataModule):
         self.val_urls = sorted(str(p) for root in roots for p in root.glob("shard-val-*.tar"))
         self.val_ids = set(d["val_identities"] or [])
         self.spec = shards_spec(roots)
+        if self.spec.body_model is None:
+            raise ContractError(f"{d['shards']}: preprocessed without a 3D fit (fit.body_model: null)")
         if not self.val_urls and not self.val_ids:
             raise UsageError(f"{d['shards']}: no val shards; name held-out identities in data.val_identities")
 
