@@ -1,7 +1,7 @@
 """Stage 1 on the real clips: training time and loss, audio dependence, outpainting seams.
 
 1. Trains the tiny config (or --config) on ../shared/data/clips preprocessed (two identities held
-   out) plus the synthetic demo sample, timing it.
+   out) plus the synthetic demo sample, timing it; validation loss per part of the motion vector.
 2. Audio dependence on the held-out clips: jaw opening (first expression coefficient) sampled
    from the clip's own audio vs. from another clip's audio, correlated with the ground truth,
    over several seeds.
@@ -34,6 +34,7 @@ from vlogger.models.sampling import window_starts
 SHARED = REPO_ROOT.parent / "shared" / "data"
 HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]
 SEEDS = range(5)
+PARTS = ("expression", "jaw", "rotation", "translation", "body")
 
 
 def _preprocess(inputs: Path, out: Path, extra: list[str]) -> Path:
@@ -130,7 +131,7 @@ def main() -> None:
     gen_s = time.perf_counter() - t1
     starts = window_starts(n_long, cfg["data"]["window"], cfg["guidance"]["overlap"])
     face = seam_jumps(motion, starts, cfg["guidance"]["overlap"], module.layout.face)
-    jaw = seam_jumps(motion, starts, cfg["guidance"]["overlap"], slice(0, 1))
+    jaw = seam_jumps(motion, starts, cfg["guidance"]["overlap"], module.layout.jaw)
     s = cfg["sampling"]
     lines = [
         f"### Stage 1 (motion), {datetime.date.today()} ({machine()})",
@@ -139,7 +140,15 @@ def main() -> None:
         f"({', '.join(HELD_OUT)} held out by identity) + 3 synthetic demo clips.",
         f"Training {summary['global_step']} steps: wall {wall / 60:.1f} min, CPU {cpu / 60:.1f} min of this process, "
         f"{summary['steps_per_s']} steps/s, {summary['samples_per_s']} windows/s. Validation diffusion loss "
-        f"{summary['val_loss_start']:.3f} before training -> {summary['val_loss_end']:.3f} after.",
+        f"{summary['val_loss_start']:.3f} before training -> {summary['val_loss_end']:.3f} after; per part of the "
+        "motion vector (the loss over its dimensions, normalised units):",
+        "",
+        "| validation loss | " + " | ".join(PARTS) + " |",
+        "|---" * (len(PARTS) + 1) + "|",
+        *(
+            f"| {when} training | " + " | ".join(f"{summary[key][f'loss_{p}']:.3f}" for p in PARTS) + " |"
+            for when, key in (("before", "val_start"), ("after", "val_end"))
+        ),
         "",
         f"Audio dependence on held-out clips: correlation of the sampled jaw (first expression coefficient) with "
         f"the ground truth, {len(SEEDS)} seeds, {s['sampler']} {s['steps']} steps, guidance {s['guidance']}; "

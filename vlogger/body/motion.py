@@ -81,6 +81,21 @@ class MotionLayout:
             "visible": ref[e + 6 + 3 * j :],
         }
 
+    @property
+    def jaw(self) -> slice:
+        """The first expression coefficient: the basis's largest component, the jaw opening."""
+        return slice(0, 1)
+
+    @property
+    def groups(self) -> dict[str, slice]:
+        """The parts normalised and reported apart; they partition the vector."""
+        return {
+            "expression": self.expression,
+            "rotation": self.rotation,
+            "translation": self.translation,
+            "body": self.body,
+        }
+
 
 def _t(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)

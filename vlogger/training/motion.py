@@ -4,7 +4,8 @@ Loss = diffusion loss (MSE on the normalised motion vector, face and body weight
 + temporal smoothness loss (MSE between consecutive-frame differences of prediction and
 ground truth, again face and body apart). Frames given as known (the outpainting prefix)
 are left out of both. Audio and reference are dropped with configured probabilities for
-classifier-free guidance.
+classifier-free guidance. The loss is also reported per part of the vector (`loss_expression`,
+`loss_jaw`, `loss_rotation`, `loss_translation`, `loss_body`), so a large one names its cause.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.sampling import classifier_free, rows_like
 from vlogger.training.base import DiffusionModule
 from vlogger.training.checkpoints import CONFIG_VERSION
+
+
+def _per_dim(sq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(D,) mean of squared errors (B, N, D) over the frames a (B, N, 1) mask keeps."""
+    return (sq * mask).sum((0, 1)) / mask.sum().clamp_min(1)
 
 
 class MotionDiffusion(DiffusionModule):
@@ -75,12 +81,15 @@ class MotionDiffusion(DiffusionModule):
         drop_ref = torch.rand(b, device=self.device, generator=generator) < g["drop_ref"]
         pred = model(x_t, t, batch["mel"], batch["ref"], x0, known_mask, drop_audio, drop_ref)
         free = 1.0 - known_mask
-        diff = ((pred - x0).pow(2) * self.dim_weight * free).sum() / (free.sum() * self.layout.dim).clamp_min(1)
         vel_free = free[:, 1:] * free[:, :-1]
         vel = (pred[:, 1:] - pred[:, :-1]) - (x0[:, 1:] - x0[:, :-1])
-        smooth = (vel.pow(2) * self.dim_weight * vel_free).sum() / (vel_free.sum() * self.layout.dim).clamp_min(1)
-        loss = diff + self.cfg["loss"]["smooth_weight"] * smooth
-        return {"loss": loss, "loss_diffusion": diff, "loss_smooth": smooth}
+        diff = _per_dim((pred - x0).pow(2), free) * self.dim_weight
+        smooth = _per_dim(vel.pow(2), vel_free) * self.dim_weight
+        per_dim = diff + self.cfg["loss"]["smooth_weight"] * smooth
+        out = {"loss": per_dim.mean(), "loss_diffusion": diff.mean(), "loss_smooth": smooth.mean()}
+        # the same loss over each part of the vector (their size-weighted mean is `loss`), and the jaw
+        groups = self.layout.groups | {"jaw": self.layout.jaw}
+        return out | {f"loss_{name}": per_dim[sl].mean() for name, sl in groups.items()}
 
     @torch.no_grad()
     def sample(

@@ -1,9 +1,10 @@
 """`vlogger train STAGE`: the Trainer, callbacks, run folder and resume, shared by both stages.
 
 A run folder `logging.dir/logging.name` holds config.yaml, checkpoints/ (top-k by val/loss and
-last.ckpt), media/ (plots, videos), the logger's files and summary.json (validation loss
-before and after training). `--resume auto` continues from checkpoints/last.ckpt with the
-same step, optimiser, LR schedule and EMA; the training stream is re-seeded with the step.
+last.ckpt), media/ (plots, videos), the logger's files and summary.json (the validation losses
+before and after training: the total and the parts a stage reports). `--resume auto` continues
+from checkpoints/last.ckpt with the same step, optimiser, LR schedule and EMA; the training
+stream is re-seeded with the step.
 """
 
 from __future__ import annotations
@@ -103,18 +104,26 @@ def _prepare(cfg: dict, resume: str | None) -> tuple[Path, Path | None]:
     return run_dir, resume_path(run_dir, resume)
 
 
+def _val_metrics(metrics: dict) -> dict[str, float]:
+    """The `val/...` entries of logged metrics, without the prefix."""
+    return {k.removeprefix("val/"): float(v) for k, v in metrics.items() if k.startswith("val/")}
+
+
 def _fit(cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback]) -> dict:
     """Validate once (a fresh run), fit, and write summary.json: the part both stages share."""
     trainer = build_trainer(cfg, run_dir, media if cfg["logging"]["media_every_steps"] else [])
     summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
     if ckpt is None:
-        summary["val_loss_start"] = trainer.validate(module, dm, verbose=False)[0]["val/loss"]
+        # every validation loss (per part of the motion vector, for stage 1), not just the total
+        summary["val_start"] = _val_metrics(trainer.validate(module, dm, verbose=False)[0])
+        summary["val_loss_start"] = summary["val_start"]["loss"]
     start_step, t0 = checkpoint_step(ckpt), time.perf_counter()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, dm, ckpt_path=ckpt)
     seconds = time.perf_counter() - t0
-    summary["val_loss_end"] = float(trainer.callback_metrics.get("val/loss", float("nan")))
+    summary["val_end"] = _val_metrics(trainer.callback_metrics)
+    summary["val_loss_end"] = summary["val_end"].get("loss", float("nan"))
     summary["global_step"] = trainer.global_step
     steps = trainer.global_step - start_step
     summary["fit_seconds"] = round(seconds, 1)  # validation and checkpointing included
