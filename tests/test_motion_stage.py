@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from vlogger.body.motion import MotionLayout
+from vlogger.body.geometry import euler_to_matrix
+from vlogger.body.motion import MotionLayout, motion_stats, reference_of, reference_vector, to_motion
 from vlogger.core.config import load_config
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
@@ -100,6 +101,66 @@ def test_compiled_training_keeps_checkpoint_keys():
     compiled = MotionDiffusion(cfg, plain.motion_mean, plain.motion_std, default_spec())
     assert compiled.forward_train is not compiled.model
     assert list(compiled.state_dict()) == list(plain.state_dict())
+
+
+def clip_params(seed: int, n: int, still_coefficient: int | None, joints_seen: bool) -> dict:
+    """Params of a synthetic talking clip: smooth random expression and head pose; one expression
+    coefficient held still, or the body joints never seen, where asked."""
+    rng = np.random.default_rng(seed)
+
+    def wave(*shape: int, amp: float) -> np.ndarray:
+        """Sines of random frequency and phase per channel: stationary, like talking."""
+        f, phase = rng.uniform(0.01, 0.1, shape), rng.uniform(0, 2 * np.pi, shape)
+        t = np.arange(n).reshape(n, *[1] * len(shape))
+        return (amp * np.sin(2 * np.pi * f * t + phase)).astype(np.float32)
+
+    expression = wave(32, amp=0.1)
+    if still_coefficient is not None:
+        expression[:, still_coefficient] = 0.3
+    angles = torch.as_tensor(wave(3, amp=0.1))
+    scale = 100 * np.exp(wave(amp=0.02))
+    body = np.tile([[0.0, 150.0, 0.0]], (8, 1)).astype(np.float32) + wave(8, 3, amp=10.0)
+    return {
+        "expression": expression,
+        "rotation": euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2]).numpy(),
+        "scale": scale,
+        "translation": 128 + wave(3, amp=5.0),
+        "body": body,
+        "body_visible": np.full((n, 8), float(joints_seen), np.float32),
+    }
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.3])
+def test_validation_loss_stays_bounded_where_training_did_not_move(floor):
+    """Training clips hold expression coefficient 5 still and never see the body; the validation
+    clip moves in both. With the group floor (0.3) every part's loss stays near 1; with the plain
+    per-dimension std (floor 0, as before issue 19) the same clip costs hundreds."""
+    cfg = load_config(None, "train/motion.yaml", ["model.width=32", "model.depth=2", "model.heads=2"])
+    k, n = cfg["model"]["n_expression"], cfg["data"]["window"]
+    stats = motion_stats([clip_params(s, 200, 5, joints_seen=False) for s in range(4)], k, floor)
+    torch.manual_seed(0)
+    module = MotionDiffusion(cfg, stats.mean, stats.std, default_spec()).eval()
+    val = clip_params(9, 2 * n, None, joints_seen=True)
+    val["expression"][:, 5] += 0.1 * np.sin(np.arange(2 * n) / 5)  # ±0.1 where training never moved
+    ref = reference_of(val, 0)
+    window = {key: v[n:] for key, v in val.items()}
+    mel, _ = window_inputs(module)
+    batch = {
+        "motion": to_motion(window, ref, k).expand(2, -1, -1),
+        "mel": mel,
+        "ref": reference_vector(ref, k).expand(2, -1),
+    }
+    with torch.no_grad():
+        out = module.losses(batch, module.ema.module, torch.Generator().manual_seed(1))
+    parts = {name: float(out[f"loss_{name}"]) for name in ("expression", "jaw", "rotation", "translation", "body")}
+    if floor == 0.0:
+        assert parts["expression"] > 100 and parts["body"] > 100 and parts["jaw"] < 10, parts
+    else:
+        assert float(out["loss"]) < 5 and max(parts.values()) < 5, parts
+    # the parts partition the vector: their size-weighted mean is the loss
+    lay = module.layout
+    weighted = sum(parts[name] * (sl.stop - sl.start) for name, sl in lay.groups.items()) / lay.dim
+    assert weighted == pytest.approx(float(out["loss"]), rel=1e-5)
 
 
 @pytest.mark.parametrize("n_frames", [1, 49, 50, 51, 173])

@@ -1,4 +1,4 @@
-"""The per-frame motion vector stage 1 predicts, and its normalisation.
+"""The per-frame motion vector stage 1 predicts, and the statistics that normalise it.
 
 Layout of one frame (D = E + 6 + 3 + 3·J), everything relative to a reference frame:
   [0, E)          expression coefficients minus the reference's (E = basis components used)
@@ -10,13 +10,16 @@ Layout of one frame (D = E + 6 + 3 + 3·J), everything relative to a reference f
                   (0 where either frame did not see the joint)
 Units are face heights (s_ref is pixels per forehead-to-chin), so the vector does not
 depend on the crop size. `to_motion` and `from_motion` are inverse to float precision.
+
+Normalisation (`motion_stats`) divides by a per-dimension std that never falls below a fraction
+of its group's typical std (RMS over the group): a dimension that barely moves in the training
+clips (a second-order entry of the 6D rotation, a joint never seen) would otherwise turn a small
+movement of a new clip into hundreds of standard deviations.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -152,33 +155,30 @@ def from_motion(motion: torch.Tensor, ref: dict) -> dict:
 
 @dataclass
 class MotionStats:
-    """Per-dimension mean and std of motion vectors over training shards (for normalisation)."""
+    """Per-dimension mean and (floored) std of motion vectors over training clips: the
+    normalisation stage 1 stores in its checkpoint."""
 
     mean: torch.Tensor
     std: torch.Tensor
     info: dict
 
-    def normalize(self, motion: torch.Tensor) -> torch.Tensor:
-        return (motion - self.mean.to(motion)) / self.std.to(motion)
 
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.std.to(z) + self.mean.to(z)
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, mean=self.mean.numpy(), std=self.std.numpy(), info=json.dumps(self.info))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> MotionStats:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(torch.as_tensor(z["mean"]), torch.as_tensor(z["std"]), json.loads(str(z["info"])))
+def floored_std(std: torch.Tensor, layout: MotionLayout, floor: float, min_std: float = 1e-3) -> torch.Tensor:
+    """Per-dimension std raised to at least `floor` × its group's RMS std (and `min_std`; floor 0
+    is the plain per-dimension std). A group with no variation at all (RMS < min_std: say no
+    joint was ever seen in training) takes its floor in its own units (face heights,
+    coefficients), so nothing a new clip does there is magnified."""
+    out = std.clone()
+    for sl in layout.groups.values():
+        rms = float(std[sl].pow(2).mean().sqrt())
+        out[sl] = std[sl].clamp_min(max(floor * (rms if rms >= min_std else 1.0), min_std))
+    return out
 
 
-def motion_stats(clip_params: list[dict], n_expression: int, ref_every: int = 25, min_std: float = 1e-3) -> MotionStats:
+def motion_stats(clip_params: list[dict], n_expression: int, floor: float, ref_every: int = 25) -> MotionStats:
     """Statistics of motion vectors of every frame against references every `ref_every` frames,
-    the way training pairs a window with a reference from the same clip."""
+    the way training pairs a window with a reference from the same clip; std floored per group
+    (`floored_std`)."""
     vecs = []
     for p in clip_params:
         for r in range(0, len(p["expression"]), ref_every):
@@ -186,8 +186,9 @@ def motion_stats(clip_params: list[dict], n_expression: int, ref_every: int = 25
     if not vecs:
         raise UsageError("no clips with parameters to compute motion statistics on")
     allv = torch.cat(vecs)
-    return MotionStats(
-        allv.mean(0),
-        allv.std(0).clamp_min(min_std),
-        {"clips": len(clip_params), "vectors": len(allv), "n_expression": n_expression, "ref_every": ref_every},
-    )
+    layout = MotionLayout(n_expression, _t(clip_params[0]["body"]).shape[1])
+    raw = allv.std(0)
+    std = floored_std(raw, layout, floor)
+    info = {"clips": len(clip_params), "vectors": len(allv), "n_expression": n_expression, "ref_every": ref_every}
+    info |= {"floor": floor, "floored_dims": [int(i) for i in torch.nonzero(std > raw).flatten()]}
+    return MotionStats(allv.mean(0), std, info)

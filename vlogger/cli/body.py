@@ -1,4 +1,4 @@
-"""`vlogger body ...`: fit the expression basis and the motion statistics from shards."""
+"""`vlogger body ...`: fit the expression basis from shards; `vlogger render`: control videos of shards."""
 
 from __future__ import annotations
 
@@ -40,19 +40,8 @@ def _cmd_fit_basis(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_motion_stats(args: argparse.Namespace) -> int:
-    from vlogger.body.motion import motion_stats
-    from vlogger.datasets.shards import clip_arrays, shard_urls
-
-    params = [c["params.npz"] for c in clip_arrays(shard_urls(args.shards, "train"), ["params.npz"])]
-    stats = motion_stats(params, args.expression)
-    stats.save(args.out)
-    print(f"{stats.info['vectors']} motion vectors from {stats.info['clips']} clips -> {args.out}")
-    return 0
-
-
 def add_body_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("body", help="3D body model: fit the face-mesh expression basis, motion statistics")
+    p = sub.add_parser("body", help="3D body model: fit the face-mesh expression basis")
     bsub = p.add_subparsers(dest="body_command", required=True)
 
     q = bsub.add_parser("fit-basis", help="PCA expression basis of the face-mesh model from shards' landmarks")
@@ -61,12 +50,6 @@ def add_body_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--components", type=int, default=32)
     q.add_argument("--exclude", action="append", default=[], help="skip clips whose key contains this")
     q.set_defaults(func=_cmd_fit_basis)
-
-    q = bsub.add_parser("motion-stats", help="normalisation statistics of the stage-1 motion vector")
-    q.add_argument("shards", help="folder of shards with params.npz members")
-    q.add_argument("--out", required=True, help="statistics file to write (.npz)")
-    q.add_argument("--expression", type=int, default=32, help="expression coefficients in the motion vector")
-    q.set_defaults(func=_cmd_motion_stats)
 
 
 def add_render_parser(sub: argparse._SubParsersAction) -> None:

@@ -12,11 +12,11 @@ import io
 
 import numpy as np
 
-from vlogger.body.motion import MotionStats, motion_stats, reference_of, reference_vector, to_motion
-from vlogger.core.errors import ContractError
+from vlogger.body.motion import REFERENCE_KEYS, MotionStats, motion_stats, reference_of, reference_vector, to_motion
+from vlogger.core.errors import ContractError, UsageError
 from vlogger.core.mel import mel_window
 from vlogger.datasets.shards import clip_arrays
-from vlogger.datasets.windows import ClipWindows, ShardWindows
+from vlogger.datasets.windows import ClipWindows, ShardWindows, trains_on
 
 
 def require_expression(params: dict, n_expression: int, where: str) -> None:
@@ -95,10 +95,22 @@ class MotionDataModule(ShardWindows):
         )
 
     def stats(self) -> MotionStats:
-        """Normalisation statistics over the training clips (never the validation identities)."""
+        """Normalisation statistics over what training reads: the training clips (not the
+        validation identities, not the out-of-sync ones) up to their held-out tail."""
         self.check_val_identities()
-        clips = clip_arrays(self.train_urls, ["params.npz"])
-        params = [c["params.npz"] for c in clips if c["json"]["identity"] not in self.val_ids]
-        if params:  # one body model per shard folder (the data spec), so the first clip speaks for all
-            require_expression(params[0], self.cfg["model"]["n_expression"], f"{self.cfg['data']['shards']}")
-        return motion_stats(params, self.cfg["model"]["n_expression"])
+        d = self.cfg["data"]
+        frames = self.windows(None, 0).hold_out(d.get("holdout_tail_s")).usable_frames
+        clips = [
+            c
+            for c in clip_arrays(self.train_urls, ["params.npz"])
+            if trains_on(c["json"], self.val_ids, d.get("max_sync_offset"))
+        ]
+        if not clips:
+            raise UsageError(
+                f"{d['shards']}: no training clip left for the motion statistics "
+                "(all held out by data.val_identities or data.max_sync_offset)"
+            )
+        # one body model per shard folder (the data spec), so the first clip speaks for all
+        require_expression(clips[0]["params.npz"], self.cfg["model"]["n_expression"], f"{d['shards']}")
+        params = [{k: c["params.npz"][k][: frames(c["json"])] for k in REFERENCE_KEYS} for c in clips]
+        return motion_stats(params, self.cfg["model"]["n_expression"], d["std_floor"])

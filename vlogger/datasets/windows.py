@@ -114,8 +114,8 @@ def _unlist(src: Iterator[list[dict]]) -> Iterator[dict]:
         yield from windows
 
 
-def _keep(sample: dict, exclude: set[str], max_sync_offset: int | None) -> bool:
-    meta = json.loads(sample["json"])
+def trains_on(meta: dict, exclude: set[str], max_sync_offset: int | None) -> bool:
+    """Whether training uses a clip (by its json): not a held-out identity, lips and sound in step."""
     in_sync = max_sync_offset is None or abs(meta["quality"]["sync_offset"]) <= max_sync_offset
     return meta["identity"] not in exclude and in_sync
 
@@ -145,7 +145,8 @@ def window_stream(
         source = [wds.SimpleShardList(list(urls)), wds.split_by_node, wds.split_by_worker]
     stages = [*source, wds.tarfile_to_samples(handler=skip_corrupt)]
     if exclude_identities or max_sync_offset is not None:
-        stages.append(wds.select(lambda s: _keep(s, exclude_identities or set(), max_sync_offset)))
+        keep = exclude_identities or set()
+        stages.append(wds.select(lambda s: trains_on(json.loads(s["json"]), keep, max_sync_offset)))
     stages += [wds.map(mapper, handler=skip_corrupt), _unlist]
     if shuffle:
         stages.append(wds.shuffle(shuffle, seed=seed))
