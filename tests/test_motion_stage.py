@@ -205,6 +205,8 @@ def test_training_writes_checkpoints_media_and_logs(trained):
     assert (run / "media" / "motion-0000000.png").is_file() and (run / "media" / "motion-0000030.mp4").is_file()
     assert list((run / "wandb").glob("offline-run-*"))
     assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("last.ckpt")
+    parts = {f"loss_{p}" for p in ("expression", "jaw", "rotation", "translation", "body")}
+    assert parts <= set(first["val_start"]) and parts <= set(first["val_end"])  # what a large loss is made of
 
 
 @pytest.mark.slow
