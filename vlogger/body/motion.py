@@ -11,10 +11,11 @@ Layout of one frame (D = E + 6 + 3 + 3·J), everything relative to a reference f
 Units are face heights (s_ref is pixels per forehead-to-chin), so the vector does not
 depend on the crop size. `to_motion` and `from_motion` are inverse to float precision.
 
-Normalisation (`motion_stats`) divides by a per-dimension std that never falls below a fraction
-of its group's typical std (RMS over the group): a dimension that barely moves in the training
-clips (a second-order entry of the 6D rotation, a joint never seen) would otherwise turn a small
-movement of a new clip into hundreds of standard deviations.
+Normalisation (`motion_stats`) divides by a per-dimension std that never falls below `floor` ×
+its group's typical std (RMS over expression, rotation, translation/scale or body): a dimension
+that barely moves in the training clips (a second-order entry of the 6D rotation, a joint never
+seen) would otherwise turn a small movement of a new clip into hundreds of standard deviations.
+Training's floor (`data.std_floor`, 1) was chosen by measurement (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
