@@ -34,7 +34,7 @@ from vlogger.models.sampling import window_starts
 SHARED = REPO_ROOT.parent / "shared" / "data"
 HELD_OUT = ["retalking_face5", "upperbody_kim_7s"]
 SEEDS = range(5)
-PARTS = ("expression", "jaw", "rotation", "translation", "body")
+PARTS = ("expression", "jaw", "rotation", "translation", "body")  # MotionLayout.parts, in table order
 
 
 def _preprocess(inputs: Path, out: Path, extra: list[str]) -> Path:

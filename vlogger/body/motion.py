@@ -100,6 +100,11 @@ class MotionLayout:
             "body": self.body,
         }
 
+    @property
+    def parts(self) -> dict[str, slice]:
+        """The groups and the jaw: what stage 1 reports its loss (and benchmarks their error) over."""
+        return self.groups | {"jaw": self.jaw}
+
 
 def _t(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)

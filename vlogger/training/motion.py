@@ -69,7 +69,11 @@ class MotionDiffusion(DiffusionModule):
         mask[use, : g["overlap"]] = 1.0
         return mask
 
-    def losses(self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None) -> dict:
+    def predict_x0(
+        self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(normalised x0, the model's prediction of it from a random step's noise, the known-frame
+        mask (B, N, 1)): one training draw, which the losses score (and benchmarks in motion units)."""
         x0 = self.normalize(batch["motion"])
         b, n, _ = x0.shape
         g = self.cfg["guidance"]
@@ -79,7 +83,10 @@ class MotionDiffusion(DiffusionModule):
         known_mask = self._known_prefix(b, n, generator)
         drop_audio = torch.rand(b, device=self.device, generator=generator) < g["drop_audio"]
         drop_ref = torch.rand(b, device=self.device, generator=generator) < g["drop_ref"]
-        pred = model(x_t, t, batch["mel"], batch["ref"], x0, known_mask, drop_audio, drop_ref)
+        return x0, model(x_t, t, batch["mel"], batch["ref"], x0, known_mask, drop_audio, drop_ref), known_mask
+
+    def losses(self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None) -> dict:
+        x0, pred, known_mask = self.predict_x0(batch, model, generator)
         free = 1.0 - known_mask
         vel_free = free[:, 1:] * free[:, :-1]
         vel = (pred[:, 1:] - pred[:, :-1]) - (x0[:, 1:] - x0[:, :-1])
@@ -87,9 +94,8 @@ class MotionDiffusion(DiffusionModule):
         smooth = _per_dim(vel.pow(2), vel_free) * self.dim_weight
         per_dim = diff + self.cfg["loss"]["smooth_weight"] * smooth
         out = {"loss": per_dim.mean(), "loss_diffusion": diff.mean(), "loss_smooth": smooth.mean()}
-        # the same loss over each part of the vector (their size-weighted mean is `loss`), and the jaw
-        groups = self.layout.groups | {"jaw": self.layout.jaw}
-        return out | {f"loss_{name}": per_dim[sl].mean() for name, sl in groups.items()}
+        # the same loss over each part of the vector (the groups' size-weighted mean is `loss`)
+        return out | {f"loss_{name}": per_dim[sl].mean() for name, sl in self.layout.parts.items()}
 
     @torch.no_grad()
     def sample(
