@@ -45,6 +45,11 @@ class FID(FrechetInceptionDistance):
         self.add_features(self.features(imgs), real)
 
     def compute(self) -> Tensor:
+        return self.distance()
+
+    def distance(self) -> Tensor:
+        """`compute` without torchmetrics' wrapper, for states filled by `add_features` (which the
+        wrapper does not count as updates)."""
         n_real, n_fake = int(self.real_features_num_samples), int(self.fake_features_num_samples)
         if min(n_real, n_fake) < 2:
             raise RuntimeError(f"FID needs at least 2 real and 2 generated images, got {n_real} and {n_fake}")
@@ -89,4 +94,4 @@ class FIDScore(VideoMetric):
         self.fid.add_features(ref, real=True)
 
     def compute(self) -> dict[str, float]:
-        return {"fid": float(self.fid.compute())}
+        return {"fid": float(self.fid.distance())}

@@ -102,6 +102,11 @@ class FVD(Metric):
         self.add_features(self.features(videos), real)
 
     def compute(self) -> Tensor:
+        return self.distance()
+
+    def distance(self) -> Tensor:
+        """`compute` without torchmetrics' wrapper, for states filled by `add_features` (which the
+        wrapper does not count as updates)."""
         n_real, n_fake = int(self.real_n), int(self.fake_n)
         if min(n_real, n_fake) < 2:
             raise RuntimeError(f"FVD needs at least 2 real and 2 generated clips, got {n_real} and {n_fake}")
@@ -149,4 +154,4 @@ class FVDScore(VideoMetric):
                 self.fvd.add_features(features, real)
 
     def compute(self) -> dict[str, float]:
-        return {"fvd": float(self.fvd.compute())}
+        return {"fvd": float(self.fvd.distance())}

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from vlogger.core.errors import BadInput
@@ -142,8 +141,8 @@ _scorer: Scorer | None = None  # one per worker process, built by _init_worker
 
 def _init_worker(protocol: dict, names: set[str], thumbnails: bool) -> None:
     filter_native_logs()
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # per-pixel results either way; torch keeps its thread count, since its kernels
+    # (Inception's, for one) give other last digits with another, and workers must match one process
     built = collection.build(protocol, names)
     missing = {name: m for name, m in built if isinstance(m, str)}
     if missing:  # the parent could build them: the same machine must
@@ -156,14 +155,14 @@ def _work(job: Job) -> VideoResult:
     return _scorer(job)
 
 
-def _results(jobs: list[Job], scorer_args: tuple, workers: int) -> Iterator[VideoResult]:
+def _results(
+    jobs: list[Job], protocol: dict, metrics: list[VideoMetric], thumbnails: bool, workers: int
+) -> Iterator[VideoResult]:
     """Results in job order. Workers are spawned (mediapipe's graphs abort in a child forked from
     a process that ran one); at most 2 x workers results wait, so memory stays bounded."""
     if workers <= 1:
-        protocol, metrics, thumbnails = scorer_args
         yield from map(Scorer(protocol, metrics, thumbnails), jobs)
         return
-    protocol, metrics, thumbnails = scorer_args
     init = (protocol, {m.name for m in metrics}, thumbnails)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
@@ -205,7 +204,7 @@ def evaluate(
     if frames_dir is not None:
         frames_dir.mkdir(parents=True, exist_ok=True)
     per_video, unscorable, seconds = {}, [], 0.0
-    results = _results(jobs, (protocol, metrics, frames_dir is not None), workers)
+    results = _results(jobs, protocol, metrics, frames_dir is not None, workers)
     for res in tqdm(results, total=len(jobs), desc="evaluate", unit="video"):
         if res.error is not None:
             unscorable.append({"video": res.video, "reason": res.error})
