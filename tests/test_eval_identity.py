@@ -79,31 +79,32 @@ def test_metric_counts_faceless_frames_without_changing_the_mean(dlib_backbone, 
     frames = clip_frames["hdtf_WDA_KatieHill_000"]
     ref, rest = frames[0], frames[1:]
     clean, noisy = IdentitySimilarity(dlib_backbone), IdentitySimilarity(dlib_backbone)
-    clean.update(ref, rest)
-    noisy.update(ref, np.concatenate([rest, noise_frame((1, *rest.shape[1:]))]))
+    clean.update(clean.similarity(ref, rest))
+    measured = noisy.similarity(ref, np.concatenate([rest, noise_frame((1, *rest.shape[1:]))]))
+    noisy.update(measured)
     a, b = clean.compute(), noisy.compute()
-    assert (a["no_face_frames"], b["no_face_frames"]) == (0, 1)
-    assert a["identity_cosine"] == pytest.approx(b["identity_cosine"]) == pytest.approx(noisy.last)
+    assert (int(clean.no_face_frames), int(noisy.no_face_frames)) == (0, 1)
+    assert a["identity_cosine"] == pytest.approx(b["identity_cosine"]) == pytest.approx(measured.row["identity_cosine"])
     assert a["identity_cosine"] > 0.9
-    assert b["backbone"] == "dlib"
 
 
 def test_faceless_reference_leaves_the_video_unscored(dlib_backbone) -> None:
     metric = IdentitySimilarity(dlib_backbone)
-    metric.update(noise_frame((256, 256, 3)), noise_frame((2, 256, 256, 3)))
-    result = metric.compute()
-    assert np.isnan(result["identity_cosine"]) and np.isnan(metric.last)
-    assert (result["no_face_references"], result["no_face_frames"]) == (1, 0)
-    assert metric.last_skipped == "dlib found no face in the reference image"
+    measured = metric.similarity(noise_frame((256, 256, 3)), noise_frame((2, 256, 256, 3)))
+    metric.update(measured)
+    assert measured.row == {"identity_cosine_skipped": "dlib found no face in the reference image"}
+    assert (int(metric.no_face_references), int(metric.no_face_frames)) == (1, 0)
+    with pytest.raises(ValueError, match=r"no video could be scored \(no_face_frames 0, no_face_references 1\)"):
+        metric.compute()
 
 
 @pytest.mark.shared
 def test_video_without_a_face_says_why_it_has_no_score(dlib_backbone, clip_frames) -> None:
     metric = IdentitySimilarity(dlib_backbone)
-    metric.update(clip_frames["hdtf_WDA_KatieHill_000"][0], noise_frame((2, 256, 256, 3)))
-    assert np.isnan(metric.last) and metric.last_skipped == "dlib found no face in any of 2 frames"
-    metric.update(clip_frames["hdtf_WDA_KatieHill_000"][0], clip_frames["hdtf_WDA_KatieHill_000"][1:3])
-    assert metric.last > 0.9 and metric.last_skipped is None
+    measured = metric.similarity(clip_frames["hdtf_WDA_KatieHill_000"][0], noise_frame((2, 256, 256, 3)))
+    assert measured.row == {"identity_cosine_skipped": "dlib found no face in any of 2 frames"}
+    measured = metric.similarity(clip_frames["hdtf_WDA_KatieHill_000"][0], clip_frames["hdtf_WDA_KatieHill_000"][1:3])
+    assert measured.row["identity_cosine"] > 0.9
 
 
 class _Fixed:

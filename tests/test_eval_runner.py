@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
+from vlogger.core.config import load_config
 from vlogger.core.video import encode_mp4
-from vlogger.evaluation import leaderboard
+from vlogger.evaluation import collection, leaderboard
+from vlogger.evaluation.inception import FIDInceptionV3
+from vlogger.evaluation.metric import EvalVideo, FrameReader, Measured, Needs, VideoMetric
+from vlogger.evaluation.motion import Jitter
+from vlogger.evaluation.runner import evaluate
+from vlogger.evaluation.tracks import CHUNK, VideoSource
+from vlogger.zoo import add_local
 
 
 def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
@@ -35,6 +46,11 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
     assert "lse" in res["skipped_metrics"] and "vlogger zoo fetch syncnet_v2" in res["skipped_metrics"]["lse"]
     page = (out / "report.html").read_text()
     assert page.count("<img") >= 8 and "no_face.mp4" in page
+    # the report keeps a small strip per scored video (4 frames at 160 px, generated over reference), on disk
+    strips = sorted((out / "frames").glob("*.png"))
+    assert [p.stem for p in strips] == ["liveportrait_d20", "retalking_face5"]
+    assert all(f"frames/{p.name}" in page for p in strips)
+    assert all(cv2.imread(str(p)).shape[0] == 2 * 160 and p.stat().st_size < 1_000_000 for p in strips)
 
     board = tmp_path / "board.json"
     leaderboard.add(board, out / "results.json", "ground-truth")
@@ -48,17 +64,10 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
     assert html.count("<table>") == 2 and "onclick" in html
 
 
-@pytest.mark.slow
-def test_fid_and_fvd_run_in_the_runner_with_weights_in_the_cache(tmp_path, monkeypatch, talking):
-    """Weights in the official formats (random values) added with `zoo add-local`: FID/FVD are computed."""
-    import torch
-
-    from vlogger.core.config import load_config
-    from vlogger.evaluation.inception import FIDInceptionV3
-    from vlogger.evaluation.runner import evaluate
-    from vlogger.zoo import add_local
-
+def _stand_in_weights(tmp_path: Path, monkeypatch) -> None:
+    """FID Inception and I3D in the official formats (random values), put in a fresh zoo with `zoo add-local`."""
     monkeypatch.setenv("VLOGGER_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
     torch.save(FIDInceptionV3().state_dict(), tmp_path / "pt_inception.pth")
     add_local("fid_inception_v3", tmp_path / "pt_inception.pth")
 
@@ -68,15 +77,98 @@ def test_fid_and_fvd_run_in_the_runner_with_weights_in_the_cache(tmp_path, monke
 
     torch.jit.script(StandIn()).save(str(tmp_path / "i3d.pt"))
     add_local("i3d_torchscript", tmp_path / "i3d.pt")
-    frames, audio, path = talking
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_numbers_of_one(tmp_path, monkeypatch, clips_dir):
+    """Real clips, each scored against another (so FID/FVD/LME are not zero and PSNR is skipped for its sizes),
+    FID/FVD with stand-in weights: `workers=2` gives results.json of `workers=1`, to the last digit."""
+    _stand_in_weights(tmp_path, monkeypatch)
+    clips = clips_dir
+    names = ["retalking_face5", "liveportrait_d20", "retalking_face2"]
     gen, ref = tmp_path / "gen", tmp_path / "ref"
-    gen.mkdir()
-    ref.mkdir()
-    (ref / "a.mp4").symlink_to(path)
-    (gen / "a.mp4").write_bytes(encode_mp4(frames[:, :, ::-1], 25, audio=audio))  # mirrored: a different video
+    for folder, order in ((gen, names), (ref, names[1:] + names[:1])):
+        folder.mkdir()
+        for name, clip in zip(names, order, strict=True):
+            (folder / f"{name}.mp4").symlink_to(clips / f"{clip}.mp4")
+    protocol = load_config(None, "eval/protocol.yaml")
+    one, two = (evaluate(gen, ref, None, protocol, tmp_path / f"frames{n}", workers=n) for n in (1, 2))
+    assert "fid" in one["aggregate"] and "fvd" in one["aggregate"], one["skipped_metrics"]
+    assert one["aggregate"]["fid"] > 0 and one["aggregate"]["lme"] > 0
+    assert "frame sizes differ" in one["per_video"]["retalking_face5.mp4"]["psnr_skipped"]
+    assert json.dumps(one) == json.dumps(two)
+    for a, b in zip(sorted((tmp_path / "frames1").iterdir()), sorted((tmp_path / "frames2").iterdir()), strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+class _FramesSeen(FrameReader):
+    def __init__(self) -> None:
+        self.starts: dict[str, list[int]] = {"gen": [], "ref": []}
+        self.frames = {"gen": 0, "ref": 0}
+
+    def add(self, start: int, gen: np.ndarray | None, ref: np.ndarray | None) -> None:
+        for side, chunk in (("gen", gen), ("ref", ref)):
+            if chunk is not None:
+                assert start == self.frames[side]  # in order, each frame once
+                self.starts[side].append(start)
+                self.frames[side] += len(chunk)
+
+
+class _FramesSeenMetric(VideoMetric):
+    """A metric the runner knows nothing about: frames its reader saw, for videos with a reference."""
+
+    name, higher_is_better, needs = "frames_seen", True, Needs(reference_video=True)
+
+    def __init__(self, protocol: dict) -> None:
+        super().__init__()
+        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def reader(self, gen: VideoSource, ref: VideoSource | None) -> _FramesSeen:
+        return _FramesSeen()
+
+    def measure(self, video: EvalVideo, frames: _FramesSeen) -> Measured:
+        assert (frames.frames["gen"], frames.frames["ref"]) == (video.gen.n_frames, video.ref.n_frames)
+        return Measured(
+            {"frames_seen": frames.frames["gen"], "chunks": len(frames.starts["gen"])}, frames.frames["gen"]
+        )
+
+    def update(self, measured: Measured) -> None:
+        self.total += measured.value
+
+    def compute(self) -> dict[str, float]:
+        return {"frames_seen": int(self.total)}
+
+
+def test_the_runner_loops_over_whatever_collection_it_is_given(tmp_path, monkeypatch, clips_dir, link_inputs):
+    """The runner reaches every metric through the interface: a new metric with a frame reader just works, and
+    is measured only for videos that have what it needs."""
+    monkeypatch.setattr(collection, "METRICS", (Jitter, _FramesSeenMetric))
+    clip = clips_dir / "retalking_face5.mp4"
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    link_inputs(gen, clip, ["a.mp4", "b.mp4"])
+    link_inputs(ref, clip, ["a.mp4"])  # b has no reference: no frames_seen for it
     res = evaluate(gen, ref, None, load_config(None, "eval/protocol.yaml"))
-    assert "fid" not in res["skipped_metrics"] and "fvd" not in res["skipped_metrics"], res["skipped_metrics"]
-    assert res["aggregate"]["fid"] > 0 and res["aggregate"]["fvd"] > 0
+    a, b = res["per_video"]["a.mp4"], res["per_video"]["b.mp4"]
+    assert a["frames_seen"] == 122 and a["chunks"] == -(-122 // CHUNK) and "frames_seen" not in b
+    assert a["jitter"] == b["jitter"] > 0
+    assert res["aggregate"] == {"jitter": a["jitter"], "frames_seen": 122}
+    assert res["video_seconds"] == 2 * 122 / 25
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_number_of_videos(tmp_path, clips_dir, link_inputs):
+    """Peak Python-side memory (numpy frames included) over 4 videos is that of 1: nothing is kept per video."""
+    clip, protocol = clips_dir / "retalking_face5.mp4", load_config(None, "eval/protocol.yaml")
+    peaks = []
+    evaluate(link_inputs(tmp_path / "warm", clip, ["v.mp4"]), None, None, protocol)  # imports, model caches
+    for n in (1, 4):
+        folder = link_inputs(tmp_path / f"n{n}", clip, [f"v{i}.mp4" for i in range(n)])
+        tracemalloc.start()
+        evaluate(folder, folder, None, protocol, tmp_path / f"frames{n}")
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # one video's decoded frames alone (gen + ref, 122 frames of 524 x 524) would be 200 MB
+    assert peaks[1] < 1.1 * peaks[0], [p / 2**20 for p in peaks]
 
 
 def test_leaderboard_logs_a_wandb_table_offline(tmp_path, monkeypatch):
@@ -92,3 +184,15 @@ def test_leaderboard_logs_a_wandb_table_offline(tmp_path, monkeypatch):
     leaderboard.log_wandb(leaderboard.load(board), "vlogger-test")
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+def test_leaderboard_reads_each_direction_from_its_metric(tmp_path, monkeypatch):
+    result = {"protocol_version": "1.0", "identity_backbone": "dlib", "scored": 2}
+    result["aggregate"] = {"jitter": 3.0, "psnr": 30.0, "lse_offset": -1.0}
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    board = tmp_path / "board.json"
+    leaderboard.add(board, tmp_path / "r.json", "ckpt-a")
+    head = leaderboard.markdown(leaderboard.load(board)).splitlines()[2]
+    assert "jitter ↓" in head and "psnr ↑" in head and "| lse_offset |" in head  # a signed offset has no better side
+    monkeypatch.setattr(Jitter, "higher_is_better", True)
+    assert "jitter ↑" in leaderboard.markdown(leaderboard.load(board)).splitlines()[2]

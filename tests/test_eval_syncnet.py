@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlogger.evaluation.lse import LSE, embed_clip, offset_distances, sync_scores
+from vlogger.evaluation.lse import LSE, embed_chunks, embed_clip, offset_distances, sync_scores
+from vlogger.evaluation.metric import Measured
 from vlogger.evaluation.syncnet_model import SyncNet, load_syncnet
 
 # Read off joonson/syncnet_python SyncNetModel.py (class S): a wrong layer order or size breaks these.
@@ -118,15 +119,26 @@ def synthetic_clip(n_frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_metric_accumulates_per_video():
     torch.manual_seed(0)
     metric = LSE(model=SyncNet())
-    for seed, n in [(0, 8), (1, 10)]:
-        metric.update(*synthetic_clip(n, seed))
-    rows = torch.cat(metric.per_video)
-    assert rows.shape == (2, 3)
+    scores = [metric.score_clip(*synthetic_clip(n, seed)) for seed, n in [(0, 8), (1, 10)]]
+    for s in scores:
+        metric.update(Measured(value=s))
     out = metric.compute()
-    assert out["lse_c"] == pytest.approx(float(rows[:, 0].mean()))
-    assert out["lse_d"] == pytest.approx(float(rows[:, 1].mean()))
-    assert out["lse_offset"] == pytest.approx(float(rows[:, 2].mean()))
-    assert out["lse_abs_offset"] == pytest.approx(float(rows[:, 2].abs().mean()))
+    assert out["lse_c"] == pytest.approx(np.mean([s.confidence for s in scores]))
+    assert out["lse_d"] == pytest.approx(np.mean([s.distance for s in scores]))
+    assert out["lse_offset"] == pytest.approx(np.mean([s.offset for s in scores]))
+    assert out["lse_abs_offset"] == pytest.approx(np.mean([abs(s.offset) for s in scores]))
+
+
+def test_crops_arriving_in_chunks_embed_as_the_whole_clip():
+    """The runner hands crops over 64 frames at a time; the embeddings are those of the whole clip, bit for bit."""
+    torch.manual_seed(0)
+    model = SyncNet().eval()
+    frames, audio = synthetic_clip(50, 2)
+    whole = embed_clip(model, frames, audio, batch_size=20)
+    chunks = [frames[i : i + 7] for i in range(0, len(frames), 7)]
+    streamed = embed_chunks(model, chunks, len(frames), audio, batch_size=20)
+    for a, b in zip(whole, streamed, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_too_short_clip_is_refused():

@@ -88,8 +88,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     protocol = load_config(args.protocol, "eval/protocol.yaml", args.set)
     ref = Path(args.reference) if args.reference else None
     audio = Path(args.audio) if args.audio else None
-    results = evaluate(Path(args.generated), ref, audio, protocol)
-    path = write_results(results, Path(args.out))
+    out = Path(args.out)
+    results = evaluate(Path(args.generated), ref, audio, protocol, out / "frames", args.workers)
+    path = write_results(results, out)
     for k, v in results["aggregate"].items():
         print(f"{k:24s} {v:.4g}")
     for k, v in results["skipped_metrics"].items():
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for results.json and report.html")
     p.add_argument("--protocol", help="YAML merged over configs/eval/protocol.yaml (bump its version!)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--workers", type=int, default=1, help="videos scored in parallel processes (same numbers as 1)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("train", help="train a stage with PyTorch Lightning (configs/train/STAGE_*.yaml)")

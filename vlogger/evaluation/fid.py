@@ -17,6 +17,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from vlogger.evaluation.frechet import frechet_distance, mean_cov
 from vlogger.evaluation.inception import load_fid_inception
+from vlogger.evaluation.metric import EvalVideo, Measured, Needs, SampledFrames, VideoMetric, spread
+from vlogger.evaluation.tracks import VideoSource
 
 
 class FID(FrechetInceptionDistance):
@@ -27,7 +29,27 @@ class FID(FrechetInceptionDistance):
     gave -3e-4 for identical sets); the symmetric form gives the same value (to 1e-6) in about a second.
     """
 
+    @torch.no_grad()
+    def features(self, imgs: Tensor) -> Tensor:
+        """(N, 2048) float64 Inception features: the part of `update` that a worker can do."""
+        return self.inception(imgs).double().reshape(len(imgs), -1)
+
+    def add_features(self, features: Tensor, real: bool) -> None:
+        """Add features to the real or generated statistics, as torchmetrics' `update` does."""
+        side = "real" if real else "fake"
+        getattr(self, f"{side}_features_sum").add_(features.sum(dim=0))
+        getattr(self, f"{side}_features_cov_sum").add_(features.t().mm(features))
+        getattr(self, f"{side}_features_num_samples").add_(len(features))
+
+    def update(self, imgs: Tensor, real: bool) -> None:
+        self.add_features(self.features(imgs), real)
+
     def compute(self) -> Tensor:
+        return self.distance()
+
+    def distance(self) -> Tensor:
+        """`compute` without torchmetrics' wrapper, for states filled by `add_features` (which the
+        wrapper does not count as updates)."""
         n_real, n_fake = int(self.real_features_num_samples), int(self.fake_features_num_samples)
         if min(n_real, n_fake) < 2:
             raise RuntimeError(f"FID needs at least 2 real and 2 generated images, got {n_real} and {n_fake}")
@@ -42,3 +64,34 @@ def make_fid(path: str | Path | None = None, **kwargs: Any) -> FID:
     Weights come from `path`, else from the zoo (`vlogger zoo fetch fid_inception_v3`).
     """
     return FID(feature=load_fid_inception(path), **kwargs)
+
+
+class FIDScore(VideoMetric):
+    """FID over the protocol's frames spread over each video, generated against reference."""
+
+    name, higher_is_better = "fid", False
+    needs = Needs(reference_video=True, weights=("fid_inception_v3",))
+
+    def __init__(self, fid: FID, frames_per_video: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fid, self.frames_per_video = fid, frames_per_video
+
+    @classmethod
+    def from_protocol(cls, protocol: dict) -> FIDScore:
+        return cls(make_fid(), protocol["fid"]["frames_per_video"])
+
+    def reader(self, gen: VideoSource, ref: VideoSource | None) -> SampledFrames:
+        return SampledFrames(spread(gen.n_frames, self.frames_per_video), spread(ref.n_frames, self.frames_per_video))
+
+    def measure(self, video: EvalVideo, frames: SampledFrames) -> Measured:
+        gen = frames.gen(spread(video.gen.n_frames, self.frames_per_video))
+        ref = frames.ref(spread(video.ref.n_frames, self.frames_per_video))
+        return Measured(value=tuple(self.fid.features(torch.from_numpy(x).permute(0, 3, 1, 2)) for x in (gen, ref)))
+
+    def update(self, measured: Measured) -> None:
+        gen, ref = measured.value
+        self.fid.add_features(gen, real=False)
+        self.fid.add_features(ref, real=True)
+
+    def compute(self) -> dict[str, float]:
+        return {"fid": float(self.fid.distance())}

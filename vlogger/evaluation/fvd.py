@@ -21,6 +21,8 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from vlogger.evaluation.frechet import frechet_distance, mean_cov
+from vlogger.evaluation.metric import EvalVideo, Measured, Needs, SampledFrames, VideoMetric
+from vlogger.evaluation.tracks import VideoSource
 from vlogger.zoo import resolve
 
 WEIGHTS = "i3d_torchscript"
@@ -77,7 +79,8 @@ class FVD(Metric):
         return self
 
     @torch.no_grad()
-    def update(self, videos: Tensor, real: bool) -> None:
+    def features(self, videos: Tensor) -> Tensor:
+        """(N, 400) float64 I3D features of clips: the part of `update` that a worker can do."""
         if videos.ndim != 5 or videos.shape[1] != self.num_frames or videos.shape[2] != 3:
             raise ValueError(
                 f"FVD expects clips of shape (N, {self.num_frames}, 3, H, W), got {tuple(videos.shape)}; "
@@ -87,15 +90,68 @@ class FVD(Metric):
         features = self.detector(clips, **DETECTOR_KWARGS).double()
         if features.shape != (len(videos), NUM_FEATURES):
             raise ValueError(f"I3D returned features of shape {tuple(features.shape)}, expected (N, {NUM_FEATURES})")
+        return features
+
+    def add_features(self, features: Tensor, real: bool) -> None:
         side = "real" if real else "fake"
         getattr(self, f"{side}_sum").add_(features.sum(0))
         getattr(self, f"{side}_outer").add_(features.T @ features)
-        getattr(self, f"{side}_n").add_(len(videos))
+        getattr(self, f"{side}_n").add_(len(features))
+
+    def update(self, videos: Tensor, real: bool) -> None:
+        self.add_features(self.features(videos), real)
 
     def compute(self) -> Tensor:
+        return self.distance()
+
+    def distance(self) -> Tensor:
+        """`compute` without torchmetrics' wrapper, for states filled by `add_features` (which the
+        wrapper does not count as updates)."""
         n_real, n_fake = int(self.real_n), int(self.fake_n)
         if min(n_real, n_fake) < 2:
             raise RuntimeError(f"FVD needs at least 2 real and 2 generated clips, got {n_real} and {n_fake}")
         real = mean_cov(n_real, self.real_sum, self.real_outer)
         fake = mean_cov(n_fake, self.fake_sum, self.fake_outer)
         return torch.tensor(frechet_distance(*fake, *real), dtype=torch.float64)
+
+
+class FVDScore(VideoMetric):
+    """FVD over the first `clips_per_video` consecutive clips of each video, generated against reference.
+
+    Only those clips' frames are kept while decoding, so memory is bounded by them, not the video.
+    """
+
+    name, higher_is_better = "fvd", False
+    needs = Needs(reference_video=True, weights=(WEIGHTS,))
+
+    def __init__(self, fvd: FVD, clips_per_video: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fvd, self.clips_per_video = fvd, clips_per_video
+
+    @classmethod
+    def from_protocol(cls, protocol: dict) -> FVDScore:
+        return cls(FVD(num_frames=protocol["fvd"]["clip_frames"]), protocol["fvd"]["clips_per_video"])
+
+    def _frames(self, n_frames: int) -> range:
+        return range(min(n_frames // self.fvd.num_frames, self.clips_per_video) * self.fvd.num_frames)
+
+    def reader(self, gen: VideoSource, ref: VideoSource | None) -> SampledFrames:
+        return SampledFrames(self._frames(gen.n_frames), self._frames(ref.n_frames))
+
+    def measure(self, video: EvalVideo, frames: SampledFrames) -> Measured:
+        features = []
+        for kept, n in ((frames.gen, video.gen.n_frames), (frames.ref, video.ref.n_frames)):
+            if not self._frames(n):  # shorter than one clip
+                features.append(None)
+                continue
+            clips = split_clips(torch.from_numpy(kept(self._frames(n))).permute(0, 3, 1, 2), self.fvd.num_frames)
+            features.append(self.fvd.features(clips))
+        return Measured(value=tuple(features))
+
+    def update(self, measured: Measured) -> None:
+        for features, real in zip(measured.value, (False, True), strict=True):
+            if features is not None:
+                self.fvd.add_features(features, real)
+
+    def compute(self) -> dict[str, float]:
+        return {"fvd": float(self.fvd.distance())}

@@ -7,15 +7,18 @@ scales, so every result names its backbone and scores of different backbones are
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import cv2
 import numpy as np
 import torch
 from torchmetrics import Metric
 
+from vlogger.evaluation.metric import EvalVideo, Measured, Needs, SampledFrames, VideoMetric
+from vlogger.evaluation.tracks import VideoSource
 from vlogger.zoo import resolve
 
 # insightface's 112x112 ArcFace alignment template (`arcface_dst`), in image order: left eye, right eye, nose tip,
@@ -179,50 +182,78 @@ class ArcFaceBackbone:
         return l2_normalise(np.concatenate(feats).astype(np.float32))
 
 
-class IdentitySimilarity(Metric):
-    """Mean cosine similarity of generated frames to their reference image (CSIM under ArcFace); one update per video.
+@dataclass(frozen=True)
+class IdentityCounts:
+    """One video's contribution: cosine sum over the frames with a face, and what was missed."""
 
-    The mean is over all scored frames. Frames without a face are counted in `no_face_frames` and not scored; a
-    reference without a face leaves its video unscored (counted in `no_face_references`), so a batch evaluation
-    carries on. `last` is the latest video's mean cosine (NaN when none of its frames was scored).
+    cosine_sum: float
+    frames: int
+    no_face_frames: int
+    no_face_reference: bool
+
+
+class IdentitySimilarity(VideoMetric):
+    """Mean cosine similarity of generated frames to their reference image (CSIM under ArcFace).
+
+    The mean is over all scored frames of all videos. Frames without a face are counted in
+    `no_face_frames` and not scored; a reference without a face leaves its video unscored
+    (counted in `no_face_references`), so a batch evaluation carries on.
     """
 
-    full_state_update = False
-    is_differentiable = False
-    higher_is_better = True
+    name, higher_is_better = "identity", True
+    scores: ClassVar[dict[str, bool | None]] = {"identity_cosine": True}
 
-    def __init__(self, backbone: IdentityBackbone, **kwargs) -> None:
+    def __init__(self, backbone: IdentityBackbone, frames: int = 16, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.backbone = backbone
-        self.last = float("nan")
-        self.last_skipped: str | None = None  # why `last` is NaN, for the results file
-        for name in ("cosine_sum", "frames", "no_face_frames", "no_face_references"):
+        self.backbone, self.frames = backbone, frames
+        self.needs = Needs(reference_image=True, weights=("arcface_w600k_r50",) if backbone.name == "arcface" else ())
+        for name in ("cosine_sum", "frame_count", "no_face_frames", "no_face_references"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, reference_rgb: np.ndarray, frames: np.ndarray) -> None:
-        """reference_rgb (H, W, 3) uint8; frames (T, H', W', 3) uint8 of the generated video."""
+    @classmethod
+    def from_protocol(cls, protocol: dict) -> IdentitySimilarity:
+        return cls(make_backbone(protocol["identity"]["backbone"]), protocol["identity"]["frames"])
+
+    def _indices(self, n_frames: int) -> range:
+        return range(0, n_frames, max(1, n_frames // self.frames))
+
+    def reader(self, gen: VideoSource, ref: VideoSource | None) -> SampledFrames:
+        return SampledFrames(self._indices(gen.n_frames))
+
+    def measure(self, video: EvalVideo, frames: SampledFrames) -> Measured:
+        return self.similarity(video.reference_image, frames.gen(self._indices(video.gen.n_frames)))
+
+    def similarity(self, reference_rgb: np.ndarray, frames: np.ndarray) -> Measured:
+        """reference_rgb (H, W, 3) uint8; frames (T, H', W', 3) uint8 of the generated video. The
+        row has `identity_cosine` (mean over frames with a face), or why there is none."""
         ref = self.backbone.embed(reference_rgb[None])[0]
         if np.isnan(ref).any():
-            self.no_face_references += 1
-            self.last = float("nan")
-            self.last_skipped = f"{self.backbone.name} found no face in the reference image"
-            return
+            why = f"{self.backbone.name} found no face in the reference image"
+            return Measured({"identity_cosine_skipped": why}, IdentityCounts(0.0, 0, 0, True))
         cos = self.backbone.embed(frames) @ ref
         found = ~np.isnan(cos)
-        self.last = float(cos[found].mean()) if found.any() else float("nan")
-        none_found = f"{self.backbone.name} found no face in any of {len(frames)} frames"
-        self.last_skipped = None if found.any() else none_found
-        self.cosine_sum += float(cos[found].sum())
-        self.frames += int(found.sum())
-        self.no_face_frames += int((~found).sum())
+        counts = IdentityCounts(float(cos[found].sum()), int(found.sum()), int((~found).sum()), False)
+        if not found.any():
+            why = f"{self.backbone.name} found no face in any of {len(frames)} frames"
+            return Measured({"identity_cosine_skipped": why}, counts)
+        return Measured({"identity_cosine": float(cos[found].mean())}, counts)
 
-    def compute(self) -> dict[str, float | int | str]:
-        return {
-            "identity_cosine": float(self.cosine_sum / self.frames) if self.frames > 0 else float("nan"),
-            "backbone": self.backbone.name,
-            "no_face_frames": int(self.no_face_frames),
-            "no_face_references": int(self.no_face_references),
-        }
+    def update(self, measured: Measured) -> None:
+        counts: IdentityCounts = measured.value
+        if counts.no_face_reference:
+            self.no_face_references += 1
+            return
+        self.cosine_sum += counts.cosine_sum
+        self.frame_count += counts.frames
+        self.no_face_frames += counts.no_face_frames
+
+    def compute(self) -> dict[str, float]:
+        if self.frame_count == 0:
+            raise ValueError(
+                f"no video could be scored (no_face_frames {int(self.no_face_frames)}, "
+                f"no_face_references {int(self.no_face_references)})"
+            )
+        return {"identity_cosine": float(self.cosine_sum / self.frame_count)}
 
     def merge_state(self, incoming_state: dict | Metric) -> None:
         """Refuse to pool the states of another backbone: their cosines are on different scales."""

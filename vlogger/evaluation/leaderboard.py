@@ -9,8 +9,9 @@ import html
 import json
 from pathlib import Path
 
-# Direction of "better" for the columns a person sorts by.
-HIGHER_IS_BETTER = {"av_confidence", "lse_c", "identity_cosine", "psnr", "ssim", "expression_diversity", "cpbd"}
+from vlogger.evaluation.collection import directions
+
+ARROWS = {True: " ↑", False: " ↓", None: ""}  # higher is better, lower is, neither (or a column no metric reports)
 
 
 def load(board: Path) -> list[dict]:
@@ -47,10 +48,11 @@ def _columns(rows: list[dict]) -> list[str]:
 
 
 def markdown(entries: list[dict]) -> str:
-    parts = []
+    """One table per protocol and backbone; each column's arrow is its metric's `higher_is_better`."""
+    better, parts = directions(), []
     for (version, backbone), rows in groups(entries).items():
         cols = _columns(rows)
-        head = "| name | videos | " + " | ".join(c + (" ↑" if c in HIGHER_IS_BETTER else " ↓") for c in cols) + " |"
+        head = "| name | videos | " + " | ".join(c + ARROWS[better.get(c)] for c in cols) + " |"
         lines = [f"### protocol {version}, identity backbone {backbone}", "", head, "|---" * (len(cols) + 2) + "|"]
         for e in rows:
             vals = " | ".join(f"{e['metrics'][c]:.4g}" if c in e["metrics"] else "–" for c in cols)

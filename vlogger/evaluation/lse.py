@@ -18,14 +18,17 @@ audio mono float in [-1, 1] at 16 kHz.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
 
+from vlogger.evaluation.crops import syncnet_crop_chunks
+from vlogger.evaluation.metric import EvalVideo, FrameReader, Measured, Needs, VideoMetric
 from vlogger.evaluation.syncnet_model import SyncNet, load_syncnet
 
 FPS = 25
@@ -92,22 +95,33 @@ def window_count(n_frames: int, n_samples: int) -> int:
     return min(n_frames, n_samples // (SAMPLE_RATE // FPS)) - WINDOW_FRAMES
 
 
-@torch.no_grad()
 def embed_clip(
     model: SyncNet, frames: np.ndarray, audio: np.ndarray, batch_size: int = 20
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(video_emb, audio_emb), each (windows, 1024) on the CPU; window t covers frames t..t+4."""
     _check_inputs(frames, audio)
-    n = window_count(len(frames), len(audio))
-    video, mfcc = crop_frames(frames), mfcc_rows(audio)
+    return embed_chunks(model, [frames], len(frames), audio, batch_size)
+
+
+@torch.no_grad()
+def embed_chunks(
+    model: SyncNet, chunks: Iterable[np.ndarray], n_frames: int, audio: np.ndarray, batch_size: int = 20
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`embed_clip` of crops that arrive in chunks: only the windows of one batch are held."""
+    n = window_count(n_frames, len(audio))
+    mfcc, chunks = mfcc_rows(audio), iter(chunks)
     device = next(model.parameters()).device
+    video, offset = crop_frames(np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)), 0  # crops from frame `offset` on
     video_emb, audio_emb = [], []
     for start in range(0, n, batch_size):
         starts = range(start, min(n, start + batch_size))
-        lips = torch.stack([video[:, t : t + WINDOW_FRAMES] for t in starts])
+        while offset + video.shape[1] < starts[-1] + WINDOW_FRAMES:
+            video = torch.cat([video, crop_frames(next(chunks))], dim=1)
+        lips = torch.stack([video[:, t - offset : t - offset + WINDOW_FRAMES] for t in starts])
         rows = torch.stack([mfcc[None, :, MFCC_PER_FRAME * t : MFCC_PER_FRAME * (t + WINDOW_FRAMES)] for t in starts])
         video_emb.append(model.embed_lip(lips.to(device, torch.float32)).cpu())
         audio_emb.append(model.embed_audio(rows.to(device)).cpu())
+        video, offset = video[:, starts[-1] + 1 - offset :], starts[-1] + 1
     return torch.cat(video_emb), torch.cat(audio_emb)
 
 
@@ -123,16 +137,18 @@ def _check_inputs(frames: np.ndarray, audio: np.ndarray) -> None:
         )
 
 
-class LSE(Metric):
-    """Mean LSE-C, LSE-D, offset and |offset| over videos; one `update(frames, audio)` per video.
+class LSE(VideoMetric):
+    """LSE-C, LSE-D and offset of each video with its audio; aggregates are their means and the
+    mean |offset| over videos. Sums sync under DDP; SyncNet is a frozen child module, so
+    `.to(device)` moves it with the states. Crops are decoded again chunk by chunk."""
 
-    Sums and counts sync under DDP; `per_video` holds one (LSE-C, LSE-D, offset) row per video (gathered by
-    `compute`). SyncNet is a frozen child module, so `.to(device)` moves it with the states.
-    """
-
-    full_state_update = False
-    is_differentiable = False
-    higher_is_better = None
+    name, needs, higher_is_better = "lse", Needs(audio=True, weights=("syncnet_v2",)), None
+    scores: ClassVar[dict[str, bool | None]] = {
+        "lse_c": True,
+        "lse_d": False,
+        "lse_offset": None,
+        "lse_abs_offset": False,
+    }
 
     def __init__(
         self,
@@ -147,20 +163,33 @@ class LSE(Metric):
         self.vshift, self.batch_size = vshift, batch_size
         for name in ("conf_sum", "dist_sum", "offset_sum", "abs_offset_sum", "videos"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("per_video", default=[], dist_reduce_fx="cat")
 
-    def update(self, frames: np.ndarray, audio: np.ndarray) -> None:
-        scores = sync_scores(*embed_clip(self.syncnet, frames, audio, self.batch_size), vshift=self.vshift)
+    @classmethod
+    def from_protocol(cls, protocol: dict) -> LSE:
+        return cls()
+
+    def score_clip(self, frames: np.ndarray, audio: np.ndarray) -> SyncScores:
+        """One clip's scores from its face crops (T, H, W, 3) uint8 RGB."""
+        return sync_scores(*embed_clip(self.syncnet, frames, audio, self.batch_size), vshift=self.vshift)
+
+    def measure(self, video: EvalVideo, frames: FrameReader | None) -> Measured:
+        gen = video.gen
+        embeddings = embed_chunks(self.syncnet, syncnet_crop_chunks(gen), gen.n_frames, gen.audio, self.batch_size)
+        scores = sync_scores(*embeddings, vshift=self.vshift)
+        return Measured({"lse_c": scores.confidence, "lse_d": scores.distance, "lse_offset": scores.offset}, scores)
+
+    def update(self, measured: Measured) -> None:
+        scores: SyncScores = measured.value
         self.conf_sum += scores.confidence
         self.dist_sum += scores.distance
         self.offset_sum += scores.offset
         self.abs_offset_sum += abs(scores.offset)
         self.videos += 1
-        row = [scores.confidence, scores.distance, scores.offset]
-        self.per_video.append(torch.tensor([row], dtype=torch.float64, device=self.videos.device))
 
     def compute(self) -> dict[str, float]:
-        n = self.videos.clamp(min=1)
+        if self.videos == 0:
+            return {}
+        n = self.videos
         return {
             "lse_c": float(self.conf_sum / n),
             "lse_d": float(self.dist_sum / n),

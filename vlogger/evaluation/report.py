@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+from pathlib import Path
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -16,11 +18,6 @@ def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return "<img src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
-
-
-def _image(arr: np.ndarray) -> str:
-    _, enc = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
-    return "<img src='data:image/png;base64," + base64.b64encode(enc.tobytes()).decode() + "'>"
 
 
 def metric_plots(per_video: dict) -> list[str]:
@@ -54,25 +51,41 @@ def sync_plot(per_video: dict) -> str | None:
     return _png(fig)
 
 
-def side_by_side(gen: np.ndarray, ref: np.ndarray | None, n: int = 4, height: int = 160) -> str:
-    """n frames spread over the video, generated on top and reference below."""
-    idx = np.linspace(0, len(gen) - 1, n).astype(int)
-    rows = [gen[idx]] + ([ref[np.minimum(idx, len(ref) - 1)]] if ref is not None else [])
+THUMBNAILS, THUMB_HEIGHT = 4, 160  # frames per video in the report, and their height in pixels
+
+
+def thumbnail_indices(n_gen: int, n_ref: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """THUMBNAILS frames spread over the generated video, and the same ones of the reference."""
+    idx = np.linspace(0, n_gen - 1, THUMBNAILS).astype(int)
+    return idx, (np.minimum(idx, n_ref - 1) if n_ref is not None else None)
+
+
+def side_by_side(gen: np.ndarray, ref: np.ndarray | None, height: int = THUMB_HEIGHT) -> bytes:
+    """PNG of the given frames in a row at `height`, generated on top and reference below."""
+    rows = [gen] + ([ref] if ref is not None else [])
     tiles = [
         np.concatenate([cv2.resize(f, (height * f.shape[1] // f.shape[0], height)) for f in r], axis=1) for r in rows
     ]
     width = min(t.shape[1] for t in tiles)
-    return _image(np.concatenate([t[:, :width] for t in tiles], axis=0))
+    image = np.concatenate([t[:, :width] for t in tiles], axis=0)
+    return cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
-def write_report(results: dict, examples: dict, path) -> None:
+def write_report(results: dict, path: Path, frames_dir: str = "frames") -> None:
+    """report.html at `path`; each video's frames are the PNG `frames_dir/NAME.png` beside it,
+    written while the video was scored (linked, not embedded, so the page stays small)."""
     agg = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in results["aggregate"].items())
     skipped = "".join(
         f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in results["skipped_metrics"].items()
     )
     bad = "".join(f"<li>{html.escape(u['video'])}: {html.escape(u['reason'])}</li>" for u in results["unscorable"])
     curve = sync_plot(results["per_video"]) or ""
-    frames = "".join(f"<h3>{html.escape(name)}</h3>{side_by_side(g, r)}" for name, (g, r) in list(examples.items())[:6])
+    stems = [Path(name).stem for name in results["per_video"]]
+    frames = "".join(
+        f"<h3>{html.escape(stem)}</h3><img loading='lazy' src='{quote(frames_dir)}/{quote(stem)}.png'>"
+        for stem in stems
+        if (path.parent / frames_dir / f"{stem}.png").is_file()
+    )
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>vlogger evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}} td{{padding:2px 8px}} img{{margin:4px}}</style></head><body>
 <h1>Evaluation report</h1>
