@@ -141,7 +141,8 @@ def test_motion_stats_floor_only_near_still_dimensions(real_clips):
     torch.testing.assert_close(floored.mean, plain.mean)
     for sl in MotionLayout(32).groups.values():
         floor = 0.3 * plain.std[sl].pow(2).mean().sqrt()
-        assert (floored.std[sl] >= floor * (1 - 1e-6)).all()
+        # plain's std is itself clamped at min_std (1e-3), so its group RMS sits a hair (~1e-4) above the raw one
+        assert (floored.std[sl] >= floor * (1 - 1e-3)).all()
         moving = plain.std[sl] >= floor
         torch.testing.assert_close(floored.std[sl][moving], plain.std[sl][moving])
     # real clips do have near-still dimensions: the 6D rotation's second-order entries, unseen joints
