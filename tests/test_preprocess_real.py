@@ -16,7 +16,7 @@ from vlogger.core.audio import from_flac
 from vlogger.core.video import decode_frames
 from vlogger.datasets.contact_sheet import contact_sheet
 from vlogger.datasets.motion import ToMotionWindows
-from vlogger.datasets.shards import shard_urls
+from vlogger.datasets.shards import all_shard_urls, shard_urls
 from vlogger.datasets.windows import window_stream
 
 
@@ -150,7 +150,7 @@ def test_two_ranks_read_disjoint_samples_covering_all(real_shards):
 def test_reader_windows_and_far_reference(real_shards):
     out, _ = real_shards
     window, n = 50, 0
-    urls = shard_urls(out, "train") + shard_urls(out, "val")
+    urls = all_shard_urls(out)
     for w in window_stream(urls, ToMotionWindows(window, 2, 25, 16, per_clip=2, seed=0)):
         assert w["motion"].shape[0] == window and w["mel"].shape == ((window + 4) * 4, 80)
         ref, s = w["ref_index"], w["start"]
@@ -162,7 +162,7 @@ def test_reader_windows_and_far_reference(real_shards):
 def test_dataloader_workers_each_read_their_own_shards(real_shards):
     """torch DataLoader with 2 workers: every clip once per epoch."""
     out, _ = real_shards
-    urls = shard_urls(out, "train") + shard_urls(out, "val")
+    urls = all_shard_urls(out)
     ds = window_stream(urls, ToMotionWindows(25, 2, 25, 16, per_clip=1, seed=0))
     loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2)
     keys = []
