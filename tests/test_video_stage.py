@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -158,8 +156,8 @@ def test_reconstruction_writes_truth_and_baseline_aligned_with_the_video(phases,
     assert len(set(shapes.values())) == 1 and shapes["video"][1:] == (32, 32, 3), shapes
     assert 45 <= shapes["video"][0] <= 55  # 5 s clip from second 3 on, at 25 fps
     # the baseline follows the real frames: closer to them than the reference frame held still
-    truth, base = (SimpleNamespace(frames=videos[k]) for k in ("ground_truth", "warped_reference"))
-    still = SimpleNamespace(frames=np.broadcast_to(base.frames[:1], base.frames.shape))
+    truth, base = videos["ground_truth"], videos["warped_reference"]
+    still = np.broadcast_to(base[:1], base.shape)
     assert psnr(base, truth) > psnr(still, truth)
 
 
