@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from vlogger.core import crop
 from vlogger.core.config import load_config
+from vlogger.core.errors import BadInput
 from vlogger.core.mel import LogMel, mel_window
 from vlogger.core.tracking import interpolate_missing
 from vlogger.core.video import resample_indices
@@ -104,6 +107,20 @@ def test_split_by_identity_is_stable_and_roughly_the_fraction():
     val = [i for i in ids if splits.split_of(i, 0.1) == "val"]
     assert 150 < len(val) < 250
     assert val == [i for i in ids if splits.split_of(i, 0.1) == "val"]
+
+
+def test_identities_file_groups_people_and_holds_out_test_identities(tmp_path):
+    table = tmp_path / "ids.yaml"
+    table.write_text("a/x_1.mp4: anna\nx_2.mp4: anna\nx_3: anna\n")
+    who = [splits.identity_of(rel, "stem", str(table)) for rel in ("a/x_1.mp4", "b/x_2.mp4", "c/x_3.mkv", "d/y.mp4")]
+    assert who == ["anna", "anna", "anna", "y"]  # by path, name, stem; unlisted files keep the name rule
+    assert splits.split_of("anna", 1.0, ["anna"]) == "test" and splits.split_of("y", 0.0, ["anna"]) == "train"
+    shipped = splits.read_identities(str(Path(__file__).parents[1] / "configs/identities/corpus.yaml"))
+    assert shipped["pcavs_Input_00002.mp4"] == shipped["pcavs_Pose_Source_517600055.mp4"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(BadInput, match=r"bad.yaml.*mapping"):
+        splits.read_identities(str(bad))
 
 
 def test_config_overrides_parse_yaml_and_reject_typos():

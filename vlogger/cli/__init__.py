@@ -18,7 +18,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     from vlogger.core.config import load_config
     from vlogger.preprocessing.run import preprocess
 
-    cfg = load_config(args.config, "preprocess/default.yaml", args.set)
+    sets = args.set + ([f"shards.identities={args.identities}"] if args.identities else [])
+    cfg = load_config(args.config, "preprocess/default.yaml", sets)
     stats = preprocess(Path(args.input), Path(args.out), cfg, args.workers, args.num_shards, args.shard_index)
     _print_summary(Path(args.out), stats)
     return 0
@@ -194,11 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("preprocess", help="raw talking videos -> tracked, cropped clips -> WebDataset shards")
-    p.add_argument("--input", required=True, help="folder searched recursively for mp4/mov/mkv/webm")
+    p.add_argument("--input", required=True, help="folder searched recursively for videos (ingest.extensions)")
     p.add_argument("--out", required=True, help="output folder for shards, index.json, rejected.jsonl")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--num-shards", type=int, default=1, help="split the input list into this many jobs")
     p.add_argument("--shard-index", type=int, default=0, help="which job this is (e.g. $SLURM_ARRAY_TASK_ID)")
+    p.add_argument(
+        "--identities", help="YAML/JSON: video (path, name or stem) -> person, e.g. configs/identities/corpus.yaml"
+    )
     p.add_argument("--config", help="YAML merged over configs/preprocess/default.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. crop.size=512")
     p.set_defaults(func=_cmd_preprocess)

@@ -23,6 +23,7 @@ from vlogger.core.errors import BadInput, UsageError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import check_backend, filter_native_logs, make_tracker, tracker_class
 from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index, record_spec
+from vlogger.preprocessing.splits import read_identities
 from vlogger.preprocessing.video_to_clips import VideoResult, process_video
 
 _tracker = None  # one per worker process, built by _init_worker
@@ -115,6 +116,8 @@ def preprocess(
     todo = [(p, rel) for p, rel in jobs if rel not in manifest.done]
     if todo:  # one clear error up front rather than every worker dying at start-up
         check_backend(cfg["tracking"])
+        if cfg["shards"]["identities"]:
+            read_identities(cfg["shards"]["identities"])
         try:
             make_fitter(cfg["fit"])
         except (FileNotFoundError, ValueError) as e:
@@ -125,7 +128,7 @@ def preprocess(
         split: ShardSink(
             out_dir, f"{split}-{shard_index:03d}", int(sc["max_size_mb"] * 2**20), sc["max_clips"], manifest
         )
-        for split in ("train", "val")
+        for split in ("train", "val", "test")
     }
     timings: dict[str, float] = defaultdict(float)
     stats = {"inputs": len(jobs), "skipped_done": len(jobs) - len(todo), "clips": 0, "rejected": 0, "frames": 0}

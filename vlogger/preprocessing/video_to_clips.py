@@ -176,7 +176,8 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         limit = cfg["fit"]["max_residual_px"] * c["size"] / 256
         if scores["fit_residual_px"] > limit:
             return f"3D fit off: mean re-projection error {scores['fit_residual_px']:.2f} px > {limit:.2f}"
-    identity = identity_of(res.input, cfg["shards"]["identity_from"])
+    sc = cfg["shards"]
+    identity = identity_of(res.input, sc["identity_from"], sc["identities"])
     meta = {
         "fps": fps,
         "n_frames": e - s,
@@ -191,7 +192,7 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "mel": {**cfg["audio_features"], "rows_per_frame": mel.rows_per_frame(fps)},
         "quality": {k: round(float(v), 4) for k, v in scores.items()},
         "identity": identity,
-        "split": split_of(identity, cfg["shards"]["val_fraction"]),
+        "split": split_of(identity, sc["val_fraction"], sc["test_identities"]),
         "tracker": cfg["tracking"]["backend"],
         "body_model": cfg["fit"]["body_model"],
         "config_version": cfg["version"],
