@@ -21,8 +21,7 @@ import torch
 
 from benchmarks.common import bf16_train_rate
 from vlogger.body.control_video import ClipRenderer
-from vlogger.body.facemesh import FaceBasis
-from vlogger.body.fitting import facemesh_mesh
+from vlogger.body.fitting import load_body
 from vlogger.core.config import apply_overrides, load_config
 from vlogger.datasets.shards import all_shard_urls, clip_arrays
 from vlogger.preprocessing.run import default_spec
@@ -36,7 +35,7 @@ def _sync() -> None:
 
 
 def renderer_check(shards: str, frames: int = 100) -> dict:
-    mesh = facemesh_mesh(FaceBasis.load())
+    mesh = load_body("facemesh").mesh
     clip = next(iter(clip_arrays(all_shard_urls(shards), ["params.npz"])))
     p = clip["params.npz"]
     src = int(p["size"])

@@ -107,8 +107,9 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     photo at scale 3.0 although today's default is 2.6; a stage-2 model of other shards is refused."""
     import cv2
 
+    from vlogger.body.fitting import load_body
     from vlogger.body.reference import analyse_reference
-    from vlogger.generation.pipeline import Sampling, generate_motion, generate_video, inference_config
+    from vlogger.generation.pipeline import BodyFiles, Sampling, generate_motion, generate_video, inference_config
     from vlogger.preprocessing.run import preprocess
     from vlogger.training.run import train_motion, train_video
 
@@ -128,9 +129,9 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
     cv2.imwrite(str(photo), cv2.cvtColor(decode_mp4_bytes(path.read_bytes())[0], cv2.COLOR_RGB2BGR))
     result = generate_motion(photo, path, ckpt, Sampling(steps=2))
     assert result.spec.crop["scale"] == 3.0
-    basis = FaceBasis.load()
-    at_3 = analyse_reference(photo, inference_config(result.spec, None), basis).crop
-    at_default = analyse_reference(photo, load_config(None, "preprocess/default.yaml"), basis).crop
+    fit = load_body("facemesh").fit
+    at_3 = analyse_reference(photo, inference_config(result.spec, BodyFiles()), fit).crop
+    at_default = analyse_reference(photo, load_config(None, "preprocess/default.yaml"), fit).crop
     assert np.array_equal(result.reference.crop, at_3) and not np.array_equal(at_3, at_default)
     # a stage-2 model trained on shards of another spec (64 px synthetic, scale 2.6)
     shards = tmp_path / "synthetic"
@@ -144,11 +145,16 @@ def test_generation_prepares_the_photo_with_the_checkpoints_crop(talking, tmp_pa
 
 
 @pytest.mark.slow
-def test_smplx_shards_train_stage_1(tmp_path):
+def test_smplx_shards_train_stage_1_and_generate(talking, tmp_path):
     """Shards of SMPL-X fits (synthetic model) train stage 1: same contract, the body model's
-    own basis id and expression size; too many expression coefficients asked is named."""
+    own basis id and expression size; too many expression coefficients asked is named. Then
+    generation behind the body-model interface: the photo fitted with SMPL-X, driven, its
+    controls rendered; without the SMPL-X folder it says what is missing."""
     from smplx_synthetic import write_synthetic_smplx
 
+    from vlogger.core.errors import UsageError
+    from vlogger.core.video import decode_mp4_bytes
+    from vlogger.generation.pipeline import Sampling, generate_motion, write_motion
     from vlogger.training.run import train_motion
 
     models = write_synthetic_smplx(tmp_path / "models").parents[1]
@@ -163,3 +169,16 @@ def test_smplx_shards_train_stage_1(tmp_path):
         ContractError, match=r"carries 13 expression coefficients \(smplx\), model.n_expression asks for 16"
     ):
         train_motion(motion_cfg(tmp_path / "shards", tmp_path / "runs2", steps=1))
+
+    _, audio, clip = talking
+    ckpt = summary["last_checkpoint"]
+    with pytest.raises(UsageError, match=r"trained on SMPL-X fits \(smplx:SMPLX_NEUTRAL.npz\)"):
+        generate_motion(clip, clip, ckpt, Sampling(steps=2))
+    result = generate_motion(clip, clip, ckpt, Sampling(steps=2), body_model_path=str(models))
+    n = len(audio) * 25 // 16000
+    assert result.body.name == "smplx" and result.params["basis_id"] == "smplx:SMPLX_NEUTRAL.npz"
+    assert result.params["body_pose"].shape[0] == n and result.params["global_orient"].shape[0] == n
+    assert np.array_equal(result.params["betas"], result.reference.params["betas"])
+    paths = write_motion(result, tmp_path / "out", size=64)
+    frames = decode_mp4_bytes(paths["video"].read_bytes())
+    assert frames.shape == (n, 64, 192, 3) and frames[:, :, :64].std() > 5  # the semantic panel draws a body

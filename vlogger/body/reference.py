@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vlogger.body.facemesh import FaceBasis, fit_facemesh
+from vlogger.body.fitting import Fitter
 from vlogger.core.crop import crop_boxes, crop_frame, to_crop_coords
 from vlogger.core.errors import BadInput
 from vlogger.core.tracking import count_large_faces
@@ -23,7 +23,7 @@ class ReferenceImage:
     crop: np.ndarray  # (S, S, 3) uint8 RGB
     lmk: np.ndarray  # (478, 3) crop pixels
     pose: np.ndarray  # (33, 4) crop pixels + visibility
-    params: dict  # face-mesh parameters of the one frame (T = 1)
+    params: dict  # body-model parameters of the one frame (T = 1)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -65,8 +65,8 @@ def track_image(path: Path, image: np.ndarray, tracking: dict) -> tuple[np.ndarr
     return lmk, pose
 
 
-def analyse_reference(path: str | Path, preprocess_cfg: dict, basis: FaceBasis) -> ReferenceImage:
-    """Crop, landmarks and the face-mesh fit of a reference photo; BadInput names the file."""
+def analyse_reference(path: str | Path, preprocess_cfg: dict, fit: Fitter) -> ReferenceImage:
+    """Crop, landmarks and the body model's fit of a reference photo; BadInput names the file."""
     path = Path(path)
     image = read_image(path)
     lmk, pose = track_image(path, image, preprocess_cfg["tracking"])
@@ -76,5 +76,5 @@ def analyse_reference(path: str | Path, preprocess_cfg: dict, basis: FaceBasis) 
     crop = crop_frame(image, box[0], c["size"])
     lmk_c = to_crop_coords(lmk[None], box, c["size"])
     pose_c = to_crop_coords(pose[None], box, c["size"])
-    params = fit_facemesh(lmk_c, pose_c, basis, c["size"])
+    params = fit(lmk_c, pose_c, c["size"])
     return ReferenceImage(crop, lmk_c[0], pose_c[0], params)

@@ -119,7 +119,7 @@ def _cmd_generate_motion(args: argparse.Namespace) -> int:
     sampling = Sampling(
         seed=args.seed, steps=args.steps, guidance=args.guidance, sampler=args.sampler, device=args.device
     )
-    result = generate_motion(args.image, args.audio, args.checkpoint, sampling)
+    result = generate_motion(args.image, args.audio, args.checkpoint, sampling, body_model_path=args.body_model_path)
     paths = write_motion(result, Path(args.out), args.size)
     print(f"{len(result.motion)} frames ({len(result.motion) / result.fps:.1f} s) of motion")
     for name, path in paths.items():
@@ -138,14 +138,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         from vlogger.generation.reconstruct import motion_from_video, write_references
 
         rec = motion_from_video(
-            args.motion_from, args.video_checkpoint, args.image, args.audio, args.reference_frame, args.start
+            args.motion_from,
+            args.video_checkpoint,
+            args.image,
+            args.audio,
+            args.reference_frame,
+            args.start,
+            body_model_path=args.body_model_path,
         )
         result = rec.motion
     else:
         if not (args.image and args.audio and args.motion_checkpoint):
             raise UsageError("give --image, --audio and --motion-checkpoint (or --motion-from VIDEO)")
+        sampling = Sampling(seed=args.seed, device=args.device)
         result = generate_motion(
-            args.image, args.audio, args.motion_checkpoint, Sampling(seed=args.seed, device=args.device)
+            args.image, args.audio, args.motion_checkpoint, sampling, body_model_path=args.body_model_path
         )
     sampling = Sampling(
         seed=args.seed,
@@ -188,6 +195,7 @@ def _photo_and_speech_args(p: argparse.ArgumentParser, out: str, out_help: str, 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="sampler steps (default: each checkpoint's config)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--body-model-path", metavar="DIR", help="the SMPL-X folder, for models trained on SMPL-X fits")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,15 +70,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
     import webdataset as wds
 
     from vlogger.body.control_video import render_shard_clip
-    from vlogger.body.facemesh import FaceBasis
-    from vlogger.body.fitting import mesh_model
+    from vlogger.body.fitting import load_body
     from vlogger.body.params import from_npz
     from vlogger.core.audio import from_flac
+    from vlogger.core.errors import ContractError
     from vlogger.core.video import encode_mp4
     from vlogger.datasets.shards import all_shard_urls
 
-    meshes: dict = {}
-    basis_id = FaceBasis.load(args.basis).basis_id
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, done = [], 0
@@ -87,12 +85,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
         if args.key and not any(k in key for k in args.key):
             continue
         params = from_npz(sample["params.npz"])
-        name = str(params["model"])
-        if name == "facemesh" and params["basis_id"] != basis_id:
-            raise SystemExit(f"{key}: fitted with another face-mesh basis ({params['basis_id']}); pass it with --basis")
-        if name not in meshes:
-            meshes[name] = mesh_model(name, args.basis, args.model_path)
-        video = render_shard_clip(sample, params, meshes[name], args.size, args.ref_index)
+        body = load_body(str(params["model"]), args.basis, args.model_path)
+        if params["basis_id"] != body.basis_id:
+            raise ContractError(
+                f"{key}: basis {params['basis_id']} in its params, {body.basis_id} given (--basis / --model-path)"
+            )
+        video = render_shard_clip(sample, params, body.mesh, args.size, args.ref_index)
         audio, sr = from_flac(sample["flac"])
         (out / f"{key}.mp4").write_bytes(encode_mp4(video, 25, "libx264", 20, "veryfast", audio, sr))
         rows.append(np.concatenate(list(video[np.linspace(0, len(video) - 1, 3).astype(int)]), axis=0))

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vlogger.core.spec import frame_rows
+
 
 def hz_to_mel(f: torch.Tensor) -> torch.Tensor:
     return 2595.0 * torch.log10(1.0 + f / 700.0)
@@ -55,10 +57,7 @@ class LogMel(nn.Module):
         return cls(sample_rate=sample_rate, **features)
 
     def rows_per_frame(self, fps: float) -> int:
-        r = self.sample_rate / (self.hop_length * fps)
-        if abs(r - round(r)) > 1e-6:
-            raise ValueError(f"hop {self.hop_length} at {self.sample_rate} Hz does not divide {fps} fps")
-        return round(r)
+        return frame_rows(self.sample_rate, self.hop_length, fps)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         lead = audio.shape[:-1]

@@ -19,6 +19,15 @@ from vlogger.core.errors import ContractError
 SPEC_VERSION = 1
 
 
+def frame_rows(sample_rate: int, hop_length: int, fps: float) -> int:
+    """Log-mel rows per video frame (4 at 16 kHz, hop 160, 25 fps): whole, or the audio and video
+    windows of a sample would drift apart."""
+    r = sample_rate / (hop_length * fps)
+    if abs(r - round(r)) > 1e-6:
+        raise ContractError(f"hop {hop_length} at {sample_rate} Hz does not divide {fps} fps")
+    return round(r)
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Everything about the shards a model's inputs depend on."""
@@ -34,12 +43,8 @@ class DataSpec:
 
     @property
     def rows_per_frame(self) -> int:
-        """Log-mel rows per video frame (4 at 16 kHz, hop 160, 25 fps)."""
-        r = self.sample_rate / (self.audio_features["hop_length"] * self.fps)
-        if abs(r - round(r)) > 1e-6:
-            hop = self.audio_features["hop_length"]
-            raise ContractError(f"hop {hop} at {self.sample_rate} Hz does not divide {self.fps} fps")
-        return round(r)
+        """Log-mel rows per video frame (`frame_rows`)."""
+        return frame_rows(self.sample_rate, self.audio_features["hop_length"], self.fps)
 
     @classmethod
     def from_preprocess_config(cls, cfg: dict, landmark_format: str, basis_id: str | None) -> DataSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from vlogger.body.control_video import ClipRenderer, params_slice
-from vlogger.body.fitting import MeshModel, mesh_model
+from vlogger.body.fitting import MeshModel, load_body
 from vlogger.core.frames import to_unit
 from vlogger.core.video import decode_frames
 from vlogger.datasets.windows import ClipWindows, ShardWindows
@@ -22,13 +22,10 @@ class ToVideoWindows(ClipWindows):
     def __init__(self, frames: int, size: int, min_ref_gap: int, per_clip: int | None, seed: int, model: dict):
         super().__init__(frames, min_ref_gap, per_clip, seed)
         self.size, self.model = size, model
-        self._meshes: dict[str, MeshModel] = {}
 
     def mesh(self, name: str) -> MeshModel:
-        """The body model's mesh, loaded once per loader worker."""
-        if name not in self._meshes:
-            self._meshes[name] = mesh_model(name, self.model.get("basis"), self.model.get("model_path"))
-        return self._meshes[name]
+        """The body model's mesh (`load_body` loads it once per loader worker)."""
+        return load_body(name, self.model.get("basis"), self.model.get("model_path")).mesh
 
     def __call__(self, sample: dict) -> list[dict]:
         key = sample["__key__"]

@@ -16,8 +16,7 @@ import torch
 from tqdm import tqdm
 
 from vlogger.body.control_video import ClipRenderer
-from vlogger.body.facemesh import FaceBasis
-from vlogger.body.fitting import facemesh_mesh
+from vlogger.body.fitting import BodyModel, load_body
 from vlogger.body.motion import MotionLayout, from_motion, reference_of, reference_vector
 from vlogger.body.params import to_npz_bytes
 from vlogger.body.reference import analyse_reference
@@ -61,33 +60,47 @@ def speech_features(path: str | Path, spec: DataSpec) -> tuple[np.ndarray, np.nd
     return audio, mel, n_frames
 
 
-def inference_config(spec: DataSpec, basis: str | None) -> dict:
+@dataclass(frozen=True)
+class BodyFiles:
+    """Where the body model of a checkpoint's spec is: the face-mesh basis file (None: shipped,
+    a checkpoint's `model.basis`) or the SMPL-X folder (licence-gated, so never in a checkpoint)."""
+
+    basis: str | None = None
+    model_path: str | None = None
+
+
+def inference_config(spec: DataSpec, body: BodyFiles) -> dict:
     """The preprocessing settings a photo or clip is prepared with at inference: today's tracking
-    thresholds, the checkpoint's spec for everything the model's inputs depend on, and its
-    basis file."""
+    thresholds, the checkpoint's spec for everything the model's inputs depend on, and the body
+    model's files."""
     cfg = spec.preprocess_config(load_config(None, "preprocess/default.yaml"))
-    cfg["fit"]["basis"] = basis
+    cfg["fit"] |= {"basis": body.basis, "model_path": body.model_path}
     return cfg
 
 
-def spec_basis(spec: DataSpec, basis: str | None) -> FaceBasis:
-    """The face-mesh basis file `basis` (None: shipped), which must be the spec's."""
-    if spec.body_model != "facemesh":
-        raise ContractError(f"body model {spec.body_model}: generation needs face-mesh shards (fit.body_model)")
-    loaded = FaceBasis.load(basis)
-    if loaded.basis_id != spec.basis_id:
-        raise ContractError(f"basis: {spec.basis_id} in the checkpoint's data spec, {loaded.basis_id} in {basis}")
-    return loaded
+def spec_body(spec: DataSpec, files: BodyFiles) -> BodyModel:
+    """The spec's body model loaded from `files`, which must hold the model it was trained on."""
+    if spec.body_model is None:
+        raise ContractError(
+            "body model: none in the checkpoint's data spec (shards preprocessed with fit.body_model=null)"
+        )
+    if spec.body_model == "smplx" and files.model_path is None:
+        raise UsageError(f"the checkpoint was trained on SMPL-X fits ({spec.basis_id}): give the folder that holds it")
+    body = load_body(spec.body_model, files.basis, files.model_path)
+    if body.basis_id != spec.basis_id:
+        where = files.model_path if spec.body_model == "smplx" else files.basis or "the shipped basis"
+        raise ContractError(f"basis: {spec.basis_id} in the checkpoint's data spec, {body.basis_id} in {where}")
+    return body
 
 
 @dataclass
 class MotionResult:
-    params: dict  # per-frame face-mesh parameters (crop pixels of the reference crop)
+    params: dict  # per-frame body-model parameters (crop pixels of the reference crop)
     motion: torch.Tensor  # (T, D) motion vectors
     reference: object  # vlogger.body.reference.ReferenceImage
     audio: np.ndarray
     fps: int
-    basis: FaceBasis
+    body: BodyModel
     spec: DataSpec  # the data contract the motion was made under
 
 
@@ -104,23 +117,29 @@ class Sampling:
 
 
 def generate_motion(
-    image: str | Path, audio: str | Path, checkpoint: str | Path, sampling: Sampling = Sampling()
+    image: str | Path,
+    audio: str | Path,
+    checkpoint: str | Path,
+    sampling: Sampling = Sampling(),
+    *,
+    body_model_path: str | None = None,
 ) -> MotionResult:
-    """Stage 1 for a photo and a recording of any length."""
+    """Stage 1 for a photo and a recording of any length (`body_model_path`: the SMPL-X folder,
+    for a model trained on SMPL-X fits)."""
     device = sampling.device
     module = load_motion_model(checkpoint, device)
     spec = module.spec
-    basis = spec_basis(spec, module.cfg["model"]["basis"])
+    files = BodyFiles(module.cfg["model"]["basis"], body_model_path)
+    body = spec_body(spec, files)
     wav, mel, n_frames = speech_features(audio, spec)
-    ref = analyse_reference(image, inference_config(spec, module.cfg["model"]["basis"]), basis)
+    ref = analyse_reference(image, inference_config(spec, files), body.fit)
     reference = reference_of(ref.params, 0)
     k = module.layout.n_expression
     gen = torch.Generator(device=device).manual_seed(sampling.seed)
     kw = {"steps": sampling.steps, "guidance": sampling.guidance, "sampler": sampling.sampler}
     motion = generate_long(module, mel, reference_vector(reference, k), n_frames, gen, **kw).cpu()
-    params = {k2: v.numpy() for k2, v in from_motion(motion, reference).items()}
-    params |= {"identity": ref.params["identity"], "size": ref.params["size"], "basis_id": basis.basis_id}
-    return MotionResult(params, motion, ref, wav, spec.fps, basis, spec)
+    params = body.drive(from_motion(motion, reference), ref.params)
+    return MotionResult(params, motion, ref, wav, spec.fps, body, spec)
 
 
 def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, Path]:
@@ -131,7 +150,7 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
     npz = out / "motion.npz"
     npz.write_bytes(to_npz_bytes({**result.params, "motion": result.motion.numpy(), "fps": result.fps}))
     ref = result.reference
-    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
+    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
     src = int(result.params["size"])
     frames = list(tqdm(renderer.strips(result.params, src), total=len(result.motion), desc="render"))
     video = out / "controls.mp4"
@@ -152,7 +171,7 @@ def _run_model(module, result: MotionResult, gen, steps, guidance, lowres: torch
     by outpainting (super-resolution models also get the previous model's frames)."""
 
     ref, size = result.reference, module.size
-    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
+    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
     controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
     return generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance, lowres, desc)
 

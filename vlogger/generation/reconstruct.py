@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from vlogger.body.control_video import ClipRenderer, params_slice
-from vlogger.body.fitting import facemesh_mesh
 from vlogger.body.motion import from_motion, reference_of, to_motion
 from vlogger.body.params import from_npz
 from vlogger.body.reference import ReferenceImage, analyse_reference
@@ -24,7 +23,14 @@ from vlogger.core.audio import from_flac
 from vlogger.core.errors import BadInput
 from vlogger.core.tracking import filter_native_logs, make_tracker
 from vlogger.core.video import decode_frames
-from vlogger.generation.pipeline import MotionResult, inference_config, spec_basis, speech_features, write_video
+from vlogger.generation.pipeline import (
+    BodyFiles,
+    MotionResult,
+    inference_config,
+    spec_body,
+    speech_features,
+    write_video,
+)
 from vlogger.preprocessing.video_to_clips import process_video
 from vlogger.training.checkpoints import read_checkpoint
 
@@ -56,15 +62,19 @@ def motion_from_video(
     audio: str | Path | None = None,
     reference_frame: int = 0,
     start: float = 0.0,
+    *,
+    body_model_path: str | None = None,
 ) -> Reconstruction:
     """Tracked, fitted motion of frames [start s, end) of a clip, driving the clip's frame
     `reference_frame` (reconstruction) or the photo `image` (retargeting). The audio is the
     clip's own from `start` unless `audio` names another recording. The clip is prepared with
-    the data spec of `checkpoint` (the stage-2 model that will render it)."""
+    the data spec of `checkpoint` (the stage-2 model that will render it); `body_model_path` is
+    the SMPL-X folder for a model trained on SMPL-X fits."""
     video = Path(video)
     cfg, spec, _ = read_checkpoint(checkpoint, "video")
-    basis = spec_basis(spec, cfg["model"]["basis"])
-    pre = inference_config(spec, cfg["model"]["basis"])
+    files = BodyFiles(cfg["model"]["basis"], body_model_path)
+    body = spec_body(spec, files)
+    pre = inference_config(spec, files)
     sample = _track_clip(video, pre)
     meta, params = sample["json"], from_npz(sample["params.npz"])  # a sample before the shard writer
     fps, n = meta["fps"], meta["n_frames"]
@@ -79,12 +89,10 @@ def motion_from_video(
     if image is None:
         ref = ReferenceImage(frames[0], lmk[reference_frame], pose[reference_frame], ref_params)
     else:
-        ref = analyse_reference(image, pre, basis)
+        ref = analyse_reference(image, pre, body.fit)
         motion = to_motion(driving, reference_of(params, reference_frame))
-        driving = {k: v.numpy() for k, v in from_motion(motion, reference_of(ref.params, 0)).items()}
-        driving |= {"identity": ref.params["identity"], "size": ref.params["size"]}
+        driving = body.drive(from_motion(motion, reference_of(ref.params, 0)), ref.params)
         truth = None
-    driving |= {"basis_id": basis.basis_id}
     motion = to_motion(driving, reference_of(ref.params, 0))
     if audio is None:
         wav, sr = from_flac(sample["flac"])
@@ -93,7 +101,7 @@ def motion_from_video(
             raise BadInput(video, "its audio is silent from the start frame on; give --audio")
     else:
         wav, _, _ = speech_features(audio, spec)
-    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, basis, spec)
+    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, body, spec)
     return Reconstruction(result, truth, first)
 
 
@@ -103,7 +111,7 @@ def warped_baseline(result: MotionResult, size: int) -> np.ndarray:
     import cv2
 
     ref = result.reference
-    renderer = ClipRenderer(facemesh_mesh(result.basis), ref.crop, ref.params, size)
+    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
     image = cv2.resize(ref.crop, (size, size), interpolation=cv2.INTER_AREA)
     image = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     out = []

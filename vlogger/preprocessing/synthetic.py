@@ -17,7 +17,7 @@ import torch
 
 from vlogger.body.control_video import ClipRenderer, params_slice
 from vlogger.body.facemesh import FaceBasis, expression_shape
-from vlogger.body.fitting import facemesh_mesh, make_fitter
+from vlogger.body.fitting import MeshModel, load_body, make_fitter
 from vlogger.body.geometry import apply_similarity, euler_to_matrix
 from vlogger.body.params import to_npz_bytes
 from vlogger.body.render import controls_to_rgb
@@ -54,10 +54,10 @@ def synthetic_params(basis: FaceBasis, drive: np.ndarray, size: int, rng: np.ran
     return apply_similarity(expression_shape(identity, expr, basis), scale, rot, trans).numpy()
 
 
-def render_frames(basis: FaceBasis, params: dict, size: int) -> np.ndarray:
+def render_frames(mesh: MeshModel, params: dict, size: int) -> np.ndarray:
     """(T, size, size, 3) uint8: region colours shaded by canonical surface coordinates."""
     grey = np.full((size, size, 3), 128, np.uint8)
-    renderer = ClipRenderer(facemesh_mesh(basis), grey, params_slice(params, 0, 1), size)
+    renderer = ClipRenderer(mesh, grey, params_slice(params, 0, 1), size)
     strips = np.concatenate([controls_to_rgb(c).numpy() for c in renderer.controls(params, size)])
     semantic, coords = strips[:, :, :size].astype(np.float32), strips[:, :, size : 2 * size].astype(np.float32)
     return (0.6 * semantic + 0.4 * coords).round().astype(np.uint8)
@@ -83,6 +83,7 @@ def make_synthetic_shards(
     out.mkdir(parents=True, exist_ok=True)
     # the frames always show the face mesh; params.npz holds the configured body model's fit
     basis = FaceBasis.load(cfg["fit"]["basis"])
+    mesh = load_body("facemesh", cfg["fit"]["basis"]).mesh
     mesh_fit, fit = make_fitter({**cfg["fit"], "body_model": "facemesh"}), make_fitter(cfg["fit"])
     record_spec(out, 0, data_spec(cfg))
     manifest = Manifest(out, 0)
@@ -116,7 +117,7 @@ def make_synthetic_shards(
         enc = cfg["encode"]
         sample = {
             "__key__": f"{identity}-000",
-            "mp4": encode_mp4(render_frames(basis, face, size), fps, enc["codec"], enc["crf"], enc["preset"]),
+            "mp4": encode_mp4(render_frames(mesh, face, size), fps, enc["codec"], enc["crf"], enc["preset"]),
             "flac": to_flac(audio, sr),
             "mel.npy": mel.for_frames(audio, n, fps),
             "lmk.npy": lmk,

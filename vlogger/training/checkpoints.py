@@ -52,11 +52,13 @@ def migrate(hp: dict, source: str) -> dict:
 
 
 def read_checkpoint(path: str | Path, stage: str) -> tuple[dict, DataSpec, dict]:
-    """(training config, data spec, state dict) of a `stage` checkpoint, migrated."""
+    """(training config, data spec, state dict) of a `stage` checkpoint, migrated. The file is
+    memory-mapped: what is not used (optimizer state; every weight when only the spec is read,
+    as `--motion-from` does before generation loads the model) is never read from disk."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {stage} checkpoint (train one with `vlogger train {stage}`)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     hp = migrate(ckpt["hyper_parameters"], str(path))
     got = hp["cfg"].get("stage", stage)
     if got != stage:
