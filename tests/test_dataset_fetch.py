@@ -25,7 +25,7 @@ import yaml
 
 from vlogger.core.config import REPO_ROOT, load_config
 from vlogger.core.video import decode_frames, probe
-from vlogger.preprocessing.recipes import celebvhq, hdtf, talkinghead1kh
+from vlogger.preprocessing.recipes import celebvhq, talkinghead1kh
 from vlogger.preprocessing.recipes.download import Mirror, Transient, Unavailable, with_retries
 from vlogger.preprocessing.recipes.fetch import fetch
 from vlogger.preprocessing.recipes.spec import Source, youtube_id
@@ -110,19 +110,41 @@ def hdtf_server(hdtf_real, shared_dir, tmp_path):
     ann = tmp_path / "ann"
     ids = write_hdtf_set(hdtf_real, ann)
     data = shared_dir / "data"
-    server = ClipServer({
-        ids["Radio2"]: data / "corpus" / "sadtalker_RD_Radio2_000.mp4",
-        ids["KatieHill"]: data / "clips" / "hdtf_WDA_KatieHill_000.mp4",
-        ids["EdMarkey0"]: data / "corpus" / "sadtalker_WDA_EdMarkey0_000.mp4",
-    })
+    server = ClipServer(
+        {
+            ids["Radio2"]: data / "corpus" / "sadtalker_RD_Radio2_000.mp4",
+            ids["KatieHill"]: data / "clips" / "hdtf_WDA_KatieHill_000.mp4",
+            ids["EdMarkey0"]: data / "corpus" / "sadtalker_WDA_EdMarkey0_000.mp4",
+        }
+    )
     yield ann, ids, server
     server.close()
 
 
 def _fetch_cli(ann: Path, out: Path, template: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vlogger.cli", "dataset", "fetch", "hdtf", "--annotations", str(ann), "--out", str(out),
-            "--mirror", template, "--workers", "1", "--size", "256", "--set", "download.backoff_seconds=0.01",
-            "--set", "download.timeout_seconds=20", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "vlogger.cli",
+        "dataset",
+        "fetch",
+        "hdtf",
+        "--annotations",
+        str(ann),
+        "--out",
+        str(out),
+        "--mirror",
+        template,
+        "--workers",
+        "1",
+        "--size",
+        "256",
+        "--set",
+        "download.backoff_seconds=0.01",
+        "--set",
+        "download.timeout_seconds=20",
+        *extra,
+    ]
 
 
 def _env() -> dict:
@@ -146,8 +168,10 @@ def test_hdtf_fetch_names_durations_failures_identities(hdtf_server, shared_dir,
     # its first frame is the source's frame at 4 s inside the window, not another one
     src = shared_dir / "data" / "clips" / "hdtf_WDA_KatieHill_000.mp4"
     first = decode_frames((out / "clips" / "WDA" / "KatieHill_1.mp4").read_bytes(), [0])[0].astype(float)
-    window = [cv2.resize(f[32:416, 64:448], (256, 256), interpolation=cv2.INTER_AREA).astype(float)
-              for f in decode_frames(src.read_bytes(), [100, 50])]
+    window = [
+        cv2.resize(f[32:416, 64:448], (256, 256), interpolation=cv2.INTER_AREA).astype(float)
+        for f in decode_frames(src.read_bytes(), [100, 50])
+    ]
     assert np.abs(first - window[0]).mean() < 0.5 * np.abs(first - window[1]).mean()
     failed = {c: e for e in map(json.loads, (out / "failed.jsonl").read_text().splitlines()) for c in e["clips"]}
     assert sorted(failed) == ["EdMarkey0_1", "Radio9_0"]
@@ -155,8 +179,12 @@ def test_hdtf_fetch_names_durations_failures_identities(hdtf_server, shared_dir,
     assert "past the video's end (8.00 s)" in failed["EdMarkey0_1"]["reason"]
     # identities for preprocessing, in the format `vlogger preprocess --identities` reads, person not video
     identities = yaml.safe_load((out / "identities.yaml").read_text())
-    assert identities == {"RD/Radio2_0.mp4": "Radio2", "WDA/EdMarkey0_0.mp4": "EdMarkey",
-                          "WDA/KatieHill_0.mp4": "KatieHill", "WDA/KatieHill_1.mp4": "KatieHill"}
+    assert identities == {
+        "RD/Radio2_0.mp4": "Radio2",
+        "WDA/EdMarkey0_0.mp4": "EdMarkey",
+        "WDA/KatieHill_0.mp4": "KatieHill",
+        "WDA/KatieHill_1.mp4": "KatieHill",
+    }
     overlay = load_config(out / "preprocess.yaml", "preprocess/default.yaml")
     assert overlay["shards"]["identities"] == str((out / "identities.yaml").resolve())
     assert overlay["shards"]["test_identities"] == hdtf_default_holdout()
@@ -178,8 +206,13 @@ def test_killed_run_resumes_without_downloading_again(hdtf_server, tmp_path):
     ann, ids, server = hdtf_server
     out = tmp_path / "raw"
     server.stall = ids["KatieHill"]  # RD first (Radio2, Radio9), then KatieHill hangs halfway
-    proc = subprocess.Popen(_fetch_cli(ann, out, server.template), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _fetch_cli(ann, out, server.template),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     part = out / "videos" / f"{ids['KatieHill']}.mp4.part"
     deadline = time.time() + 60
     while not (part.is_file() and part.stat().st_size > 0) and time.time() < deadline:
@@ -196,7 +229,7 @@ def test_killed_run_resumes_without_downloading_again(hdtf_server, tmp_path):
     res = subprocess.run(_fetch_cli(ann, out, server.template), capture_output=True, text=True, env=_env())
     assert res.returncode == 0, res.stderr
     # Radio2 (done) and Radio9 (404 for good) are not asked for again; the half download was not taken
-    assert server.requests[len(before):] == [ids["KatieHill"], ids["EdMarkey0"]]
+    assert server.requests[len(before) :] == [ids["KatieHill"], ids["EdMarkey0"]]
     assert "1 clips already done" in res.stdout
     names = sorted(json.loads(ln)["name"] for ln in (out / "manifest.jsonl").read_text().splitlines())
     assert names == ["EdMarkey0_0", "KatieHill_0", "KatieHill_1", "Radio2_0"]
@@ -221,21 +254,39 @@ def test_retries_back_off_then_give_up(tmp_path):
 
 @pytest.fixture
 def served_clips(clips_dir):
-    server = ClipServer({"vidA0000000": clips_dir / "retalking_face2.mp4", "vidB0000000": clips_dir / "liveportrait_d20.mp4"})
+    server = ClipServer(
+        {"vidA0000000": clips_dir / "retalking_face2.mp4", "vidB0000000": clips_dir / "liveportrait_d20.mp4"}
+    )
     yield server
     server.close()
 
 
 def test_celebvhq_fetch(served_clips, tmp_path):
-    info = {"meta_info": {}, "clips": {
-        "vidA0000000_0": {"ytb_id": "vidA0000000", "duration": {"start_sec": 0.5, "end_sec": 2.5},
-                          "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.2, "right": 0.8}},
-        "vidA0000000_1": {"ytb_id": "vidA0000000", "duration": {"start_sec": 3.0, "end_sec": 9.0},  # 5 s video
-                          "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.2, "right": 0.8}},
-        "vidB0000000_0": {"ytb_id": "vidB0000000", "duration": {"start_sec": 1.0, "end_sec": 4.0},
-                          "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}},
-        "gone0000000_0": {"ytb_id": "gone0000000", "duration": {"start_sec": 1.0, "end_sec": 4.0},
-                          "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}}}}
+    info = {
+        "meta_info": {},
+        "clips": {
+            "vidA0000000_0": {
+                "ytb_id": "vidA0000000",
+                "duration": {"start_sec": 0.5, "end_sec": 2.5},
+                "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.2, "right": 0.8},
+            },
+            "vidA0000000_1": {
+                "ytb_id": "vidA0000000",
+                "duration": {"start_sec": 3.0, "end_sec": 9.0},  # 5 s video
+                "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.2, "right": 0.8},
+            },
+            "vidB0000000_0": {
+                "ytb_id": "vidB0000000",
+                "duration": {"start_sec": 1.0, "end_sec": 4.0},
+                "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
+            },
+            "gone0000000_0": {
+                "ytb_id": "gone0000000",
+                "duration": {"start_sec": 1.0, "end_sec": 4.0},
+                "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
+            },
+        },
+    }
     (tmp_path / "celebvhq_info.json").write_text(json.dumps(info))
     cfg = load_config(None, "dataset/fetch.yaml", ["cut.size=128", "download.backoff_seconds=0.01"])
     recipe = celebvhq.parse(tmp_path / "celebvhq_info.json")
@@ -243,14 +294,24 @@ def test_celebvhq_fetch(served_clips, tmp_path):
     assert (stats["clips"], stats["failed_clips"]) == (2, 2)
     a = probe(tmp_path / "raw" / "clips" / "vidA0000000_0.mp4")
     assert (a.n_frames, a.width) == (50, 128)
-    entries = {json.loads(ln)["name"]: json.loads(ln) for ln in (tmp_path / "raw" / "manifest.jsonl").read_text().splitlines()}
+    entries = {
+        json.loads(ln)["name"]: json.loads(ln) for ln in (tmp_path / "raw" / "manifest.jsonl").read_text().splitlines()
+    }
     # 844x844 source, box grown by 0.02 -> 0.18..0.82 x 0.08..0.92, centred square of the shorter side (540 px)
-    assert entries["vidA0000000_0"]["crop"] == [152, 152, 692, 692] and entries["vidA0000000_0"]["identity"] == "vidA0000000"
-    reasons = {c: e["reason"] for e in map(json.loads, (tmp_path / "raw" / "failed.jsonl").read_text().splitlines())
-               for c in e["clips"]}
+    assert (
+        entries["vidA0000000_0"]["crop"] == [152, 152, 692, 692]
+        and entries["vidA0000000_0"]["identity"] == "vidA0000000"
+    )
+    reasons = {
+        c: e["reason"]
+        for e in map(json.loads, (tmp_path / "raw" / "failed.jsonl").read_text().splitlines())
+        for c in e["clips"]
+    }
     assert "HTTP 404" in reasons["gone0000000_0"] and "past the video's end" in reasons["vidA0000000_1"]
     assert yaml.safe_load((tmp_path / "raw" / "identities.yaml").read_text()) == {
-        "vidA0000000_0.mp4": "vidA0000000", "vidB0000000_0.mp4": "vidB0000000"}
+        "vidA0000000_0.mp4": "vidA0000000",
+        "vidB0000000_0.mp4": "vidB0000000",
+    }
 
 
 def test_talkinghead1kh_fetch(served_clips, tmp_path):
@@ -281,16 +342,59 @@ def test_make_preprocess_dataset_hdtf(hdtf_server, tmp_path):
     bench = tmp_path / "bench.yaml"
     bench.write_text(yaml.safe_dump({"items": [{"identity": "KatieHill"}]}))
     fetch_args = f"--holdout {bench} --crop none --set download.backoff_seconds=0.01"
-    cmd = ["make", "-o", "setup", "preprocess", "DATASET=hdtf", f"ANNOTATIONS={ann}", f"MIRROR={server.template}",
-           f"RAW={tmp_path / 'raw'}", f"OUT={tmp_path / 'shards'}", f"BIN={Path(sys.executable).parent}", "WORKERS=1",
-           f"FETCH_ARGS={fetch_args}"]
+    cmd = [
+        "make",
+        "-o",
+        "setup",
+        "preprocess",
+        "DATASET=hdtf",
+        f"ANNOTATIONS={ann}",
+        f"MIRROR={server.template}",
+        f"RAW={tmp_path / 'raw'}",
+        f"OUT={tmp_path / 'shards'}",
+        f"BIN={Path(sys.executable).parent}",
+        "WORKERS=1",
+        f"FETCH_ARGS={fetch_args}",
+    ]
     res = subprocess.run(cmd, cwd=REPO_ROOT, env=_env(), capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     index = json.loads((tmp_path / "shards" / "index.json").read_text())
     clips = {c["key"]: c for c in index["clip_list"]}
     assert {c["identity"] for c in clips.values()} == {"Radio2", "EdMarkey", "KatieHill"}
     assert {k: c["identity"] for k, c in clips.items() if k.startswith("WDA__KatieHill")} == {
-        "WDA__KatieHill_0-000": "KatieHill", "WDA__KatieHill_1-000": "KatieHill"}
+        "WDA__KatieHill_0-000": "KatieHill",
+        "WDA__KatieHill_1-000": "KatieHill",
+    }
     assert index["splits"]["test"]["identities"] == ["KatieHill"]
     assert "KatieHill" not in index["splits"].get("train", {}).get("identities", [])
     assert (tmp_path / "shards" / "rejected.jsonl").exists()
+
+
+def test_yt_dlp_downloader_video_and_audio_apart(served_clips, tmp_path):
+    """The YouTube downloader's yt-dlp path, run by yt-dlp's generic extractor on the local server:
+    video and audio fetched as two files (no ffmpeg merge), cut together; a 404 is for good."""
+    pytest.importorskip("yt_dlp")
+    from vlogger.preprocessing.recipes.download import YouTube
+    from vlogger.preprocessing.recipes.spec import Clip, Recipe
+
+    url = served_clips.template.format(id="vidB0000000")
+    sources = {
+        "vidB0000000": Source("vidB0000000", url),
+        "gone0000000": Source("gone0000000", url.replace("vidB", "gone")),
+    }
+    clips = [Clip("b_0", "", "vidB0000000", 1.0, 3.0, "b"), Clip("g_0", "", "gone0000000", 1.0, 3.0, "g")]
+    cfg = load_config(None, "dataset/fetch.yaml", ["download.backoff_seconds=0.01", "download.keep_videos=true"])
+    stats = fetch(Recipe(sources, clips), tmp_path, YouTube("best", 20), cfg, workers=1)
+    assert (stats["clips"], stats["failed_clips"]) == (1, 1)
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["vidB0000000.audio.mp4", "vidB0000000.video.mp4"]
+    info = probe(tmp_path / "clips" / "b_0.mp4")
+    assert info.n_frames == 50 and info.has_audio
+    # the audio is seconds 1-3 of the source's, in step with the frames
+    from vlogger.core.audio import load_audio
+
+    got = load_audio(tmp_path / "clips" / "b_0.mp4", 16000, info.start_time)[: 2 * 16000]
+    src = served_clips.files["vidB0000000"]
+    want = load_audio(src, 16000, probe(src).start_time)[16000 : 3 * 16000]
+    assert np.corrcoef(got[: len(want)], want[: len(got)])[0, 1] > 0.95
+    failed = json.loads((tmp_path / "failed.jsonl").read_text())
+    assert failed["permanent"] and "404" in failed["reason"]

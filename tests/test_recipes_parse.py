@@ -3,6 +3,7 @@ TalkingHead-1KH's lists in their official formats, and the hdtf-test benchmark s
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_every_hdtf_line_parses(hdtf_dir):
         assert sum(map(len, spans.values())) == {"RD": 66, "WDA": 195, "WRA": 175}[group]
     for video in {c.extra["video"] for c in recipe.clips}:
         pairs = [(c.start, c.end) for c in recipe.clips if c.extra["video"] == video]
-        assert all(a < b <= c < d for (a, b), (c, d) in zip(pairs, pairs[1:], strict=False)), video
+        assert all(a < b <= c < d for (a, b), (c, d) in itertools.pairwise(pairs)), video
     names = {c.name for c in recipe.clips}
     assert {"Radio11_0", "Radio11_1", "Radio34_9", "AmyKlobuchar1_3"} <= names and "Radio11_2" not in names
     radio11 = [c for c in recipe.clips if c.extra["video"] == "Radio11"]
@@ -101,7 +102,9 @@ def test_hdtf_benchmark_is_the_rule_applied_to_the_annotations(hdtf_dir):
     for c in recipe.clips:
         assert (split_of(c.identity, 0.1, sorted(held)) == "test") == (c.identity in held)
     assert {c.extra["video"] for c in recipe.clips if c.identity == "NancyPelosi"} == {
-        "NancyPelosi0", "NancyPelosi1", "NancyPelosi3"
+        "NancyPelosi0",
+        "NancyPelosi1",
+        "NancyPelosi3",
     }
 
 
@@ -109,13 +112,25 @@ def test_celebvhq_official_json(tmp_path):
     info = {
         "meta_info": {"appearance_mapping": ["Blurry"], "action_mapping": ["blow"]},
         "clips": {
-            "M2Ohb0FAaJU_1": {"ytb_id": "M2Ohb0FAaJU", "duration": {"start_sec": 81.62, "end_sec": 86.17},
-                              "bbox": {"top": 0.0, "bottom": 0.8815, "left": 0.1964, "right": 0.6922},
-                              "attributes": {}, "version": "v0.1"},
-            "M2Ohb0FAaJU_2": {"ytb_id": "M2Ohb0FAaJU", "duration": {"start_sec": 90.0, "end_sec": 95.5},
-                              "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.3, "right": 0.7}, "version": "v0.1"},
-            "_0tf2n3rlJU_0": {"ytb_id": "_0tf2n3rlJU", "duration": {"start_sec": 52.72, "end_sec": 56.1},
-                              "bbox": {"top": 0.0, "bottom": 0.8407, "left": 0.5271, "right": 1.0}, "version": "v0.1"},
+            "M2Ohb0FAaJU_1": {
+                "ytb_id": "M2Ohb0FAaJU",
+                "duration": {"start_sec": 81.62, "end_sec": 86.17},
+                "bbox": {"top": 0.0, "bottom": 0.8815, "left": 0.1964, "right": 0.6922},
+                "attributes": {},
+                "version": "v0.1",
+            },
+            "M2Ohb0FAaJU_2": {
+                "ytb_id": "M2Ohb0FAaJU",
+                "duration": {"start_sec": 90.0, "end_sec": 95.5},
+                "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.3, "right": 0.7},
+                "version": "v0.1",
+            },
+            "_0tf2n3rlJU_0": {
+                "ytb_id": "_0tf2n3rlJU",
+                "duration": {"start_sec": 52.72, "end_sec": 56.1},
+                "bbox": {"top": 0.0, "bottom": 0.8407, "left": 0.5271, "right": 1.0},
+                "version": "v0.1",
+            },
         },
     }
     path = tmp_path / "celebvhq_info.json"
@@ -123,7 +138,13 @@ def test_celebvhq_official_json(tmp_path):
     recipe = celebvhq.parse(path)
     assert list(recipe.sources) == ["M2Ohb0FAaJU", "_0tf2n3rlJU"]
     c = recipe.clips[0]
-    assert (c.name, c.source, c.identity, c.start, c.end) == ("M2Ohb0FAaJU_1", "M2Ohb0FAaJU", "M2Ohb0FAaJU", 81.62, 86.17)
+    assert (c.name, c.source, c.identity, c.start, c.end) == (
+        "M2Ohb0FAaJU_1",
+        "M2Ohb0FAaJU",
+        "M2Ohb0FAaJU",
+        81.62,
+        86.17,
+    )
     # the official rule at 1280x720: grow by 0.02, to pixels, centred square of the shorter side
     x0, y0, x1, y1 = c.crop.pixels(1280, 720)
     assert x1 - x0 == y1 - y0 == 648 and y0 == 0
@@ -144,7 +165,8 @@ def test_talkinghead1kh_official_lists(tmp_path):
     recipe = talkinghead1kh.parse(tmp_path / "small_video_tubes.txt")
     assert list(recipe.sources) == ["--Y9imYnfBw", "abcdefghijk"]
     assert [c.name for c in recipe.clips] == [
-        "--Y9imYnfBw_0000_S0_E271_L504_T63_R792_B351", "--Y9imYnfBw_0002_S10_E99_L500_T60_R788_B348"
+        "--Y9imYnfBw_0000_S0_E271_L504_T63_R792_B351",
+        "--Y9imYnfBw_0002_S10_E99_L500_T60_R788_B348",
     ]
     c = recipe.clips[1]
     assert c.identity == "--Y9imYnfBw" and c.span(25.0) == (120.4, 124.0)  # frames 10..99 of minute 2

@@ -12,23 +12,41 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from vlogger.preprocessing.recipes.download import Mirror, YouTube
     from vlogger.preprocessing.recipes.fetch import fetch, holdout_identities
 
-    cfg = load_config(args.config, "dataset/fetch.yaml", args.set + ([f"cut.size={args.size}"] if args.size is not None else []))
+    cfg = load_config(
+        args.config, "dataset/fetch.yaml", args.set + ([f"cut.size={args.size}"] if args.size is not None else [])
+    )
     recipe = RECIPES[args.name][0](Path(args.annotations))
     timeout = cfg["download"]["timeout_seconds"]
     downloader = Mirror(args.mirror, timeout) if args.mirror else YouTube(args.resolution, timeout)
     if args.holdout == ["none"]:
         holdout_files = []
     else:
-        holdout_files = [Path(p) for p in args.holdout] or ([CONFIG_DIR / HOLDOUT[args.name]] if args.name in HOLDOUT else [])
+        holdout_files = [Path(p) for p in args.holdout] or (
+            [CONFIG_DIR / HOLDOUT[args.name]] if args.name in HOLDOUT else []
+        )
     out = Path(args.out)
-    stats = fetch(recipe, out, downloader, cfg, crop=args.crop == "dataset", workers=args.workers, limit=args.limit,
-                  num_shards=args.num_shards, shard_index=args.shard_index, retry_failed=args.retry_failed,
-                  holdout=holdout_identities(holdout_files))
-    print(f"{args.name}: {len(recipe.sources)} videos, {len(recipe.clips)} clips annotated; this job: {stats['videos']} "
-          f"videos ({stats['videos_todo']} to do), {stats['clips_done_before']} clips already done, "
-          f"{stats['clips']} new, {stats['failed_clips']} failed")
-    print(f"in {out}: {stats['clips_total']} clips, {stats['hours_total'] * 60:.1f} min, {stats['identities_total']} "
-          f"people; {stats['failed_total']} clips failed (reasons in {out / 'failed.jsonl'})")
+    stats = fetch(
+        recipe,
+        out,
+        downloader,
+        cfg,
+        crop=args.crop == "dataset",
+        workers=args.workers,
+        limit=args.limit,
+        num_shards=args.num_shards,
+        shard_index=args.shard_index,
+        retry_failed=args.retry_failed,
+        holdout=holdout_identities(holdout_files),
+    )
+    print(
+        f"{args.name}: {len(recipe.sources)} videos, {len(recipe.clips)} clips annotated; this job: {stats['videos']} "
+        f"videos ({stats['videos_todo']} to do), {stats['clips_done_before']} clips already done, "
+        f"{stats['clips']} new, {stats['failed_clips']} failed"
+    )
+    print(
+        f"in {out}: {stats['clips_total']} clips, {stats['hours_total'] * 60:.1f} min, {stats['identities_total']} "
+        f"people; {stats['failed_total']} clips failed (reasons in {out / 'failed.jsonl'})"
+    )
     print(f"next: vlogger preprocess --input {out / 'clips'} --out SHARDS --config {out / 'preprocess.yaml'}")
     return 0
 
@@ -38,22 +56,41 @@ def add_dataset_parser(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="dataset_command", required=True)
     q = dsub.add_parser("fetch", help="download the sources once, cut the annotated clips, write manifest + identities")
     q.add_argument("name", choices=["hdtf", "celebvhq", "talkinghead1kh"])
-    q.add_argument("--annotations", required=True,
-                   help="hdtf: the folder of HDTF_dataset/*.txt; celebvhq: celebvhq_info.json; "
-                   "talkinghead1kh: data_list/SPLIT_video_tubes.txt")
+    q.add_argument(
+        "--annotations",
+        required=True,
+        help="hdtf: the folder of HDTF_dataset/*.txt; celebvhq: celebvhq_info.json; "
+        "talkinghead1kh: data_list/SPLIT_video_tubes.txt",
+    )
     q.add_argument("--out", required=True, help="folder for clips/, manifest.jsonl, failed.jsonl, identities.yaml")
     q.add_argument("--workers", type=int, default=2, help="videos downloaded and cut at once (be polite)")
     q.add_argument("--limit", type=int, default=0, help="only the first K source videos (0 = all)")
-    q.add_argument("--resolution", choices=["best", "authors"], default="best",
-                   help="YouTube: the best stream, or at most the authors' resolution (HDTF states it)")
-    q.add_argument("--mirror", metavar="TEMPLATE",
-                   help="instead of YouTube: http(s) URL or local path with {id}, e.g. http://host/hdtf/{id}.mp4")
-    q.add_argument("--crop", choices=["dataset", "none"], default="dataset",
-                   help="apply the dataset's crop window, or keep the full frame (preprocessing crops)")
+    q.add_argument(
+        "--resolution",
+        choices=["best", "authors"],
+        default="best",
+        help="YouTube: the best stream, or at most the authors' resolution (HDTF states it)",
+    )
+    q.add_argument(
+        "--mirror",
+        metavar="TEMPLATE",
+        help="instead of YouTube: http(s) URL or local path with {id}, e.g. http://host/hdtf/{id}.mp4",
+    )
+    q.add_argument(
+        "--crop",
+        choices=["dataset", "none"],
+        default="dataset",
+        help="apply the dataset's crop window, or keep the full frame (preprocessing crops)",
+    )
     q.add_argument("--size", type=int, help="side of cropped clips in pixels (default 512; 0 = the window's size)")
-    q.add_argument("--holdout", action="append", default=[], metavar="BENCHMARK.yaml",
-                   help="benchmark manifest whose people go to the test split (hdtf default: "
-                   "configs/benchmarks/hdtf-test.yaml; `none` for no hold-out)")
+    q.add_argument(
+        "--holdout",
+        action="append",
+        default=[],
+        metavar="BENCHMARK.yaml",
+        help="benchmark manifest whose people go to the test split (hdtf default: "
+        "configs/benchmarks/hdtf-test.yaml; `none` for no hold-out)",
+    )
     q.add_argument("--retry-failed", action="store_true", help="retry videos that failed for good last time")
     q.add_argument("--num-shards", type=int, default=1, help="split the source videos into this many jobs")
     q.add_argument("--shard-index", type=int, default=0, help="which job this is (e.g. $SLURM_ARRAY_TASK_ID)")

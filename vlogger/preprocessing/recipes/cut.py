@@ -66,14 +66,20 @@ def cut(
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with av.open(str(video)) as src, av.open(str(audio or video)) as asrc, av.open(str(part), "w", format="mp4") as out:
+        with (
+            av.open(str(video)) as src,
+            av.open(str(audio or video)) as asrc,
+            av.open(str(part), "w", format="mp4") as out,
+        ):
             vs = src.streams.video[0]
             vs.thread_type = "AUTO"
             rate = Fraction(vs.average_rate or vs.guessed_rate or 25).limit_denominator(1001)
             w, h = vs.codec_context.width, vs.codec_context.height
             box = crop.pixels(w, h) if crop else (0, 0, w // 2 * 2, h // 2 * 2)
             out_w, out_h = (size, size) if crop and size else (box[2] - box[0], box[3] - box[1])
-            ovs = out.add_stream(encode["codec"], rate=rate, options={"crf": str(encode["crf"]), "preset": encode["preset"]})
+            ovs = out.add_stream(
+                encode["codec"], rate=rate, options={"crf": str(encode["crf"]), "preset": encode["preset"]}
+            )
             ovs.width, ovs.height, ovs.pix_fmt = out_w, out_h, "yuv420p"
             t0 = float((vs.start_time or 0) * vs.time_base)
             a_in = asrc.streams.audio[0] if asrc.streams.audio else None
@@ -91,8 +97,14 @@ def cut(
         raise BadInput(video, f"cannot cut {start:.2f}-{end:.2f} s: {e}") from e
     os.replace(part, dest)
     sr = oas.rate if oas is not None else 0
-    return {"frames": frames, "fps": round(float(rate), 3), "width": out_w, "height": out_h,
-            "seconds": round(frames / float(rate), 3), "audio_seconds": round(samples / sr, 3) if sr else 0.0}
+    return {
+        "frames": frames,
+        "fps": round(float(rate), 3),
+        "width": out_w,
+        "height": out_h,
+        "seconds": round(frames / float(rate), 3),
+        "audio_seconds": round(samples / sr, 3) if sr else 0.0,
+    }
 
 
 def _cut_video(src, vs, out, ovs, t_start: float, n: int, rate: Fraction, box, size) -> int:
@@ -145,7 +157,9 @@ def _cut_audio(src, a_in, out, oas, t_start: float, t_end: float) -> int:
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((len(oas.layout.channels), 0), np.float32)
     step = 1024
     for i in range(0, audio.shape[1], step):
-        f = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i : i + step]), format="fltp", layout=oas.layout.name)
+        f = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(audio[:, i : i + step]), format="fltp", layout=oas.layout.name
+        )
         f.sample_rate, f.pts = sr, i
         for packet in oas.encode(f):
             out.mux(packet)

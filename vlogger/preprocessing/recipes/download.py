@@ -102,8 +102,19 @@ def http_get(url: str, dest: Path, timeout: float) -> None:
 
 
 # yt-dlp's messages for videos that are gone for good (its extractor raises them as DownloadError)
-_GONE = ("unavailable", "private video", "removed", "terminated", "not available in your country", "copyright",
-         "sign in to confirm your age", "does not exist", "http error 404", "http error 410")
+_GONE = (
+    "unavailable",
+    "private video",
+    "removed",
+    "terminated",
+    "not available in your country",
+    "copyright",
+    "sign in to confirm your age",
+    "does not exist",
+    "http error 404",
+    "http error 410",
+    "requested format is not available",
+)
 
 
 class YouTube:
@@ -120,7 +131,7 @@ class YouTube:
     def fetch(self, source: Source, folder: Path) -> Media:
         cap = f"[height<={source.height}]" if self.resolution == "authors" and source.height else ""
         video = self._one(source, folder, "video", f"bv*{cap}[ext=mp4]/bv*{cap}/b{cap}")
-        audio = self._one(source, folder, "audio", "ba[ext=m4a]/ba")
+        audio = self._one(source, folder, "audio", "ba[ext=m4a]/ba/b")  # b: a video with no audio-only stream
         return Media(video, audio)
 
     def _one(self, source: Source, folder: Path, kind: str, fmt: str) -> Path:
@@ -131,8 +142,16 @@ class YouTube:
 
         tmp = folder / f".{source.id}.{kind}.part"
         shutil.rmtree(tmp, ignore_errors=True)
-        opts = {"format": fmt, "outtmpl": str(tmp / f"{source.id}.{kind}.%(ext)s"), "quiet": True,
-                "noprogress": True, "noplaylist": True, "socket_timeout": self.timeout, "retries": 0}
+        opts = {
+            "format": fmt,
+            "outtmpl": str(tmp / f"{source.id}.{kind}.%(ext)s"),
+            "quiet": True,
+            "noprogress": True,
+            "no_warnings": True,
+            "noplaylist": True,
+            "socket_timeout": self.timeout,
+            "retries": 0,
+        }
         try:
             with yt_dlp.YoutubeDL(opts) as ydl:
                 ydl.download([source.url])

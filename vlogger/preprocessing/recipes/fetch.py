@@ -40,8 +40,12 @@ class FetchLog:
         self.clips_path = out / "parts" / f"clips-{job:03d}.jsonl"
         self.failed_path = out / "parts" / f"failed-{job:03d}.jsonl"
         self.clips_path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = {e["name"] for p in (out / "parts").glob("clips-*.jsonl") for e in read_manifest(p)
-                     if (out / "clips" / e["file"]).is_file()}
+        self.done = {
+            e["name"]
+            for p in (out / "parts").glob("clips-*.jsonl")
+            for e in read_manifest(p)
+            if (out / "clips" / e["file"]).is_file()
+        }
         kept = [] if retry_failed else [e for e in read_manifest(self.failed_path) if e["permanent"]]
         write_atomic(self.failed_path, "".join(json.dumps(e) + "\n" for e in kept))
         self.gone = {c for e in kept for c in e["clips"]}  # failed for good: not tried again
@@ -58,8 +62,7 @@ class FetchLog:
         self.done.add(entry["name"])
 
     def failed(self, source: Source, clips: list[str], reason: str, permanent: bool) -> None:
-        entry = {"video": source.id, "url": source.url, "clips": clips, "reason": reason,
-                 "permanent": permanent}
+        entry = {"video": source.id, "url": source.url, "clips": clips, "reason": reason, "permanent": permanent}
         self._append(self.failed_path, entry)
 
 
@@ -88,8 +91,9 @@ def fetch(
     for bad in recipe.invalid:
         if bad["video"] in mine and bad["clip"] not in log.gone:
             log.failed(recipe.sources[bad["video"]], [bad["clip"]], bad["reason"], permanent=True)
-    todo = [(recipe.sources[s], [c for c in cs if c.name not in log.done and c.name not in log.gone])
-            for s, cs in groups]
+    todo = [
+        (recipe.sources[s], [c for c in cs if c.name not in log.done and c.name not in log.gone]) for s, cs in groups
+    ]
     todo = [(s, cs) for s, cs in todo if cs]
     stats = {"videos": len(groups), "videos_todo": len(todo), "clips_done_before": 0, "clips": 0, "failed_clips": 0}
     stats["clips_done_before"] = sum(c.name in log.done for _, cs in groups for c in cs)
@@ -107,8 +111,9 @@ def fetch(
     return stats
 
 
-def _fetch_source(source: Source, clips: list[Clip], out: Path, downloader: Downloader, cfg: dict, crop: bool,
-                  log: FetchLog) -> tuple[int, int]:
+def _fetch_source(
+    source: Source, clips: list[Clip], out: Path, downloader: Downloader, cfg: dict, crop: bool, log: FetchLog
+) -> tuple[int, int]:
     """Download one source (once), cut its clips; every failure is logged, none raised."""
     dl, cc = cfg["download"], cfg["cut"]
     videos = out / "videos"
@@ -136,16 +141,32 @@ def _fetch_source(source: Source, clips: list[Clip], out: Path, downloader: Down
             continue
         end = min(end, info.duration)
         try:
-            meta = cut(media.video, media.audio, out / "clips" / clip.rel, (start, end),
-                       clip.crop if crop else None, cc["size"], cc)
+            meta = cut(
+                media.video,
+                media.audio,
+                out / "clips" / clip.rel,
+                (start, end),
+                clip.crop if crop else None,
+                cc["size"],
+                cc,
+            )
         except BadInput as e:
             log.failed(source, [clip.name], f"cut failed: {e.reason}", permanent=False)
             failed, keep = failed + 1, True
             continue
-        entry = {"name": clip.name, "file": clip.rel, "source": source.id, "url": source.url,
-                 "identity": clip.identity, "start": round(start, 3), "end": round(end, 3),
-                 "crop": list(clip.crop.pixels(info.width, info.height)) if crop and clip.crop else None,
-                 "source_size": [info.width, info.height], **meta, **clip.extra}
+        entry = {
+            "name": clip.name,
+            "file": clip.rel,
+            "source": source.id,
+            "url": source.url,
+            "identity": clip.identity,
+            "start": round(start, 3),
+            "end": round(end, 3),
+            "crop": list(clip.crop.pixels(info.width, info.height)) if crop and clip.crop else None,
+            "source_size": [info.width, info.height],
+            **meta,
+            **clip.extra,
+        }
         log.clip_done(entry)
         made += 1
     if media.owned and not (keep or dl["keep_videos"]):
@@ -165,11 +186,18 @@ def merge(out: Path, holdout: list[str]) -> dict:
     identities = {e["file"]: e["identity"] for e in entries.values()}
     write_atomic(out / "identities.yaml", yaml.safe_dump(identities, sort_keys=True))
     overlay = {"shards": {"identities": str((out / "identities.yaml").resolve()), "test_identities": sorted(holdout)}}
-    write_atomic(out / "preprocess.yaml", "# written by `vlogger dataset fetch`: vlogger preprocess --input "
-                  f"{out / 'clips'} --config {out / 'preprocess.yaml'}\n" + yaml.safe_dump(overlay))
+    write_atomic(
+        out / "preprocess.yaml",
+        "# written by `vlogger dataset fetch`: vlogger preprocess --input "
+        f"{out / 'clips'} --config {out / 'preprocess.yaml'}\n" + yaml.safe_dump(overlay),
+    )
     seconds = sum(e["seconds"] for e in entries.values())
-    return {"clips_total": len(entries), "hours_total": round(seconds / 3600, 4),
-            "identities_total": len(set(identities.values())), "failed_total": sum(len(e["clips"]) for e in failed)}
+    return {
+        "clips_total": len(entries),
+        "hours_total": round(seconds / 3600, 4),
+        "identities_total": len(set(identities.values())),
+        "failed_total": sum(len(e["clips"]) for e in failed),
+    }
 
 
 def holdout_identities(paths: list[Path]) -> list[str]:

@@ -83,11 +83,15 @@ def parse(folder: Path) -> Recipe:
         urls = {f[0]: (n, f[1]) for n, f in _rows(folder / f"{group}_video_url.txt", 2)}
         spans = parse_spans(folder / f"{group}_annotion_time.txt")
         heights = {f[0].removesuffix(".mp4"): int(f[1]) for _, f in _rows(folder / f"{group}_resolution.txt", 2)}
-        windows = {f[0].removesuffix(".mp4"): [int(x) for x in f[1:5]] for _, f in _rows(folder / f"{group}_crop_wh.txt", 5)}
+        windows = {
+            f[0].removesuffix(".mp4"): [int(x) for x in f[1:5]] for _, f in _rows(folder / f"{group}_crop_wh.txt", 5)
+        }
         ratios = {f[0].removesuffix(".mp4"): float(f[1]) for _, f in _rows(folder / f"{group}_crop_ratio.txt", 2)}
         for name, pairs in spans.items():
             if name not in urls:
-                raise BadInput(folder / f"{group}_video_url.txt", f"no URL for {name} (annotated in {group}_annotion_time.txt)")
+                raise BadInput(
+                    folder / f"{group}_video_url.txt", f"no URL for {name} (annotated in {group}_annotion_time.txt)"
+                )
             line, url = urls[name]
             vid = youtube_id(url)
             if vid is None:
@@ -98,7 +102,9 @@ def parse(folder: Path) -> Recipe:
             for k, (start, end) in enumerate(pairs):
                 clip = f"{name}_{k}"
                 if k and start < pairs[k - 1][1]:
-                    reason = f"annotation: span {k} starts at {start:g} s, before span {k - 1} ends ({pairs[k - 1][1]:g} s)"
+                    reason = (
+                        f"annotation: span {k} starts at {start:g} s, before span {k - 1} ends ({pairs[k - 1][1]:g} s)"
+                    )
                     invalid.append({"clip": clip, "video": vid, "reason": reason})
                     continue
                 crop = None
