@@ -398,3 +398,43 @@ def test_yt_dlp_downloader_video_and_audio_apart(served_clips, tmp_path):
     assert np.corrcoef(got[: len(want)], want[: len(got)])[0, 1] > 0.95
     failed = json.loads((tmp_path / "failed.jsonl").read_text())
     assert failed["permanent"] and "404" in failed["reason"]
+
+
+def test_array_jobs_split_the_sources_then_merge(served_clips, tmp_path):
+    """The cluster path: jobs take every n-th source video; `--merge` joins their records."""
+    info = {
+        "clips": {
+            f"vid{x}0000000_{k}": {
+                "ytb_id": f"vid{x}0000000",
+                "duration": {"start_sec": k, "end_sec": k + 1.5},
+                "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
+            }
+            for x in "AB"
+            for k in range(2)
+        }
+    }
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    cfg = load_config(None, "dataset/fetch.yaml", ["cut.size=64"])
+    recipe = celebvhq.parse(tmp_path / "info.json")
+    raw = tmp_path / "raw"
+    for job in range(2):
+        stats = fetch(recipe, raw, Mirror(served_clips.template, 20), cfg, num_shards=2, shard_index=job)
+        assert (stats["videos"], stats["clips"]) == (1, 2)
+    assert sorted(p.name for p in (raw / "parts").glob("clips-*.jsonl")) == ["clips-000.jsonl", "clips-001.jsonl"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vlogger.cli",
+        "dataset",
+        "fetch",
+        "celebvhq",
+        "--annotations",
+        str(tmp_path / "info.json"),
+        "--out",
+        str(raw),
+        "--merge",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    assert res.returncode == 0, res.stderr
+    assert f"in {raw}: 4 clips" in res.stdout and "2 people; 0 clips failed" in res.stdout
+    assert len(yaml.safe_load((raw / "identities.yaml").read_text())) == 4

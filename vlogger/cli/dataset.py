@@ -10,42 +10,46 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from vlogger.core.config import CONFIG_DIR, load_config
     from vlogger.preprocessing.recipes import HOLDOUT, RECIPES
     from vlogger.preprocessing.recipes.download import Mirror, YouTube
-    from vlogger.preprocessing.recipes.fetch import fetch, holdout_identities
+    from vlogger.preprocessing.recipes.fetch import fetch, holdout_identities, merge
 
     cfg = load_config(
         args.config, "dataset/fetch.yaml", args.set + ([f"cut.size={args.size}"] if args.size is not None else [])
     )
     recipe = RECIPES[args.name][0](Path(args.annotations))
-    timeout = cfg["download"]["timeout_seconds"]
-    downloader = Mirror(args.mirror, timeout) if args.mirror else YouTube(args.resolution, timeout)
     if args.holdout == ["none"]:
         holdout_files = []
     else:
         holdout_files = [Path(p) for p in args.holdout] or (
             [CONFIG_DIR / HOLDOUT[args.name]] if args.name in HOLDOUT else []
         )
+    holdout = holdout_identities(holdout_files)
     out = Path(args.out)
-    stats = fetch(
-        recipe,
-        out,
-        downloader,
-        cfg,
-        crop=args.crop == "dataset",
-        workers=args.workers,
-        limit=args.limit,
-        num_shards=args.num_shards,
-        shard_index=args.shard_index,
-        retry_failed=args.retry_failed,
-        holdout=holdout_identities(holdout_files),
-    )
+    if args.merge:
+        totals = merge(out, holdout)
+    else:
+        timeout = cfg["download"]["timeout_seconds"]
+        downloader = Mirror(args.mirror, timeout) if args.mirror else YouTube(args.resolution, timeout)
+        totals = fetch(
+            recipe,
+            out,
+            downloader,
+            cfg,
+            crop=args.crop == "dataset",
+            workers=args.workers,
+            limit=args.limit,
+            num_shards=args.num_shards,
+            shard_index=args.shard_index,
+            retry_failed=args.retry_failed,
+            holdout=holdout,
+        )
+        print(
+            f"{args.name}: {len(recipe.sources)} videos, {len(recipe.clips)} clips annotated; this job: "
+            f"{totals['videos']} videos ({totals['videos_todo']} to do), {totals['clips_done_before']} clips "
+            f"already done, {totals['clips']} new, {totals['failed_clips']} failed"
+        )
     print(
-        f"{args.name}: {len(recipe.sources)} videos, {len(recipe.clips)} clips annotated; this job: {stats['videos']} "
-        f"videos ({stats['videos_todo']} to do), {stats['clips_done_before']} clips already done, "
-        f"{stats['clips']} new, {stats['failed_clips']} failed"
-    )
-    print(
-        f"in {out}: {stats['clips_total']} clips, {stats['hours_total'] * 60:.1f} min, {stats['identities_total']} "
-        f"people; {stats['failed_total']} clips failed (reasons in {out / 'failed.jsonl'})"
+        f"in {out}: {totals['clips_total']} clips, {totals['hours_total'] * 60:.1f} min, "
+        f"{totals['identities_total']} people; {totals['failed_total']} clips failed (reasons: {out / 'failed.jsonl'})"
     )
     print(f"next: vlogger preprocess --input {out / 'clips'} --out SHARDS --config {out / 'preprocess.yaml'}")
     return 0
@@ -92,6 +96,7 @@ def add_dataset_parser(sub: argparse._SubParsersAction) -> None:
         "configs/benchmarks/hdtf-test.yaml; `none` for no hold-out)",
     )
     q.add_argument("--retry-failed", action="store_true", help="retry videos that failed for good last time")
+    q.add_argument("--merge", action="store_true", help="only join what the jobs of an array wrote (no download)")
     q.add_argument("--num-shards", type=int, default=1, help="split the source videos into this many jobs")
     q.add_argument("--shard-index", type=int, default=0, help="which job this is (e.g. $SLURM_ARRAY_TASK_ID)")
     q.add_argument("--config", help="YAML merged over configs/dataset/fetch.yaml")

@@ -46,9 +46,11 @@ class FetchLog:
             for e in read_manifest(p)
             if (out / "clips" / e["file"]).is_file()
         }
+        # failed for good in any job's records: not tried again (each job rewrites only its own file)
+        gone = [] if retry_failed else [e for p in (out / "parts").glob("failed-*.jsonl") for e in read_manifest(p)]
+        self.gone = {c for e in gone if e["permanent"] for c in e["clips"]}
         kept = [] if retry_failed else [e for e in read_manifest(self.failed_path) if e["permanent"]]
         write_atomic(self.failed_path, "".join(json.dumps(e) + "\n" for e in kept))
-        self.gone = {c for e in kept for c in e["clips"]}  # failed for good: not tried again
         self._lock = threading.Lock()
 
     def _append(self, path: Path, entry: dict) -> None:
@@ -181,6 +183,8 @@ def merge(out: Path, holdout: list[str]) -> dict:
     entries = {e["name"]: e for p in sorted(parts.glob("clips-*.jsonl")) for e in read_manifest(p)}
     entries = {k: e for k, e in entries.items() if (out / "clips" / e["file"]).is_file()}
     failed = [e for p in sorted(parts.glob("failed-*.jsonl")) for e in read_manifest(p)]
+    failed = [{**e, "clips": [c for c in e["clips"] if c not in entries]} for e in failed]  # done since
+    failed = [e for e in failed if e["clips"]]
     write_atomic(out / "manifest.jsonl", "".join(json.dumps(e) + "\n" for e in entries.values()))
     write_atomic(out / "failed.jsonl", "".join(json.dumps(e) + "\n" for e in failed))
     identities = {e["file"]: e["identity"] for e in entries.values()}
