@@ -24,6 +24,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         )
     holdout = holdout_identities(holdout_files)
     out = Path(args.out)
+    hours = sum(e - s for s, e in (c.span(25.0) for c in recipe.clips)) / 3600  # 1KH spans are frames: at 25 fps
+    print(f"{args.name}: {len(recipe.sources)} videos, {len(recipe.clips)} clips annotated ({hours:.1f} h)")
     if args.merge:
         totals = merge(out, holdout)
     else:
@@ -43,9 +45,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
             holdout=holdout,
         )
         print(
-            f"{args.name}: {len(recipe.sources)} videos, {len(recipe.clips)} clips annotated; this job: "
-            f"{totals['videos']} videos ({totals['videos_todo']} to do), {totals['clips_done_before']} clips "
-            f"already done, {totals['clips']} new, {totals['failed_clips']} failed"
+            f"this job: {totals['videos']} videos ({totals['videos_todo']} to do), {totals['clips_done_before']} "
+            f"clips already done, {totals['clips']} new, {totals['failed_clips']} failed"
         )
     print(
         f"in {out}: {totals['clips_total']} clips, {totals['hours_total'] * 60:.1f} min, "

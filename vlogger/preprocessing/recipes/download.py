@@ -8,6 +8,7 @@ and are renamed when complete, so an interrupted download is never taken for a v
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -117,6 +118,11 @@ _GONE = (
 )
 
 
+_YTDLP_LOG = logging.getLogger("vlogger.yt_dlp")  # yt-dlp's own messages: its errors are reported as failures
+_YTDLP_LOG.addHandler(logging.NullHandler())
+_YTDLP_LOG.propagate = False
+
+
 class YouTube:
     """yt-dlp (the `datasets` extra). Video and audio are fetched as separate files, the cutter
     reads both: merging them would need the ffmpeg binary, which this toolkit does not require."""
@@ -147,7 +153,7 @@ class YouTube:
             "outtmpl": str(tmp / f"{source.id}.{kind}.%(ext)s"),
             "quiet": True,
             "noprogress": True,
-            "no_warnings": True,
+            "logger": _YTDLP_LOG,
             "noplaylist": True,
             "socket_timeout": self.timeout,
             "retries": 0,
