@@ -421,6 +421,7 @@ def test_array_jobs_split_the_sources_then_merge(served_clips, tmp_path):
         stats = fetch(recipe, raw, Mirror(served_clips.template, 20), cfg, num_shards=2, shard_index=job)
         assert (stats["videos"], stats["clips"]) == (1, 2)
     assert sorted(p.name for p in (raw / "parts").glob("clips-*.jsonl")) == ["clips-000.jsonl", "clips-001.jsonl"]
+    assert not (raw / "manifest.jsonl").exists()  # jobs of an array leave the join to --merge
     cmd = [
         sys.executable,
         "-m",

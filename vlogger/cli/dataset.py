@@ -48,6 +48,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
             f"this job: {totals['videos']} videos ({totals['videos_todo']} to do), {totals['clips_done_before']} "
             f"clips already done, {totals['clips']} new, {totals['failed_clips']} failed"
         )
+    if "clips_total" not in totals:
+        print("job part written; run this command with --merge (no --shard-index) once every job has finished")
+        return 0
     print(
         f"in {out}: {totals['clips_total']} clips, {totals['hours_total'] * 60:.1f} min, "
         f"{totals['identities_total']} people; {totals['failed_total']} clips failed (reasons: {out / 'failed.jsonl'})"

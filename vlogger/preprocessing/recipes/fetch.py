@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from vlogger.core.errors import BadInput, UsageError
 from vlogger.preprocessing.recipes.cut import cut, source_info
-from vlogger.preprocessing.recipes.download import Downloader, Transient, Unavailable, with_retries
+from vlogger.preprocessing.recipes.download import Downloader, Media, Transient, Unavailable, with_retries
 from vlogger.preprocessing.recipes.spec import Clip, Recipe, Source
 from vlogger.preprocessing.shards import read_manifest, write_atomic
 
@@ -36,7 +36,6 @@ class FetchLog:
     """The job's append-only records (fsynced, one lock: workers are threads)."""
 
     def __init__(self, out: Path, job: int, retry_failed: bool):
-        self.out = out
         self.clips_path = out / "parts" / f"clips-{job:03d}.jsonl"
         self.failed_path = out / "parts" / f"failed-{job:03d}.jsonl"
         self.clips_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,8 +96,13 @@ def fetch(
         (recipe.sources[s], [c for c in cs if c.name not in log.done and c.name not in log.gone]) for s, cs in groups
     ]
     todo = [(s, cs) for s, cs in todo if cs]
-    stats = {"videos": len(groups), "videos_todo": len(todo), "clips_done_before": 0, "clips": 0, "failed_clips": 0}
-    stats["clips_done_before"] = sum(c.name in log.done for _, cs in groups for c in cs)
+    stats = {
+        "videos": len(groups),
+        "videos_todo": len(todo),
+        "clips_done_before": sum(c.name in log.done for _, cs in groups for c in cs),
+        "clips": 0,
+        "failed_clips": 0,
+    }
     bar = tqdm(total=len(todo), desc="fetch", unit="video", disable=not todo)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         futures = [pool.submit(_fetch_source, s, cs, out, downloader, cfg, crop, log) for s, cs in todo]
@@ -109,7 +113,8 @@ def fetch(
             bar.update()
             bar.set_postfix(clips=stats["clips"], failed=stats["failed_clips"])
     bar.close()
-    stats.update(merge(out, holdout or []))
+    if num_shards == 1:  # an array's jobs are joined by one `merge` once all have finished
+        stats.update(merge(out, holdout or []))
     return stats
 
 
@@ -117,20 +122,35 @@ def _fetch_source(
     source: Source, clips: list[Clip], out: Path, downloader: Downloader, cfg: dict, crop: bool, log: FetchLog
 ) -> tuple[int, int]:
     """Download one source (once), cut its clips; every failure is logged, none raised."""
+    try:
+        return _fetch_and_cut(source, clips, out, downloader, cfg, crop, log)
+    except Exception as e:  # a batch job records the unexpected too, and carries on
+        todo = [c.name for c in clips if c.name not in log.done]
+        log.failed(source, todo, f"unexpected error: {type(e).__name__}: {e}", permanent=False)
+        return len(clips) - len(todo), len(todo)
+
+
+def _fetch_and_cut(
+    source: Source, clips: list[Clip], out: Path, downloader: Downloader, cfg: dict, crop: bool, log: FetchLog
+) -> tuple[int, int]:
     dl, cc = cfg["download"], cfg["cut"]
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
+    names = [c.name for c in clips]
     try:
         media = with_retries(lambda: downloader.fetch(source, videos), dl["retries"], dl["backoff_seconds"])
-        info = source_info(media.video)
     except Unavailable as e:
-        log.failed(source, [c.name for c in clips], f"unavailable: {e}", permanent=True)
+        log.failed(source, names, f"unavailable: {e}", permanent=True)
         return 0, len(clips)
     except Transient as e:
-        log.failed(source, [c.name for c in clips], f"gave up after {dl['retries'] + 1} tries: {e}", permanent=False)
+        log.failed(source, names, f"gave up after {dl['retries'] + 1} tries: {e}", permanent=False)
         return 0, len(clips)
+    try:
+        info = source_info(media.video)
     except BadInput as e:
-        log.failed(source, [c.name for c in clips], f"downloaded file unreadable: {e.reason}", permanent=False)
+        if media.owned:  # a damaged download is fetched again next time, not read again
+            _remove(media)
+        log.failed(source, names, f"downloaded file unreadable: {e.reason}", permanent=False)
         return 0, len(clips)
     made = failed = 0
     keep = False  # a cut that may succeed next time needs the source
@@ -142,16 +162,9 @@ def _fetch_source(
             failed += 1
             continue
         end = min(end, info.duration)
+        window = clip.crop if crop else None
         try:
-            meta = cut(
-                media.video,
-                media.audio,
-                out / "clips" / clip.rel,
-                (start, end),
-                clip.crop if crop else None,
-                cc["size"],
-                cc,
-            )
+            meta = cut(media.video, media.audio, out / "clips" / clip.rel, (start, end), window, cc["size"], cc)
         except BadInput as e:
             log.failed(source, [clip.name], f"cut failed: {e.reason}", permanent=False)
             failed, keep = failed + 1, True
@@ -164,7 +177,7 @@ def _fetch_source(
             "identity": clip.identity,
             "start": round(start, 3),
             "end": round(end, 3),
-            "crop": list(clip.crop.pixels(info.width, info.height)) if crop and clip.crop else None,
+            "crop": list(window.pixels(info.width, info.height)) if window else None,
             "source_size": [info.width, info.height],
             **meta,
             **clip.extra,
@@ -172,9 +185,14 @@ def _fetch_source(
         log.clip_done(entry)
         made += 1
     if media.owned and not (keep or dl["keep_videos"]):
-        for p in {media.video, media.audio} - {None}:
-            p.unlink(missing_ok=True)
+        _remove(media)
     return made, failed
+
+
+def _remove(media: Media) -> None:
+    for p in (media.video, media.audio):
+        if p is not None:
+            p.unlink(missing_ok=True)
 
 
 def merge(out: Path, holdout: list[str]) -> dict:
