@@ -237,6 +237,26 @@ def test_killed_run_resumes_without_downloading_again(hdtf_server, tmp_path):
     assert not list(out.glob("**/*.part"))
 
 
+def test_yt_dlp_messages_sorted_into_gone_and_try_again():
+    from vlogger.preprocessing.recipes.download import youtube_failure
+
+    gone = [
+        "[youtube] CPCoMyuBRM0: Video unavailable. This video has been removed by the uploader",
+        "[youtube] abc: Private video. Sign in if you've been granted access to this video",
+        "[youtube] abc: Video unavailable. The uploader has not made this video available in your country",
+        "[youtube] abc: This video is no longer available because the YouTube account associated with this video "
+        "has been terminated.",
+    ]
+    again = [
+        "[youtube] abc: Unable to download API page: HTTP Error 429: Too Many Requests",
+        "[youtube] abc: Sign in to confirm you're not a bot. This helps protect our community.",
+        "[download] Got error: HTTP Error 503: Service Temporarily Unavailable",
+        "[youtube] abc: Read timed out.",
+    ]
+    assert [youtube_failure(m) for m in gone] == [Unavailable] * 4
+    assert [youtube_failure(m) for m in again] == [Transient] * 4
+
+
 def test_retries_back_off_then_give_up(tmp_path):
     calls, waits = [], []
 

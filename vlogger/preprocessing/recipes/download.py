@@ -8,6 +8,7 @@ and are renamed when complete, so an interrupted download is never taken for a v
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import random
@@ -94,7 +95,7 @@ def http_get(url: str, dest: Path, timeout: float) -> None:
         if e.code == 429 or e.code >= 500:
             raise Transient(f"HTTP {e.code} {e.reason} from {url}") from e
         raise Unavailable(f"HTTP {e.code} {e.reason} from {url}") from e
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
         raise Transient(f"{url}: {getattr(e, 'reason', e)}") from e
     got = part.stat().st_size
     if expected is not None and got != int(expected):
@@ -102,13 +103,14 @@ def http_get(url: str, dest: Path, timeout: float) -> None:
     os.replace(part, dest)
 
 
-# yt-dlp's messages for videos that are gone for good (its extractor raises them as DownloadError)
+# what yt-dlp says of videos that are gone for good (anything else, a 429 or a bot check included, may pass)
 _GONE = (
-    "unavailable",
+    "video unavailable",
+    "this video is unavailable",
+    "is not available",
     "private video",
-    "removed",
-    "terminated",
-    "not available in your country",
+    "has been removed",
+    "account associated with this video has been terminated",
     "copyright",
     "sign in to confirm your age",
     "does not exist",
@@ -116,6 +118,11 @@ _GONE = (
     "http error 410",
     "requested format is not available",
 )
+
+
+def youtube_failure(message: str) -> type[Exception]:
+    """Unavailable or Transient, from a yt-dlp error message."""
+    return Unavailable if any(g in message.lower() for g in _GONE) else Transient
 
 
 _YTDLP_LOG = logging.getLogger("vlogger.yt_dlp")  # yt-dlp's own messages: its errors are reported as failures
@@ -163,7 +170,7 @@ class YouTube:
                 ydl.download([source.url])
         except yt_dlp.utils.DownloadError as e:
             msg = str(e).removeprefix("ERROR: ")
-            raise (Unavailable if any(g in msg.lower() for g in _GONE) else Transient)(msg) from e
+            raise youtube_failure(msg)(msg) from e
         got = [p for p in tmp.iterdir() if not p.name.endswith(".part")]
         if len(got) != 1:
             raise Transient(f"yt-dlp left {len(got)} files for the {kind} of {source.url}")
