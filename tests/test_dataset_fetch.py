@@ -68,14 +68,6 @@ class ClipServer:
         self.httpd.shutdown()
 
 
-@pytest.fixture(scope="module")
-def hdtf_real(shared_dir: Path) -> Path:
-    d = shared_dir / "data" / "recipes" / "hdtf"
-    if not d.is_dir():
-        pytest.skip(f"HDTF annotation files not found at {d}")
-    return d
-
-
 def _url_line(real: Path, group: str, name: str) -> str:
     for line in (real / f"{group}_video_url.txt").read_text(encoding="utf-8-sig").splitlines():
         if line.split() and line.split()[0] == name:
@@ -106,9 +98,9 @@ def write_hdtf_set(real: Path, folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def hdtf_server(hdtf_real, shared_dir, tmp_path):
+def hdtf_server(hdtf_annotations, shared_dir, tmp_path):
     ann = tmp_path / "ann"
-    ids = write_hdtf_set(hdtf_real, ann)
+    ids = write_hdtf_set(hdtf_annotations, ann)
     data = shared_dir / "data"
     server = ClipServer(
         {
@@ -281,30 +273,25 @@ def served_clips(clips_dir):
     server.close()
 
 
+def celebvhq_clip(vid: str, start: float, end: float, box: tuple = (0.0, 1.0, 0.0, 1.0)) -> dict:
+    """One entry of celebvhq_info.json's "clips", as the official file has it (bbox: top, bottom, left, right)."""
+    return {
+        "ytb_id": vid,
+        "duration": {"start_sec": start, "end_sec": end},
+        "bbox": dict(zip(("top", "bottom", "left", "right"), box, strict=True)),
+        "version": "v0.1",
+    }
+
+
 def test_celebvhq_fetch(served_clips, tmp_path):
+    box = (0.1, 0.9, 0.2, 0.8)
     info = {
         "meta_info": {},
         "clips": {
-            "vidA0000000_0": {
-                "ytb_id": "vidA0000000",
-                "duration": {"start_sec": 0.5, "end_sec": 2.5},
-                "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.2, "right": 0.8},
-            },
-            "vidA0000000_1": {
-                "ytb_id": "vidA0000000",
-                "duration": {"start_sec": 3.0, "end_sec": 9.0},  # 5 s video
-                "bbox": {"top": 0.1, "bottom": 0.9, "left": 0.2, "right": 0.8},
-            },
-            "vidB0000000_0": {
-                "ytb_id": "vidB0000000",
-                "duration": {"start_sec": 1.0, "end_sec": 4.0},
-                "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
-            },
-            "gone0000000_0": {
-                "ytb_id": "gone0000000",
-                "duration": {"start_sec": 1.0, "end_sec": 4.0},
-                "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
-            },
+            "vidA0000000_0": celebvhq_clip("vidA0000000", 0.5, 2.5, box),
+            "vidA0000000_1": celebvhq_clip("vidA0000000", 3.0, 9.0, box),  # a 5-s video
+            "vidB0000000_0": celebvhq_clip("vidB0000000", 1.0, 4.0),
+            "gone0000000_0": celebvhq_clip("gone0000000", 1.0, 4.0),
         },
     }
     (tmp_path / "celebvhq_info.json").write_text(json.dumps(info))
@@ -423,15 +410,7 @@ def test_yt_dlp_downloader_video_and_audio_apart(served_clips, tmp_path):
 def test_array_jobs_split_the_sources_then_merge(served_clips, tmp_path):
     """The cluster path: jobs take every n-th source video; `--merge` joins their records."""
     info = {
-        "clips": {
-            f"vid{x}0000000_{k}": {
-                "ytb_id": f"vid{x}0000000",
-                "duration": {"start_sec": k, "end_sec": k + 1.5},
-                "bbox": {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0},
-            }
-            for x in "AB"
-            for k in range(2)
-        }
+        "clips": {f"vid{x}0000000_{k}": celebvhq_clip(f"vid{x}0000000", k, k + 1.5) for x in "AB" for k in range(2)}
     }
     (tmp_path / "info.json").write_text(json.dumps(info))
     cfg = load_config(None, "dataset/fetch.yaml", ["cut.size=64"])

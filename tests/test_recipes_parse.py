@@ -16,16 +16,8 @@ from vlogger.preprocessing.recipes import celebvhq, hdtf, talkinghead1kh
 from vlogger.preprocessing.recipes.spec import Crop, youtube_id
 
 
-@pytest.fixture(scope="module")
-def hdtf_dir(shared_dir: Path) -> Path:
-    d = shared_dir / "data" / "recipes" / "hdtf"
-    if not d.is_dir():
-        pytest.skip(f"HDTF annotation files not found at {d}")
-    return d
-
-
-def test_every_hdtf_line_parses(hdtf_dir):
-    recipe = hdtf.parse(hdtf_dir)
+def test_every_hdtf_line_parses(hdtf_annotations):
+    recipe = hdtf.parse(hdtf_annotations)
     # 370 URLs; Radio24 has no spans; WhipJimClyburn and JamesClyburn1 are one YouTube video
     assert len(recipe.sources) == 368
     # 436 spans annotated; MittRomney's second (00:33-08:53 after 08:10-08:30) overlaps its first
@@ -36,8 +28,8 @@ def test_every_hdtf_line_parses(hdtf_dir):
     assert 15.5 < hours < 17  # "about 16 hours"
     # every line of every time file parses; the clips of each video are ordered and do not overlap
     for group in hdtf.GROUPS:
-        spans = hdtf.parse_spans(hdtf_dir / f"{group}_annotion_time.txt")
-        text = (hdtf_dir / f"{group}_annotion_time.txt").read_text(encoding="utf-8-sig")
+        spans = hdtf.parse_spans(hdtf_annotations / f"{group}_annotion_time.txt")
+        text = (hdtf_annotations / f"{group}_annotion_time.txt").read_text(encoding="utf-8-sig")
         assert len(spans) == len([ln for ln in text.splitlines() if ln.strip()])
         assert sum(map(len, spans.values())) == {"RD": 66, "WDA": 195, "WRA": 175}[group]
     for video in {c.extra["video"] for c in recipe.clips}:
@@ -49,14 +41,14 @@ def test_every_hdtf_line_parses(hdtf_dir):
     assert [(c.start, c.end) for c in radio11] == [(30.0, 60.0), (90.0, 150.0)]
 
 
-def test_hdtf_people_crops_and_the_bom(hdtf_dir):
-    recipe = hdtf.parse(hdtf_dir)
+def test_hdtf_people_crops_and_the_bom(hdtf_annotations):
+    recipe = hdtf.parse(hdtf_annotations)
     by = {c.name: c for c in recipe.clips}
     # the first WDA URL line starts with a byte-order mark: its video is still found
-    first = (hdtf_dir / "WDA_video_url.txt").read_text(encoding="utf-8-sig").split()[0]
-    assert (hdtf_dir / "WDA_video_url.txt").read_bytes()[:3] == b"\xef\xbb\xbf"
+    first = (hdtf_annotations / "WDA_video_url.txt").read_text(encoding="utf-8-sig").split()[0]
+    assert (hdtf_annotations / "WDA_video_url.txt").read_bytes()[:3] == b"\xef\xbb\xbf"
     assert f"{first}_0" in by and by[f"{first}_0"].source == youtube_id(
-        (hdtf_dir / "WDA_video_url.txt").read_text(encoding="utf-8-sig").split()[1]
+        (hdtf_annotations / "WDA_video_url.txt").read_text(encoding="utf-8-sig").split()[1]
     )
     assert by["AmyKlobuchar0_0"].identity == by["AmyKlobuchar1_0"].identity == "AmyKlobuchar"
     assert by["WhipJimClyburn_0"].identity == by["JamesClyburn1_0"].identity == by["JamesClyburn_0"].identity
@@ -71,21 +63,21 @@ def test_hdtf_people_crops_and_the_bom(hdtf_dir):
     assert sum(c.crop is None for c in recipe.clips) == 16
 
 
-def test_bad_hdtf_line_names_file_and_line(tmp_path, hdtf_dir):
-    for f in hdtf_dir.iterdir():
+def test_bad_hdtf_line_names_file_and_line(tmp_path, hdtf_annotations):
+    for f in hdtf_annotations.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
     (tmp_path / "RD_annotion_time.txt").write_text("Radio1.mp4 00:20-01:35\nRadio2.mp4 01:45-00:22\n")
     with pytest.raises(BadInput, match=r"RD_annotion_time.txt: line 2"):
         hdtf.parse(tmp_path)
 
 
-def test_hdtf_benchmark_is_the_rule_applied_to_the_annotations(hdtf_dir):
+def test_hdtf_benchmark_is_the_rule_applied_to_the_annotations(hdtf_annotations):
     manifest = yaml.safe_load((CONFIG_DIR / "benchmarks" / "hdtf-test.yaml").read_text())
     assert {"name", "version", "protocol", "data_root", "description", "selection", "items"} <= set(manifest)
     assert manifest["name"] == "hdtf-test" and not Path(manifest["data_root"]).is_absolute()
     protocol = yaml.safe_load((CONFIG_DIR / "eval" / "protocol.yaml").read_text())["version"]
     assert manifest["protocol"] == protocol
-    recipe = hdtf.parse(hdtf_dir)
+    recipe = hdtf.parse(hdtf_annotations)
     assert manifest["items"] == hdtf.benchmark_selection(recipe)  # regenerated: the same items
     clips = {f"clips/{c.rel}": c for c in recipe.clips}
     for it in manifest["items"]:
