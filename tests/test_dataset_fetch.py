@@ -438,3 +438,16 @@ def test_array_jobs_split_the_sources_then_merge(served_clips, tmp_path):
     assert res.returncode == 0, res.stderr
     assert f"in {raw}: 4 clips" in res.stdout and "2 people; 0 clips failed" in res.stdout
     assert len(yaml.safe_load((raw / "identities.yaml").read_text())) == 4
+
+
+def test_cut_refuses_a_window_outside_the_frame(clips_dir, tmp_path):
+    from vlogger.core.errors import BadInput
+    from vlogger.preprocessing.recipes.cut import cut
+    from vlogger.preprocessing.recipes.spec import Crop
+
+    enc = load_config(None, "dataset/fetch.yaml")["cut"]
+    dest = tmp_path / "x.mp4"
+    window = Crop((600, 600, 900, 900), (512, 512))  # a 512 px clip: the window lies beyond it
+    with pytest.raises(BadInput, match="outside the 512x512 frame"):
+        cut(clips_dir / "hdtf_WDA_KatieHill_000.mp4", None, dest, (1.0, 2.0), window, 0, enc)
+    assert list(tmp_path.iterdir()) == []

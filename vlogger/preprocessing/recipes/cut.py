@@ -76,6 +76,8 @@ def cut(
             rate = Fraction(vs.average_rate or vs.guessed_rate or 25).limit_denominator(1001)
             w, h = vs.codec_context.width, vs.codec_context.height
             box = crop.pixels(w, h) if crop else (0, 0, w // 2 * 2, h // 2 * 2)
+            if min(box[2] - box[0], box[3] - box[1]) < 16:
+                raise BadInput(video, f"crop window {box} is (almost) outside the {w}x{h} frame")
             out_w, out_h = (size, size) if crop and size else (box[2] - box[0], box[3] - box[1])
             ovs = out.add_stream(
                 encode["codec"], rate=rate, options={"crf": str(encode["crf"]), "preset": encode["preset"]}
@@ -89,12 +91,18 @@ def cut(
                 oas = out.add_stream("aac", rate=a_in.codec_context.sample_rate, layout=layout)
             frames = _cut_video(src, vs, out, ovs, t0 + start, round((end - start) * rate), rate, box, (out_w, out_h))
             samples = 0
-            if a_in is not None and oas is not None:
+            if oas is not None:
                 a0 = t0 if audio is None else float((a_in.start_time or 0) * a_in.time_base)
                 samples = _cut_audio(asrc, a_in, out, oas, a0 + start, a0 + end)
     except av.error.FFmpegError as e:
         part.unlink(missing_ok=True)
         raise BadInput(video, f"cannot cut {start:.2f}-{end:.2f} s: {e}") from e
+    except BadInput:
+        part.unlink(missing_ok=True)
+        raise
+    if frames == 0:
+        part.unlink(missing_ok=True)
+        raise BadInput(video, f"no frame decoded in {start:.2f}-{end:.2f} s")
     os.replace(part, dest)
     sr = oas.rate if oas is not None else 0
     return {
