@@ -15,7 +15,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     cfg = load_config(
         args.config, "dataset/fetch.yaml", args.set + ([f"cut.size={args.size}"] if args.size is not None else [])
     )
-    recipe = RECIPES[args.name][0](Path(args.annotations))
+    recipe = RECIPES[args.name](Path(args.annotations))
     if args.holdout == ["none"]:
         holdout_files = []
     else:
@@ -60,10 +60,12 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def add_dataset_parser(sub: argparse._SubParsersAction) -> None:
+    from vlogger.preprocessing.recipes import RECIPES  # the parsers only: no video or network code
+
     p = sub.add_parser("dataset", help="standard datasets (HDTF, CelebV-HQ, TalkingHead-1KH) from their official files")
     dsub = p.add_subparsers(dest="dataset_command", required=True)
     q = dsub.add_parser("fetch", help="download the sources once, cut the annotated clips, write manifest + identities")
-    q.add_argument("name", choices=["hdtf", "celebvhq", "talkinghead1kh"])
+    q.add_argument("name", choices=sorted(RECIPES))
     q.add_argument(
         "--annotations",
         required=True,

@@ -13,11 +13,11 @@ from pathlib import Path
 from vlogger.preprocessing.recipes import celebvhq, hdtf, talkinghead1kh
 from vlogger.preprocessing.recipes.spec import Recipe
 
-# name -> (parser of --annotations, what --annotations is)
-RECIPES: dict[str, tuple[Callable[[Path], Recipe], str]] = {
-    "hdtf": (hdtf.parse, "the folder of HDTF_dataset/*.txt"),
-    "celebvhq": (celebvhq.parse, "celebvhq_info.json"),
-    "talkinghead1kh": (talkinghead1kh.parse, "data_list/SPLIT_video_tubes.txt (SPLIT_video_ids.txt beside it)"),
+# name -> the parser of its official files (what `--annotations` names)
+RECIPES: dict[str, Callable[[Path], Recipe]] = {
+    "hdtf": hdtf.parse,  # the folder of HDTF_dataset/*.txt
+    "celebvhq": celebvhq.parse,  # celebvhq_info.json
+    "talkinghead1kh": talkinghead1kh.parse,  # data_list/SPLIT_video_tubes.txt (SPLIT_video_ids.txt beside it)
 }
 # benchmark manifests whose people a fetch of the dataset keeps out of training by default
 HOLDOUT = {"hdtf": "benchmarks/hdtf-test.yaml"}
