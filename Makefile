@@ -7,6 +7,12 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 INPUT   ?= data/sample
 OUT     ?= data/shards
 WORKERS ?= 2
+# preprocess DATASET=hdtf|celebvhq|talkinghead1kh: fetch from the official ANNOTATIONS into RAW first
+DATASET     ?=
+ANNOTATIONS ?=
+RAW         ?= data/$(DATASET)
+MIRROR      ?=
+FETCH_ARGS  ?=
 DATA    ?=
 DEMO_STEPS ?= 500
 # stage 2 in the demo: phase single, then phase clip from its weights, then generation
@@ -38,7 +44,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[preprocess,eval,train,dev]"
+	$(BIN)/pip install -q -e ".[preprocess,eval,train,datasets,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -89,8 +95,16 @@ endif
 sample: setup
 	$(BIN)/vlogger make-sample --out $(INPUT)
 
+# DATASET empty: the videos in INPUT. Else fetch DATASET's clips from ANNOTATIONS into RAW (MIRROR=URL
+# template with {id} instead of YouTube), then preprocess them with its identities and held-out people.
 preprocess: setup
+ifeq ($(DATASET),)
 	$(BIN)/vlogger preprocess --input $(INPUT) --out $(OUT) --workers $(WORKERS)
+else
+	$(BIN)/vlogger dataset fetch $(DATASET) --annotations $(ANNOTATIONS) --out $(RAW) --workers $(WORKERS) \
+		$(if $(MIRROR),--mirror '$(MIRROR)') $(FETCH_ARGS)
+	$(BIN)/vlogger preprocess --input $(RAW)/clips --out $(OUT) --workers $(WORKERS) --config $(RAW)/preprocess.yaml
+endif
 
 contact-sheet: setup
 	$(BIN)/vlogger contact-sheet $(OUT) --out $(OUT)/contact_sheet.png

@@ -48,6 +48,15 @@ def clips_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hdtf_annotations(shared_dir: Path) -> Path:
+    """HDTF's official annotation files, unchanged (../shared/data/recipes/hdtf)."""
+    d = shared_dir / "data" / "recipes" / "hdtf"
+    if not d.is_dir():
+        pytest.skip(f"HDTF annotation files not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
 def preprocess_cfg() -> dict:
     return load_config(None, "preprocess/default.yaml")
 

@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_body_parser(sub)
     add_render_parser(sub)
 
+    from vlogger.cli.dataset import add_dataset_parser
+
+    add_dataset_parser(sub)
+
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")
     p.add_argument("--clips", type=int, default=2)

@@ -38,7 +38,7 @@ def record_spec(out: Path, job: int, spec: DataSpec) -> None:
         DataSpec.from_dict(json.loads(path.read_text()), str(path)).require_same(spec, str(path), "this run's settings")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(spec.to_dict(), indent=1))
+    write_atomic(path, json.dumps(spec.to_dict(), indent=1))
 
 
 def merged_spec(out: Path) -> DataSpec:
@@ -180,13 +180,13 @@ def merge_index(out: Path) -> dict:
         "shards": [{"name": k, "clips": v} for k, v in sorted(shards.items())],
         "clip_list": clips,
     }
-    _write_atomic(out / "index.json", json.dumps(index, indent=1))
+    write_atomic(out / "index.json", json.dumps(index, indent=1))
     rejected = [r for e in entries for r in e["rejected"]]
-    _write_atomic(out / "rejected.jsonl", "".join(json.dumps(r) + "\n" for r in rejected))
+    write_atomic(out / "rejected.jsonl", "".join(json.dumps(r) + "\n" for r in rejected))
     return index
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
