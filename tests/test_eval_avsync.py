@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vlogger.core import landmarks
-from vlogger.core.avsync import av_sync, offset_and_confidence, sync_curve
+from vlogger.core.avsync import SyncSettings, av_sync, sync_from_velocities
 from vlogger.core.config import load_config
 from vlogger.evaluation import motion
 from vlogger.evaluation.avsync import AVSync
@@ -26,61 +26,80 @@ def protocol() -> dict:
 
 
 @pytest.fixture(scope="module")
+def settings(protocol) -> SyncSettings:
+    return SyncSettings.from_config(protocol["avsync"])
+
+
+@pytest.fixture(scope="module")
 def tracked(protocol, clips_dir):
     clips = clips_dir
-    tracker = eval_tracker()
+    tracker = eval_tracker(protocol)
     return {p.stem: track_video(p, protocol, tracker) for p in sorted(clips.glob("*.mp4"))}
 
 
 def _mouth(v):
-    return landmarks.mouth_opening(v.lmk, v.landmark_format)
+    return landmarks.lip_opening(v.lmk, v.landmark_format)
 
 
 def _delay(audio: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([np.zeros(frames * HOP, np.float32), audio])[: len(audio)]
 
 
-def test_curve_finds_a_known_shift_on_synthetic_signals():
+def test_curve_finds_a_known_shift_on_synthetic_signals(settings):
     rng = np.random.default_rng(0)
     v = rng.normal(size=300)
     a = np.roll(v, -4)[:, None] + 0.1 * rng.normal(size=(300, 1))  # audio 4 frames before the mouth
-    off, conf = offset_and_confidence(sync_curve(v, a, 15), 8)
-    assert off == 4 and conf > 0.5
+    res = sync_from_velocities(v, a, settings)
+    assert res.offset == 4 and res.confidence > 0.5 and res.z > 10
+    unrelated = sync_from_velocities(v, rng.normal(size=(300, 1)), settings)
+    assert abs(unrelated.confidence) < 0.1 and unrelated.peak > 0.05  # the raw peak is biased, the score is not
 
 
-def test_delayed_audio_moves_the_offset_by_the_delay(tracked, protocol):
-    cfg = protocol["avsync"]
+def test_delayed_audio_moves_the_offset_by_the_delay(tracked, settings):
     hits = {3: 0, 7: 0}
     for v in tracked.values():
-        base = av_sync(_mouth(v), v.audio, FPS, cfg)["av_offset"]
+        base = av_sync(_mouth(v), v.audio, FPS, settings).offset
         for k in hits:
-            moved = av_sync(_mouth(v), _delay(v.audio, k), FPS, cfg)["av_offset"]
+            moved = av_sync(_mouth(v), _delay(v.audio, k), FPS, settings).offset
             hits[k] += abs((base - moved) - k) <= 1  # sound later -> mouth relatively earlier
     assert hits[3] >= 7 and hits[7] >= 7, hits
 
 
-def test_ground_truth_is_in_sync(tracked, protocol):
-    offsets = [av_sync(_mouth(v), v.audio, FPS, protocol["avsync"])["av_offset"] for v in tracked.values()]
+def test_ground_truth_is_in_sync(tracked, settings):
+    offsets = [av_sync(_mouth(v), v.audio, FPS, settings).offset for v in tracked.values()]
     assert np.median(np.abs(offsets)) <= 2, offsets
 
 
-def test_own_audio_scores_higher_than_another_clips_audio(tracked, protocol):
-    cfg, wins, pairs = protocol["avsync"], 0, 0
+def test_own_audio_scores_higher_than_another_clips_audio(tracked, settings):
+    """Issue 14's target: >= 85 % of ordered pairs (62/72 measured, benchmarks/RESULTS.md)."""
+    wins, pairs = 0, 0
     for (_, vi), (_, vj) in itertools.permutations(tracked.items(), 2):
         n = min(len(vi.audio), len(vj.audio)) // HOP
         mouth = _mouth(vi)[:n]
-        own = av_sync(mouth, vi.audio[: n * HOP], FPS, cfg)["av_confidence"]
-        other = av_sync(mouth, vj.audio[: n * HOP], FPS, cfg)["av_confidence"]
+        own = av_sync(mouth, vi.audio[: n * HOP], FPS, settings).confidence
+        other = av_sync(mouth, vj.audio[: n * HOP], FPS, settings).confidence
         wins += own > other
         pairs += 1
-    assert pairs == 72 and wins / pairs >= 0.8, wins / pairs
+    assert pairs == 72 and wins / pairs >= 0.85, wins / pairs
 
 
-def test_frozen_first_frame_has_no_sync_and_no_jitter(tracked, protocol):
+@pytest.mark.parametrize("length", [50, 120])
+def test_confidence_is_zero_on_average_for_unrelated_audio_at_any_length(tracked, settings, length):
+    """The null: each clip's first `length` frames against every other clip's audio. The raw peak
+    (what 1.0 reported, less a median) sits well above zero and falls with length; the score does not."""
+    conf, peak = [], []
+    for (_, vi), (_, vj) in itertools.permutations(tracked.items(), 2):
+        res = av_sync(_mouth(vi)[:length], vj.audio[: length * HOP], FPS, settings)
+        conf.append(res.confidence)
+        peak.append(res.peak)
+    assert abs(np.mean(conf)) < 0.03 < 0.1 < np.mean(peak), (np.mean(conf), np.mean(peak))
+
+
+def test_frozen_first_frame_has_no_sync_and_no_jitter(tracked, settings):
     v = tracked["retalking_face5"]
     frozen = replace(v, lmk=np.repeat(v.lmk[:1], len(v.lmk), axis=0))
-    res = av_sync(_mouth(frozen), v.audio, FPS, protocol["avsync"])
-    assert res["av_confidence"] == 0.0 and np.isnan(res["av_offset"])
+    res = av_sync(_mouth(frozen), v.audio, FPS, settings)
+    assert res.confidence == 0.0 and np.isnan(res.offset)
     assert motion.jitter(frozen) == 0.0 and motion.jitter(v) > 0.1
     assert motion.expression_diversity(frozen) < 1e-9 < 0.1 < motion.expression_diversity(v)
 
@@ -94,9 +113,10 @@ def test_metrics_accumulate_like_torchmetrics(tracked, protocol):
         metric.update(measured)
         jit.update(jit.measure(v, None))
         rows.append(measured.row)
-    per_video = [av_sync(_mouth(v.gen), v.gen.audio, FPS, protocol["avsync"]) for v in videos]
-    assert [r["av_confidence"] for r in rows] == [r["av_confidence"] for r in per_video]
-    assert metric.compute()["av_confidence"] == pytest.approx(np.mean([r["av_confidence"] for r in per_video]))
+    settings = SyncSettings.from_config(protocol["avsync"])
+    per_video = [av_sync(_mouth(v.gen), v.gen.audio, FPS, settings) for v in videos]
+    assert [r["av_confidence"] for r in rows] == [r.confidence for r in per_video]
+    assert metric.compute()["av_confidence"] == pytest.approx(np.mean([r.confidence for r in per_video]))
     assert jit.compute()["jitter"] == pytest.approx(np.mean([motion.jitter(v.gen) for v in videos]))
 
 

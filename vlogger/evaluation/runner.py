@@ -88,7 +88,7 @@ class Scorer:
 
     def __init__(self, protocol: dict, metrics: list[VideoMetric], thumbnails: bool) -> None:
         self.protocol, self.metrics, self.thumbnails = protocol, metrics, thumbnails
-        self.tracker = eval_tracker()
+        self.tracker = eval_tracker(protocol)
 
     def __call__(self, job: Job) -> VideoResult:
         """Never raises for one bad video: the reason is recorded and the batch goes on."""
