@@ -89,9 +89,10 @@ def write_report(results: dict, path: Path, frames_dir: str = "frames") -> None:
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>vlogger evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}} td{{padding:2px 8px}} img{{margin:4px}}</style></head><body>
 <h1>Evaluation report</h1>
-<p>protocol {html.escape(str(results["protocol_version"]))}, identity backbone
-{html.escape(str(results["identity_backbone"]))}; {results["scored"]} of {results["videos"]} videos scored.</p>
+<p>protocol {html.escape(str(results["protocol_version"]))}, LSE mode
+{html.escape(str(results.get("lse_mode")))}; {results["scored"]} of {results["videos"]} videos scored.</p>
 <h2>Aggregate</h2><table>{agg}</table>
+{"".join(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in results.get("warnings", []))}
 <h2>Skipped metrics</h2><ul>{skipped or "<li>none</li>"}</ul>
 <h2>Unscorable videos</h2><ul>{bad or "<li>none</li>"}</ul>
 <h2>Per metric</h2>{"".join(metric_plots(results["per_video"]))}
