@@ -152,3 +152,74 @@ def test_cpbd_drops_when_the_video_is_blurred(tracked):
     frames = _frames(tracked["retalking_face2"])[:8]
     blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.5) for f in frames])
     assert motion.cpbd_sharpness(blurred) < 0.5 * motion.cpbd_sharpness(frames)
+
+
+def test_jitter_3d_is_per_second_whatever_the_frame_rate(tracked):
+    """A face moving as x(t) = a t^3 face heights (t in seconds) has a third derivative of 6a everywhere:
+    jitter_3d reads 6a at 25 and at 50 fps, where the per-frame jitter differs 8-fold."""
+    v, a = tracked["retalking_face5"], 0.02
+    height = float(np.median(landmarks.face_height(v.lmk, v.landmark_format)))
+    scores = {}
+    for fps in (25, 50):
+        t = np.arange(3 * fps) / fps
+        lmk = np.repeat(v.lmk[:1], len(t), axis=0).astype(np.float64)
+        lmk[..., 0] += (a * t**3 * height)[:, None]
+        moving = replace(v, lmk=lmk, fps=fps)
+        scores[fps] = (motion.jitter_3d(moving), motion.jitter(moving))
+    assert scores[25][0] == pytest.approx(6 * a, rel=1e-6) and scores[50][0] == pytest.approx(6 * a, rel=1e-6)
+    assert scores[25][1] == pytest.approx(8 * scores[50][1], rel=1e-6)
+
+
+def test_lmd_counts_a_misplaced_mouth_that_lme_hides(tracked):
+    v = tracked["liveportrait_d11"]  # 512 px: LMD's 256 px scale halves the shift
+    shifted = replace(v, lmk=v.lmk + np.array([6.0, 0.0, 0.0], np.float32))
+    assert motion.lmd(v, v, 256) == 0.0
+    assert motion.lmd(shifted, v, 256) == pytest.approx(6.0 * 256 / 512, rel=1e-5)
+    assert motion.lip_landmark_error(shifted, v) == pytest.approx(0.0, abs=1e-4)  # centred on its lips
+    assert motion.lmd(v, tracked["hdtf_WDA_KatieHill_000"], 256) > 3
+
+
+def test_cpbd_reads_the_face_not_the_background(tracked):
+    """Blurring what lies outside a box twice the face height leaves the face-crop CPBD as it was (while the
+    whole-frame CPBD of protocol 1.0 drops); blurring the face inside its hull lowers it."""
+    import cv2
+
+    v = tracked["upperbody_kim_7s"]  # upper body: most of the frame is not the face
+    idx = np.arange(0, 80, 20)
+    frames, lmk = _frames(v)[idx], v.lmk[idx]
+    blur = np.stack([cv2.GaussianBlur(f, (0, 0), 3) for f in frames])
+    near, face = np.zeros(frames.shape[:3], np.uint8), np.zeros(frames.shape[:3], np.uint8)
+    for i, pts in enumerate(lmk):
+        cx, cy = (pts[:, :2].min(0) + pts[:, :2].max(0)) / 2
+        half = float(landmarks.face_height(pts, v.landmark_format))  # 2 x face height across
+        cv2.rectangle(near[i], (int(cx - half), int(cy - half)), (int(cx + half), int(cy + half)), 1, -1)
+        cv2.fillConvexPoly(face[i], cv2.convexHull(pts[:, :2].round().astype(np.int32)), 1)
+    background_blurred = np.where(near[..., None] > 0, frames, blur)
+    face_blurred = np.where(face[..., None] > 0, blur, frames)
+
+    def on_face(x):
+        return np.mean([motion.cpbd_sharpness(c[None]) for c in motion.face_crops(x, lmk, v.landmark_format, 1.6)])
+
+    sharp = on_face(frames)
+    assert on_face(background_blurred) == sharp
+    assert motion.cpbd_sharpness(background_blurred) < 0.8 * motion.cpbd_sharpness(frames)
+    assert on_face(face_blurred) < 0.7 * sharp
+
+
+def test_evaluation_tracks_the_face_only(protocol, clips_dir):
+    from vlogger.evaluation.tracks import open_video, track_source
+
+    track = track_source(open_video(clips_dir / "retalking_face5.mp4", protocol), eval_tracker(protocol))
+    assert track.found.mean() > 0.9 and np.isnan(track.pose).all() and (track.face_count == -1).all()
+
+
+def test_preprocessing_scores_sync_with_its_own_settings_equal_to_the_protocols(protocol):
+    """#13 leftover: preprocessing reads no evaluation config; its `sync` section holds the same numbers, so a
+    clip's recorded sync_confidence means what evaluation's av_confidence means."""
+    from pathlib import Path
+
+    import vlogger.preprocessing
+
+    sources = Path(vlogger.preprocessing.__file__).parent.glob("*.py")
+    assert not [p.name for p in sources if "eval/" in p.read_text()]
+    assert load_config(None, "preprocess/default.yaml")["sync"] == protocol["avsync"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlogger.evaluation.avsync import AVSync
+from vlogger.evaluation.drift import Drift
 from vlogger.evaluation.fid import FIDScore
 from vlogger.evaluation.fvd import FVDScore
 from vlogger.evaluation.identity import CSIM, IdentityDlib
@@ -34,6 +35,7 @@ METRICS: tuple[type[VideoMetric], ...] = (
     AVSync,
     CSIM,
     IdentityDlib,
+    Drift,
     LSE,
     FIDScore,
     FVDScore,

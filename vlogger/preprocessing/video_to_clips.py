@@ -155,7 +155,7 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
     with _Stage(res.timings, "audio"):
         lmk = crop.to_crop_coords(face, boxes, c["size"])
         sync = av_sync(landmarks.lip_opening(lmk, fmt), clip_audio, fps, SyncSettings.from_config(cfg["sync"]), mel)
-        scores["sync_confidence"], scores["sync_offset"] = sync.confidence, sync.offset
+        scores["sync_confidence"], scores["sync_offset"], scores["sync_z"] = sync.confidence, sync.offset, sync.z
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     pose_crop = crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32)
     params = None
