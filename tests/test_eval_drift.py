@@ -51,8 +51,8 @@ def test_drift_is_flat_as_recorded_and_rises_with_a_colour_drift(recorded):
         return (lab2rgb(lab) * 255).round().astype(np.uint8)
 
     tinted = metric.measure(video, _variant(reader, tint)).row
-    assert tinted["drift_colour_slope"] > 60 > 10 * abs(row["drift_colour_slope"])  # ΔE00 per minute
-    assert tinted["drift_colour_blocks"][-1] > 10 > 3 * row["drift_colour_blocks"][-1]
+    assert tinted["drift_colour_slope"] > max(60, 5 * abs(row["drift_colour_slope"])), (tinted, row)  # ΔE00 / min
+    assert tinted["drift_colour_blocks"][-1] > 5 > 3 * row["drift_colour_blocks"][-1]
 
     still = replace(video, gen=replace(video.gen, lmk=np.repeat(video.gen.lmk[:1], video.gen.n_frames, axis=0)))
     frozen = metric.measure(still, _variant(reader, lambda i, f: reader.kept[0][0])).row  # the first frame, always
