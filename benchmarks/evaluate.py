@@ -90,9 +90,8 @@ def main() -> None:
     cpu, wall = time.process_time() - t0, time.perf_counter() - w0
     seconds = res["video_seconds"]
     lines += [
-        f"Full offline metric set (`evaluate()` with the clips as generated and reference: tracking of both, "
-        f"weight-free sync, jitter, expression diversity, CPBD, LME, head pose, PSNR, SSIM"
-        f"{', identity (' + res['identity_backbone'] + ')' if res['identity_backbone'] else ''}): "
+        f"Offline metric set (`evaluate()` with the clips as generated and reference, each tracked): "
+        f"{', '.join(sorted(k for k in res['aggregate'] if not k.endswith('_n_reference')))}: "
         f"{seconds:.0f} s of video in {cpu:.1f} CPU s (wall {wall:.1f} s) = "
         f"**{cpu / seconds:.2f} CPU s per second of video**. "
         f"Skipped here: {', '.join(res['skipped_metrics']) or 'none'}.",
