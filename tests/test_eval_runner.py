@@ -202,3 +202,20 @@ def test_leaderboard_reads_each_direction_from_its_metric(tmp_path, monkeypatch)
     assert "jitter ↓" in head and "psnr ↑" in head and "| lse_offset |" in head  # a signed offset has no better side
     monkeypatch.setattr(Jitter, "higher_is_better", True)
     assert "jitter ↑" in leaderboard.markdown(leaderboard.load(board)).splitlines()[2]
+
+
+def test_report_plots_drift_over_time_and_shows_warnings(tmp_path):
+    from vlogger.evaluation.report import write_report
+
+    row = {"drift_block_seconds": 5.0, "drift_identity_dlib_blocks": [0.99, 0.98], "drift_colour_blocks": [0.2, 0.9]}
+    results = {"protocol_version": "2.0", "lse_mode": "fast", "scored": 1, "videos": 1, "unscorable": [],
+               "skipped_metrics": {}, "aggregate": {"drift_colour_slope": 8.4}, "per_video": {"a.mp4": row},
+               "warnings": ["fvd from 3 samples (< 2048)"]}  # fmt: skip
+    write_report(results, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "<b>Warning:</b> fvd from 3 samples" in page
+    drift = page.split("<h2>Drift over time</h2>")[1].split("<h2>")[0]
+    assert drift.startswith("<img src='data:image/png;base64,")
+    results["per_video"] = {"a.mp4": {"jitter": 1.0}}
+    write_report(results, tmp_path / "report.html")
+    assert "no video long enough" in (tmp_path / "report.html").read_text()
