@@ -242,3 +242,56 @@ def test_missing_weights_name_the_fetch_command(tmp_path, monkeypatch):
         load_fid_inception()
     with pytest.raises(MissingWeights, match="vlogger zoo fetch i3d_torchscript"):
         FVD()
+
+
+def _pytorch_fid_formula(mu1, sigma1, mu2, sigma2) -> float:
+    """pytorch-fid's `calculate_frechet_distance` (scipy sqrtm of the product), as papers compute it."""
+    from scipy import linalg
+
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def test_frechet_matches_the_scipy_sqrtm_formula():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(600, 64))
+    b = rng.normal(size=(500, 64)) @ (np.eye(64) + 0.3 * rng.normal(size=(64, 64))) + 0.5
+    stats = [(x.mean(0), np.cov(x, rowvar=False)) for x in (a, b)]
+    ours, ref = frechet_distance(*stats[0], *stats[1]), _pytorch_fid_formula(*stats[0], *stats[1])
+    assert ours == pytest.approx(ref, rel=1e-9)
+
+
+def test_fvd_samples_one_seeded_clip_per_video_or_every_clip():
+    from vlogger.core.errors import UsageError
+    from vlogger.evaluation.fvd import clip_starts
+
+    one = clip_starts(100, 16, "random", 0, "a.mp4")
+    assert len(one) == 1 and 0 <= one[0] <= 84 and one == clip_starts(100, 16, "random", 0, "a.mp4")
+    starts = {clip_starts(100, 16, "random", s, k)[0] for s in range(3) for k in ("a.mp4", "b.mp4", "c.mp4")}
+    assert len(starts) > 3  # the offset moves with the seed and the video, not always the start
+    assert clip_starts(100, 16, "all", 0, "a.mp4") == [0, 16, 32, 48, 64, 80]
+    assert clip_starts(15, 16, "random", 0, "a.mp4") == []
+    with pytest.raises(UsageError, match=r"fvd\.sampling"):
+        clip_starts(100, 16, "first", 0, "a.mp4")
+
+
+def test_frechet_scores_below_2048_samples_carry_a_warning():
+    from vlogger.evaluation.runner import sample_warnings
+
+    warned = sample_warnings(
+        {
+            "fid": 3.0,
+            "fid_n_samples": 4000,
+            "fid_n_reference": 4000,
+            "fvd": 9.0,
+            "fvd_n_samples": 12,
+            "fvd_n_reference": 12,
+        }
+    )
+    assert len(warned) == 1 and warned[0].startswith("fvd from 12 samples")
+    assert sample_warnings({"jitter": 1.0}) == []

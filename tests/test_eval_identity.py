@@ -11,7 +11,9 @@ import pytest
 
 from vlogger.evaluation.identity import (
     ARCFACE_TEMPLATE,
+    CSIM,
     ArcFaceBackbone,
+    IdentityDlib,
     IdentitySimilarity,
     face_mesh_points,
     make_backbone,
@@ -78,21 +80,21 @@ def test_dlib_same_person_scores_above_different_people(dlib_backbone, clip_fram
 def test_metric_counts_faceless_frames_without_changing_the_mean(dlib_backbone, clip_frames) -> None:
     frames = clip_frames["hdtf_WDA_KatieHill_000"]
     ref, rest = frames[0], frames[1:]
-    clean, noisy = IdentitySimilarity(dlib_backbone), IdentitySimilarity(dlib_backbone)
+    clean, noisy = IdentityDlib(dlib_backbone), IdentityDlib(dlib_backbone)
     clean.update(clean.similarity(ref, rest))
     measured = noisy.similarity(ref, np.concatenate([rest, noise_frame((1, *rest.shape[1:]))]))
     noisy.update(measured)
     a, b = clean.compute(), noisy.compute()
     assert (int(clean.no_face_frames), int(noisy.no_face_frames)) == (0, 1)
-    assert a["identity_cosine"] == pytest.approx(b["identity_cosine"]) == pytest.approx(measured.row["identity_cosine"])
-    assert a["identity_cosine"] > 0.9
+    assert a["identity_dlib"] == pytest.approx(b["identity_dlib"]) == pytest.approx(measured.row["identity_dlib"])
+    assert a["identity_dlib"] > 0.9
 
 
 def test_faceless_reference_leaves_the_video_unscored(dlib_backbone) -> None:
-    metric = IdentitySimilarity(dlib_backbone)
+    metric = IdentityDlib(dlib_backbone)
     measured = metric.similarity(noise_frame((256, 256, 3)), noise_frame((2, 256, 256, 3)))
     metric.update(measured)
-    assert measured.row == {"identity_cosine_skipped": "dlib found no face in the reference image"}
+    assert measured.row == {"identity_dlib_skipped": "dlib found no face in the reference image"}
     assert (int(metric.no_face_references), int(metric.no_face_frames)) == (1, 0)
     with pytest.raises(ValueError, match=r"no video could be scored \(no_face_frames 0, no_face_references 1\)"):
         metric.compute()
@@ -100,11 +102,11 @@ def test_faceless_reference_leaves_the_video_unscored(dlib_backbone) -> None:
 
 @pytest.mark.shared
 def test_video_without_a_face_says_why_it_has_no_score(dlib_backbone, clip_frames) -> None:
-    metric = IdentitySimilarity(dlib_backbone)
+    metric = IdentityDlib(dlib_backbone)
     measured = metric.similarity(clip_frames["hdtf_WDA_KatieHill_000"][0], noise_frame((2, 256, 256, 3)))
-    assert measured.row == {"identity_cosine_skipped": "dlib found no face in any of 2 frames"}
+    assert measured.row == {"identity_dlib_skipped": "dlib found no face in any of 2 frames"}
     measured = metric.similarity(clip_frames["hdtf_WDA_KatieHill_000"][0], clip_frames["hdtf_WDA_KatieHill_000"][1:3])
-    assert measured.row["identity_cosine"] > 0.9
+    assert measured.row["identity_dlib"] > 0.9
 
 
 class _Fixed:
@@ -214,3 +216,19 @@ def test_similarity_transform_recovers_a_known_similarity() -> None:
 def test_unknown_backbone_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown identity backbone"):
         make_backbone("facenet")
+
+
+def test_csim_is_only_arcface_and_dlib_keeps_its_own_name(arcface_like: Path, monkeypatch) -> None:
+    """Protocol 2.0: CSIM is ArcFace's score; dlib's is reported as identity_dlib, never as CSIM."""
+    from vlogger.core.config import load_config
+    from vlogger.core.errors import UsageError
+    from vlogger.evaluation import collection, identity
+
+    monkeypatch.setattr(identity, "resolve", lambda name: arcface_like)
+    protocol = load_config(None, "eval/protocol.yaml")
+    assert CSIM.from_protocol(protocol).backbone.name == "arcface" and CSIM.needs.weights == ("arcface_w600k_r50",)
+    assert collection.directions()["csim"] is True and "identity_dlib" in collection.directions()
+    assert "identity_cosine" not in collection.directions()
+    protocol["identity"]["backbones"] = ["dlib"]
+    with pytest.raises(UsageError, match="arcface is not in"):
+        CSIM.from_protocol(protocol)

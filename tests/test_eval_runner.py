@@ -36,7 +36,7 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
     cmd = [sys.executable, "-m", "vlogger.cli", "evaluate", "--generated", str(gen), "--reference", str(clips)]
     subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
     res = json.loads((out / "results.json").read_text())
-    assert res["protocol_version"] == "1.0" and res["videos"] == 4 and res["scored"] == 2
+    assert res["protocol_version"] == "2.0" and res["lse_mode"] == "fast" and res["videos"] == 4 and res["scored"] == 2
     reasons = {u["video"]: u["reason"] for u in res["unscorable"]}
     assert "face tracked on only" in reasons["no_face.mp4"] and "too short" in reasons["short.mp4"]
     row = res["per_video"]["retalking_face5.mp4"]
@@ -54,14 +54,18 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
 
     board = tmp_path / "board.json"
     leaderboard.add(board, out / "results.json", "ground-truth")
-    other = dict(res, protocol_version="0.9")
-    (tmp_path / "old.json").write_text(json.dumps(other))
+    # a 1.0 result (identity backbone, no LSE mode) and a reference-mode LSE result: each its own table
+    old = {k: v for k, v in res.items() if k != "lse_mode"} | {"protocol_version": "1.0", "identity_backbone": "dlib"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
     leaderboard.add(board, tmp_path / "old.json", "old-protocol")
+    (tmp_path / "ref.json").write_text(json.dumps(dict(res, lse_mode="reference")))
+    leaderboard.add(board, tmp_path / "ref.json", "ground-truth")
     md = leaderboard.markdown(leaderboard.load(board))
-    assert "### protocol 1.0" in md and "### protocol 0.9" in md  # never in one table
-    assert md.count("| ground-truth |") == 1
+    assert "### protocol 2.0, LSE mode fast" in md and "### protocol 2.0, LSE mode reference" in md
+    assert "### protocol 1.0, identity backbone dlib" in md  # 1.0 stays readable, never mixed
+    assert md.count("| ground-truth |") == 2 and md.count("| old-protocol |") == 1
     html = leaderboard.write_html(leaderboard.load(board), tmp_path / "board.html").read_text()
-    assert html.count("<table>") == 2 and "onclick" in html
+    assert html.count("<table>") == 3 and "onclick" in html
 
 
 def _stand_in_weights(tmp_path: Path, monkeypatch) -> None:
@@ -91,9 +95,11 @@ def test_two_workers_give_the_numbers_of_one(tmp_path, monkeypatch, clips_dir):
         folder.mkdir()
         for name, clip in zip(names, order, strict=True):
             (folder / f"{name}.mp4").symlink_to(clips / f"{clip}.mp4")
-    protocol = load_config(None, "eval/protocol.yaml")
+    protocol = load_config(None, "eval/protocol.yaml", ["fid.frames_per_video=8"])  # all frames: minutes
     one, two = (evaluate(gen, ref, None, protocol, tmp_path / f"frames{n}", workers=n) for n in (1, 2))
     assert "fid" in one["aggregate"] and "fvd" in one["aggregate"], one["skipped_metrics"]
+    assert (one["aggregate"]["fid_n_samples"], one["aggregate"]["fvd_n_samples"]) == (24, 3)
+    assert len(one["warnings"]) == 2  # 24 frames and 3 clips are far below 2048
     assert one["aggregate"]["fid"] > 0 and one["aggregate"]["lme"] > 0
     assert "frame sizes differ" in one["per_video"]["retalking_face5.mp4"]["psnr_skipped"]
     assert json.dumps(one) == json.dumps(two)
@@ -196,3 +202,20 @@ def test_leaderboard_reads_each_direction_from_its_metric(tmp_path, monkeypatch)
     assert "jitter ↓" in head and "psnr ↑" in head and "| lse_offset |" in head  # a signed offset has no better side
     monkeypatch.setattr(Jitter, "higher_is_better", True)
     assert "jitter ↑" in leaderboard.markdown(leaderboard.load(board)).splitlines()[2]
+
+
+def test_report_plots_drift_over_time_and_shows_warnings(tmp_path):
+    from vlogger.evaluation.report import write_report
+
+    row = {"drift_block_seconds": 5.0, "drift_identity_dlib_blocks": [0.99, 0.98], "drift_colour_blocks": [0.2, 0.9]}
+    results = {"protocol_version": "2.0", "lse_mode": "fast", "scored": 1, "videos": 1, "unscorable": [],
+               "skipped_metrics": {}, "aggregate": {"drift_colour_slope": 8.4}, "per_video": {"a.mp4": row},
+               "warnings": ["fvd from 3 samples (< 2048)"]}  # fmt: skip
+    write_report(results, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "<b>Warning:</b> fvd from 3 samples" in page
+    drift = page.split("<h2>Drift over time</h2>")[1].split("<h2>")[0]
+    assert drift.startswith("<img src='data:image/png;base64,")
+    results["per_video"] = {"a.mp4": {"jitter": 1.0}}
+    write_report(results, tmp_path / "report.html")
+    assert "no video long enough" in (tmp_path / "report.html").read_text()

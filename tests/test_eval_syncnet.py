@@ -169,3 +169,28 @@ def test_real_clip_end_to_end_with_random_weights(clips_dir):
     assert torch.isfinite(video_emb).all() and torch.isfinite(audio_emb).all()
     scores = sync_scores(video_emb, audio_emb)
     assert np.isfinite([scores.confidence, scores.distance]).all() and -15 <= scores.offset <= 15
+
+
+def _calc_pdist(feat1: torch.Tensor, feat2: torch.Tensor, vshift: int = 10) -> list[torch.Tensor]:
+    """joonson/syncnet_python SyncNetInstance.py `calc_pdist`, transcribed line for line."""
+    win_size = vshift * 2 + 1
+    feat2p = torch.nn.functional.pad(feat2, (0, 0, vshift, vshift))
+    dists = []
+    for i in range(0, len(feat1)):
+        dists.append(
+            torch.nn.functional.pairwise_distance(feat1[[i], :].repeat(win_size, 1), feat2p[i : i + win_size, :])
+        )
+    return dists
+
+
+def test_scores_are_those_of_the_reference_calc_pdist_bit_for_bit():
+    """`SyncNetInstance.evaluate`'s arithmetic on calc_pdist: mdist = mean(stack(dists, 1), 1), offset =
+    vshift - argmin, conf = median - min. Our vectorised version gives the same float32 numbers."""
+    gen = torch.Generator().manual_seed(3)
+    for t, vshift in ((40, 15), (120, 15), (33, 10)):
+        video, audio = torch.randn(t, 1024, generator=gen), torch.randn(t, 1024, generator=gen)
+        mdist = torch.mean(torch.stack(_calc_pdist(video, audio, vshift), 1), 1)
+        minval, minidx = torch.min(mdist, 0)
+        ours = sync_scores(video, audio, vshift)
+        assert ours.distance == float(minval) and ours.confidence == float(torch.median(mdist) - minval)
+        assert ours.offset == vshift - int(minidx)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 # index sets per format: mediapipe face mesh (478 points with iris) and the 68-point iBUG layout
-FORMATS: dict[str, dict[str, int | list[int]]] = {
+FORMATS: dict[str, dict[str, int | list]] = {
     "mediapipe478": {
         "upper_inner_lip": 13,
         "lower_inner_lip": 14,
@@ -20,6 +20,8 @@ FORMATS: dict[str, dict[str, int | list[int]]] = {
         "cheek_left": 454,
         "nose_tip": 1,
         "lips": [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185],
+        "inner_lips": [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191],
+        "outer_lip_pairs": [(0, 17), (37, 84), (267, 314)],  # upper/lower outer-lip points, middle and either side
     },
     "fa68": {
         "upper_inner_lip": 62,
@@ -32,6 +34,8 @@ FORMATS: dict[str, dict[str, int | list[int]]] = {
         "cheek_left": 16,
         "nose_tip": 30,
         "lips": list(range(48, 60)),
+        "inner_lips": list(range(60, 68)),
+        "outer_lip_pairs": [(51, 57), (50, 58), (52, 56)],
     },
 }
 
@@ -52,6 +56,15 @@ def mouth_opening(lmk: np.ndarray, fmt: str) -> np.ndarray:
         point(lmk, fmt, "upper_inner_lip")[..., :2] - point(lmk, fmt, "lower_inner_lip")[..., :2], axis=-1
     )
     return gap / np.maximum(face_height(lmk, fmt), 1e-6)
+
+
+def lip_opening(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """Outer-lip gap (mean of three upper/lower pairs) over face height, per frame: the sync signal.
+    It follows speech better than the inner gap (13-14), which sits at zero while the lips are
+    closed and jumps with tracking noise (issue 14: 62/72 vs 55/72 own-vs-other on the clips)."""
+    pairs = np.array(FORMATS[fmt]["outer_lip_pairs"])
+    gaps = np.linalg.norm(lmk[..., pairs[:, 0], :2] - lmk[..., pairs[:, 1], :2], axis=-1).mean(-1)
+    return gaps / np.maximum(face_height(lmk, fmt), 1e-6)
 
 
 def yaw_degrees(lmk: np.ndarray, fmt: str) -> np.ndarray:

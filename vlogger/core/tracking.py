@@ -106,9 +106,12 @@ class MediapipeTracker:
     def __init__(self, cfg: dict):
         import mediapipe as mp  # heavy; imported where used
 
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=cfg["min_detection_confidence"]
-        )
+        # count_faces_every / pose_stride 0: no detector / no pose graph (evaluation reads neither)
+        self._detector = None
+        if cfg["count_faces_every"]:
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=cfg["min_detection_confidence"]
+            )
         self._mp = mp
         self.cfg = cfg
 
@@ -123,7 +126,9 @@ class MediapipeTracker:
             min_detection_confidence=conf,
             min_tracking_confidence=0.5,
         )
-        self._pose = sol.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=conf)
+        self._pose = None
+        if self.cfg["pose_stride"]:
+            self._pose = sol.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=conf)
         self._buf = _Buffers()
         self._k = 0
 
@@ -137,7 +142,7 @@ class MediapipeTracker:
         else:
             self._buf.face.append(None)
         pose = np.full((33, 4), np.nan, np.float32)
-        if self._k % self.cfg["pose_stride"] == 0:
+        if self._pose is not None and self._k % self.cfg["pose_stride"] == 0:
             r = self._pose.process(frame)
             if r.pose_landmarks:
                 pose = np.array(
@@ -145,7 +150,7 @@ class MediapipeTracker:
                 )
         self._buf.pose.append(pose)
         count, score = -1, np.nan
-        if self._k % self.cfg["count_faces_every"] == 0:
+        if self._detector is not None and self._k % self.cfg["count_faces_every"] == 0:
             dets = self._detector.process(frame).detections or []
             boxes = [
                 (d.location_data.relative_bounding_box.width, d.location_data.relative_bounding_box.height)
@@ -159,7 +164,8 @@ class MediapipeTracker:
 
     def finish(self) -> Track:
         self._mesh.close()
-        self._pose.close()
+        if self._pose is not None:
+            self._pose.close()
         return _to_track(self.landmark_format, 478, self._buf)
 
 

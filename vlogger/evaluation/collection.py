@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 from vlogger.evaluation.avsync import AVSync
+from vlogger.evaluation.drift import Drift
 from vlogger.evaluation.fid import FIDScore
 from vlogger.evaluation.fvd import FVDScore
-from vlogger.evaluation.identity import IdentitySimilarity
+from vlogger.evaluation.identity import CSIM, IdentityDlib
 from vlogger.evaluation.lse import LSE
 from vlogger.evaluation.metric import VideoMetric
-from vlogger.evaluation.motion import CPBD, PSNR, SSIM, ExpressionDiversity, HeadPoseError, Jitter, LipLandmarkError
+from vlogger.evaluation.motion import (
+    CPBD,
+    LMD,
+    PSNR,
+    SSIM,
+    ExpressionDiversity,
+    HeadPoseError,
+    Jitter,
+    Jitter3D,
+    LipLandmarkError,
+)
 from vlogger.zoo import resolve
 
 METRICS: tuple[type[VideoMetric], ...] = (
     Jitter,
+    Jitter3D,
     ExpressionDiversity,
     CPBD,
     LipLandmarkError,
+    LMD,
     HeadPoseError,
     PSNR,
     SSIM,
     AVSync,
-    IdentitySimilarity,
+    CSIM,
+    IdentityDlib,
+    Drift,
     LSE,
     FIDScore,
     FVDScore,

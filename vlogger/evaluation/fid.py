@@ -8,17 +8,22 @@ built-in network); our module accepts uint8 in [0, 255] or float in [0, 1].
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from vlogger.core.video import read_frames, scaled_size
 from vlogger.evaluation.frechet import frechet_distance, mean_cov
 from vlogger.evaluation.inception import load_fid_inception
-from vlogger.evaluation.metric import EvalVideo, Measured, Needs, SampledFrames, VideoMetric, spread
+from vlogger.evaluation.metric import EvalVideo, FrameReader, Measured, Needs, VideoMetric, spread
 from vlogger.evaluation.tracks import VideoSource
+
+BATCH = 32  # frames through Inception at a time
 
 
 class FID(FrechetInceptionDistance):
@@ -67,26 +72,35 @@ def make_fid(path: str | Path | None = None, **kwargs: Any) -> FID:
 
 
 class FIDScore(VideoMetric):
-    """FID over the protocol's frames spread over each video, generated against reference."""
+    """FID of generated against reference frames, sampled as papers do: every frame (or the protocol's N,
+    spread over each video), decoded again at native size (or the protocol's max side), since pytorch-fid
+    resizes each image to 299 px itself. Features are taken in the worker, batch by batch, so a long
+    video's frames are never all held. `fid_n_samples` / `fid_n_reference` give the image counts."""
 
     name, higher_is_better = "fid", False
     needs = Needs(reference_video=True, weights=("fid_inception_v3",))
+    scores: ClassVar[dict[str, bool | None]] = {"fid": False, "fid_n_samples": None, "fid_n_reference": None}
 
-    def __init__(self, fid: FID, frames_per_video: int, **kwargs: Any) -> None:
+    def __init__(self, fid: FID, frames_per_video: int = 0, max_side: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.fid, self.frames_per_video = fid, frames_per_video
+        self.fid, self.frames_per_video, self.max_side = fid, frames_per_video, max_side
 
     @classmethod
     def from_protocol(cls, protocol: dict) -> FIDScore:
-        return cls(make_fid(), protocol["fid"]["frames_per_video"])
+        return cls(make_fid(), protocol["fid"]["frames_per_video"], protocol["fid"]["max_side"])
 
-    def reader(self, gen: VideoSource, ref: VideoSource | None) -> SampledFrames:
-        return SampledFrames(spread(gen.n_frames, self.frames_per_video), spread(ref.n_frames, self.frames_per_video))
+    def source_features(self, source: VideoSource, batch: int = BATCH) -> Tensor:
+        """(N, 2048) features of the protocol's frames of one video."""
+        n = source.n_frames
+        picked = source.indices[spread(n, self.frames_per_video) if self.frames_per_video else np.arange(n)]
+        w, h = source.info.width, source.info.height
+        size = scaled_size(w, h, self.max_side) if self.max_side else None
+        frames = read_frames(source.info, picked, size)
+        blocks = iter(lambda: list(itertools.islice(frames, batch)), [])
+        return torch.cat([self.fid.features(torch.from_numpy(np.stack(b)).permute(0, 3, 1, 2)) for b in blocks])
 
-    def measure(self, video: EvalVideo, frames: SampledFrames) -> Measured:
-        gen = frames.gen(spread(video.gen.n_frames, self.frames_per_video))
-        ref = frames.ref(spread(video.ref.n_frames, self.frames_per_video))
-        return Measured(value=tuple(self.fid.features(torch.from_numpy(x).permute(0, 3, 1, 2)) for x in (gen, ref)))
+    def measure(self, video: EvalVideo, frames: FrameReader | None) -> Measured:
+        return Measured(value=(self.source_features(video.gen.source), self.source_features(video.ref.source)))
 
     def update(self, measured: Measured) -> None:
         gen, ref = measured.value
@@ -94,4 +108,5 @@ class FIDScore(VideoMetric):
         self.fid.add_features(ref, real=True)
 
     def compute(self) -> dict[str, float]:
-        return {"fid": float(self.fid.distance())}
+        n_gen, n_ref = int(self.fid.fake_features_num_samples), int(self.fid.real_features_num_samples)
+        return {"fid": float(self.fid.distance()), "fid_n_samples": n_gen, "fid_n_reference": n_ref}

@@ -13,13 +13,16 @@ reproduces google-research's TF FVD with a TorchScript I3D (zoo name `i3d_torchs
 from __future__ import annotations
 
 import warnings
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from vlogger.core.errors import UsageError
 from vlogger.evaluation.frechet import frechet_distance, mean_cov
 from vlogger.evaluation.metric import EvalVideo, Measured, Needs, SampledFrames, VideoMetric
 from vlogger.evaluation.tracks import VideoSource
@@ -115,36 +118,55 @@ class FVD(Metric):
         return torch.tensor(frechet_distance(*fake, *real), dtype=torch.float64)
 
 
-class FVDScore(VideoMetric):
-    """FVD over the first `clips_per_video` consecutive clips of each video, generated against reference.
+def clip_starts(n_frames: int, num_frames: int, sampling: str, seed: int, key: str) -> list[int]:
+    """First frames of the clips scored in one video: `random`, one clip at an offset drawn from a
+    generator seeded by (seed, key) (StyleGAN-V samples one clip per video at a random offset; the
+    key, e.g. the file name, keeps the draw the same in any worker); `all`, every non-overlapping clip."""
+    if n_frames < num_frames:
+        return []
+    if sampling == "all":
+        return list(range(0, n_frames - num_frames + 1, num_frames))
+    if sampling == "random":
+        rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+        return [int(rng.integers(0, n_frames - num_frames + 1))]
+    raise UsageError(f"fvd.sampling must be random or all, got {sampling!r}")
 
-    Only those clips' frames are kept while decoding, so memory is bounded by them, not the video.
-    """
+
+class FVDScore(VideoMetric):
+    """FVD of generated against reference clips, sampled as the protocol says (`clip_starts`).
+
+    Only the sampled clips' frames are kept while decoding. `fvd_n_samples` / `fvd_n_reference` give the
+    clip counts: the covariance of 400-d features wants thousands (StyleGAN-V uses 2048 videos)."""
 
     name, higher_is_better = "fvd", False
     needs = Needs(reference_video=True, weights=(WEIGHTS,))
+    scores: ClassVar[dict[str, bool | None]] = {"fvd": False, "fvd_n_samples": None, "fvd_n_reference": None}
 
-    def __init__(self, fvd: FVD, clips_per_video: int, **kwargs: Any) -> None:
+    def __init__(self, fvd: FVD, sampling: str = "random", seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.fvd, self.clips_per_video = fvd, clips_per_video
+        self.fvd, self.sampling, self.seed = fvd, sampling, seed
 
     @classmethod
     def from_protocol(cls, protocol: dict) -> FVDScore:
-        return cls(FVD(num_frames=protocol["fvd"]["clip_frames"]), protocol["fvd"]["clips_per_video"])
+        f = protocol["fvd"]
+        return cls(FVD(num_frames=f["clip_frames"]), f["sampling"], f["seed"])
 
-    def _frames(self, n_frames: int) -> range:
-        return range(min(n_frames // self.fvd.num_frames, self.clips_per_video) * self.fvd.num_frames)
+    def _frames(self, source: VideoSource, side: str) -> list[int]:
+        k = self.fvd.num_frames
+        starts = clip_starts(source.n_frames, k, self.sampling, self.seed, f"{side}/{source.path.name}")
+        return [s + i for s in starts for i in range(k)]
 
     def reader(self, gen: VideoSource, ref: VideoSource | None) -> SampledFrames:
-        return SampledFrames(self._frames(gen.n_frames), self._frames(ref.n_frames))
+        return SampledFrames(self._frames(gen, "gen"), self._frames(ref, "ref"))
 
     def measure(self, video: EvalVideo, frames: SampledFrames) -> Measured:
         features = []
-        for kept, n in ((frames.gen, video.gen.n_frames), (frames.ref, video.ref.n_frames)):
-            if not self._frames(n):  # shorter than one clip
+        for kept, source, side in ((frames.gen, video.gen.source, "gen"), (frames.ref, video.ref.source, "ref")):
+            picked = self._frames(source, side)
+            if not picked:  # shorter than one clip
                 features.append(None)
                 continue
-            clips = split_clips(torch.from_numpy(kept(self._frames(n))).permute(0, 3, 1, 2), self.fvd.num_frames)
+            clips = split_clips(torch.from_numpy(kept(picked)).permute(0, 3, 1, 2), self.fvd.num_frames)
             features.append(self.fvd.features(clips))
         return Measured(value=tuple(features))
 
@@ -154,4 +176,5 @@ class FVDScore(VideoMetric):
                 self.fvd.add_features(features, real)
 
     def compute(self) -> dict[str, float]:
-        return {"fvd": float(self.fvd.distance())}
+        n_gen, n_ref = int(self.fvd.fake_n), int(self.fvd.real_n)
+        return {"fvd": float(self.fvd.distance()), "fvd_n_samples": n_gen, "fvd_n_reference": n_ref}

@@ -1,8 +1,8 @@
-"""Identity similarity (CSIM) of generated frames to a reference image, under one of two face-recognition backbones.
+"""Identity similarity of generated frames to a reference image, one metric per face-recognition backbone.
 
-`dlib` (128-d ResNet) installs with its weights from PyPI, so it runs anywhere offline; `arcface` (insightface's
-buffalo_l recognition model, 512-d) is what papers report, with weights from the zoo. The two give cosines on different
-scales, so every result names its backbone and scores of different backbones are never merged.
+`csim` is ArcFace (insightface's buffalo_l recognition model, 512-d, weights from the zoo): what papers report as
+CSIM. `identity_dlib` is dlib's 128-d ResNet, which installs with its weights from PyPI and so runs anywhere
+offline; it is not CSIM and keeps its own name. The two give cosines on different scales and are never merged.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 from torchmetrics import Metric
 
+from vlogger.core.errors import UsageError
 from vlogger.evaluation.metric import EvalVideo, Measured, Needs, SampledFrames, VideoMetric
 from vlogger.evaluation.tracks import VideoSource
 from vlogger.zoo import resolve
@@ -193,26 +194,28 @@ class IdentityCounts:
 
 
 class IdentitySimilarity(VideoMetric):
-    """Mean cosine similarity of generated frames to their reference image (CSIM under ArcFace).
+    """Mean cosine similarity of generated frames to their reference image under one backbone
+    (`csim` / `identity_dlib` below fix which; the score is reported under the metric's name).
 
     The mean is over all scored frames of all videos. Frames without a face are counted in
     `no_face_frames` and not scored; a reference without a face leaves its video unscored
     (counted in `no_face_references`), so a batch evaluation carries on.
     """
 
-    name, higher_is_better = "identity", True
-    scores: ClassVar[dict[str, bool | None]] = {"identity_cosine": True}
+    name, higher_is_better, backbone_name = "identity", True, ""
+    needs = Needs(reference_image=True)
 
     def __init__(self, backbone: IdentityBackbone, frames: int = 16, **kwargs) -> None:
         super().__init__(**kwargs)
         self.backbone, self.frames = backbone, frames
-        self.needs = Needs(reference_image=True, weights=("arcface_w600k_r50",) if backbone.name == "arcface" else ())
         for name in ("cosine_sum", "frame_count", "no_face_frames", "no_face_references"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     @classmethod
     def from_protocol(cls, protocol: dict) -> IdentitySimilarity:
-        return cls(make_backbone(protocol["identity"]["backbone"]), protocol["identity"]["frames"])
+        if cls.backbone_name not in protocol["identity"]["backbones"]:
+            raise UsageError(f"backbone {cls.backbone_name} is not in the protocol's identity.backbones")
+        return cls(make_backbone(cls.backbone_name), protocol["identity"]["frames"])
 
     def _indices(self, n_frames: int) -> range:
         return range(0, n_frames, max(1, n_frames // self.frames))
@@ -225,18 +228,18 @@ class IdentitySimilarity(VideoMetric):
 
     def similarity(self, reference_rgb: np.ndarray, frames: np.ndarray) -> Measured:
         """reference_rgb (H, W, 3) uint8; frames (T, H', W', 3) uint8 of the generated video. The
-        row has `identity_cosine` (mean over frames with a face), or why there is none."""
+        row has the score under the metric's name (mean over frames with a face), or why there is none."""
         ref = self.backbone.embed(reference_rgb[None])[0]
         if np.isnan(ref).any():
             why = f"{self.backbone.name} found no face in the reference image"
-            return Measured({"identity_cosine_skipped": why}, IdentityCounts(0.0, 0, 0, True))
+            return Measured({f"{self.name}_skipped": why}, IdentityCounts(0.0, 0, 0, True))
         cos = self.backbone.embed(frames) @ ref
         found = ~np.isnan(cos)
         counts = IdentityCounts(float(cos[found].sum()), int(found.sum()), int((~found).sum()), False)
         if not found.any():
             why = f"{self.backbone.name} found no face in any of {len(frames)} frames"
-            return Measured({"identity_cosine_skipped": why}, counts)
-        return Measured({"identity_cosine": float(cos[found].mean())}, counts)
+            return Measured({f"{self.name}_skipped": why}, counts)
+        return Measured({self.name: float(cos[found].mean())}, counts)
 
     def update(self, measured: Measured) -> None:
         counts: IdentityCounts = measured.value
@@ -253,7 +256,7 @@ class IdentitySimilarity(VideoMetric):
                 f"no video could be scored (no_face_frames {int(self.no_face_frames)}, "
                 f"no_face_references {int(self.no_face_references)})"
             )
-        return {"identity_cosine": float(self.cosine_sum / self.frame_count)}
+        return {self.name: float(self.cosine_sum / self.frame_count)}
 
     def merge_state(self, incoming_state: dict | Metric) -> None:
         """Refuse to pool the states of another backbone: their cosines are on different scales."""
@@ -262,3 +265,16 @@ class IdentitySimilarity(VideoMetric):
                 f"cannot merge identity scores of backbone {incoming_state.backbone.name!r} into {self.backbone.name!r}"
             )
         super().merge_state(incoming_state)
+
+
+class CSIM(IdentitySimilarity):
+    """CSIM as papers report it: ArcFace (buffalo_l w600k_r50) cosine to the reference image."""
+
+    name, backbone_name = "csim", "arcface"
+    needs = Needs(reference_image=True, weights=("arcface_w600k_r50",))
+
+
+class IdentityDlib(IdentitySimilarity):
+    """dlib's face-recognition cosine: offline, but on another scale than CSIM (not comparable)."""
+
+    name, backbone_name = "identity_dlib", "dlib"

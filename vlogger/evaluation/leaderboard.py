@@ -1,6 +1,7 @@
 """A leaderboard of evaluated checkpoints: a JSON file of entries, shown as markdown and a
-sortable HTML table. Entries are grouped by (protocol version, identity backbone): numbers
-from different protocols or backbones are never put in one table."""
+sortable HTML table. Entries are grouped by protocol version and by what else changes the numbers
+(2.0: the LSE mode; 1.0: the identity backbone): numbers from different groups are never put in
+one table. 1.0 entries stay readable in tables of their own."""
 
 from __future__ import annotations
 
@@ -19,27 +20,35 @@ def load(board: Path) -> list[dict]:
 
 
 def add(board: Path, result_path: Path, name: str) -> dict:
-    """Append (or replace, same name and protocol) one evaluation's aggregate."""
+    """Append (or replace, same name and group) one evaluation's aggregate."""
     result = json.loads(result_path.read_text())
     entry = {
         "name": name,
         "protocol_version": result["protocol_version"],
-        "identity_backbone": result.get("identity_backbone"),
+        "lse_mode": result.get("lse_mode"),  # 2.0
+        "identity_backbone": result.get("identity_backbone"),  # 1.0
         "videos": result["scored"],
         "added": datetime.date.today().isoformat(),
         "metrics": result["aggregate"],
     }
-    key = (name, entry["protocol_version"])
-    entries = [e for e in load(board) if (e["name"], e["protocol_version"]) != key] + [entry]
+    key = (name, group_title(entry))
+    entries = [e for e in load(board) if (e["name"], group_title(e)) != key] + [entry]
     board.parent.mkdir(parents=True, exist_ok=True)
     board.write_text(json.dumps(entries, indent=1))
     return entry
 
 
-def groups(entries: list[dict]) -> dict[tuple, list[dict]]:
-    out: dict[tuple, list[dict]] = {}
+def group_title(e: dict) -> str:
+    """What an entry's numbers are comparable under: the protocol, and its LSE mode or (1.0) identity backbone."""
+    if e.get("lse_mode") is not None:
+        return f"protocol {e['protocol_version']}, LSE mode {e['lse_mode']}"
+    return f"protocol {e['protocol_version']}, identity backbone {e.get('identity_backbone')}"
+
+
+def groups(entries: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
     for e in entries:
-        out.setdefault((e["protocol_version"], e["identity_backbone"]), []).append(e)
+        out.setdefault(group_title(e), []).append(e)
     return out
 
 
@@ -50,10 +59,10 @@ def _columns(rows: list[dict]) -> list[str]:
 def markdown(entries: list[dict]) -> str:
     """One table per protocol and backbone; each column's arrow is its metric's `higher_is_better`."""
     better, parts = directions(), []
-    for (version, backbone), rows in groups(entries).items():
+    for title, rows in groups(entries).items():
         cols = _columns(rows)
         head = "| name | videos | " + " | ".join(c + ARROWS[better.get(c)] for c in cols) + " |"
-        lines = [f"### protocol {version}, identity backbone {backbone}", "", head, "|---" * (len(cols) + 2) + "|"]
+        lines = [f"### {title}", "", head, "|---" * (len(cols) + 2) + "|"]
         for e in rows:
             vals = " | ".join(f"{e['metrics'][c]:.4g}" if c in e["metrics"] else "–" for c in cols)
             lines.append(f"| {e['name']} | {e['videos']} | {vals} |")
@@ -64,7 +73,7 @@ def markdown(entries: list[dict]) -> str:
 def write_html(entries: list[dict], path: Path) -> Path:
     """Tables that sort by a column when its header is clicked (a few lines of inline JS)."""
     tables = []
-    for (version, backbone), rows in groups(entries).items():
+    for title, rows in groups(entries).items():
         cols = _columns(rows)
         head = "".join(f"<th>{html.escape(c)}</th>" for c in ["name", "videos", *cols])
         body = "".join(
@@ -75,8 +84,9 @@ def write_html(entries: list[dict], path: Path) -> Path:
             + "</tr>"
             for e in rows
         )
-        title = f"protocol {html.escape(str(version))}, identity backbone {html.escape(str(backbone))}"
-        tables.append(f"<h2>{title}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        tables.append(
+            f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
     script = """<script>
 document.querySelectorAll('th').forEach((th, i) => th.onclick = () => {
   const body = th.closest('table').tBodies[0], rows = [...body.rows], asc = th.dataset.asc !== '1';
@@ -97,8 +107,8 @@ def log_wandb(entries: list[dict], project: str) -> None:
     import wandb
 
     cols = sorted({k for e in entries for k in e["metrics"]})
-    table = wandb.Table(columns=["name", "protocol_version", "identity_backbone", *cols])
+    table = wandb.Table(columns=["name", "group", *cols])
     for e in entries:
-        table.add_data(e["name"], e["protocol_version"], e["identity_backbone"], *[e["metrics"].get(c) for c in cols])
+        table.add_data(e["name"], group_title(e), *[e["metrics"].get(c) for c in cols])
     with wandb.init(project=project, job_type="leaderboard") as run:
         run.log({"leaderboard": table})

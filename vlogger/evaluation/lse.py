@@ -9,6 +9,11 @@ from 16-bit PCM (python_speech_features defaults) in 20-row windows 4 rows apart
     LSE-C = median over offsets - that minimum               (higher is better)
     offset = vshift - argmin                                 (frames, see `sync_scores` for the sign)
 
+Crops come in two modes (protocol `lse.mode`; results name it and are never mixed): `fast` cuts SyncNet's crop
+geometry from the face-mesh box of the tracked frames; `reference` runs the original's pipeline (S3FD boxes,
+its face tracks, 13-frame median, its crop, the XVID/JPEG round trip; `crops.py`, `s3fd.py`) and scores each
+face track, averaged over tracks weighted by their frames (offset: the longest track's).
+
 Input: the face crop, as the original's S3FD pipeline makes it. There a median-smoothed face box (half side
 s = max(w, h) / 2, centre cx, cy) becomes the square [cx - 1.4 s, cx + 1.4 s] x [cy - s, cy + 1.8 s], padded with
 grey 110 where it leaves the frame: the box plus a 40% margin, shifted down so the mouth sits in the lower
@@ -18,18 +23,24 @@ audio mono float in [-1, 1] at 16 kHz.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vlogger.core.errors import UsageError
+from vlogger.evaluation import crops
 from vlogger.evaluation.crops import syncnet_crop_chunks
 from vlogger.evaluation.metric import EvalVideo, FrameReader, Measured, Needs, VideoMetric
+from vlogger.evaluation.s3fd import S3FD, detect_faces, load_s3fd
 from vlogger.evaluation.syncnet_model import SyncNet, load_syncnet
+from vlogger.evaluation.tracks import TrackedVideo, VideoSource
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -84,8 +95,6 @@ def mfcc_rows(audio: np.ndarray) -> torch.Tensor:
 def crop_frames(frames: np.ndarray) -> torch.Tensor:
     """(3, T, 224, 224) uint8 BGR: the original reads its crops with cv2, so SyncNet was trained on BGR."""
     if frames.shape[1:3] != (CROP_SIZE, CROP_SIZE):
-        import cv2
-
         frames = np.stack([cv2.resize(f, (CROP_SIZE, CROP_SIZE)) for f in frames])
     return torch.from_numpy(np.ascontiguousarray(frames[..., ::-1])).permute(3, 0, 1, 2)
 
@@ -156,17 +165,22 @@ class LSE(VideoMetric):
         model: SyncNet | None = None,
         vshift: int = VSHIFT,
         batch_size: int = 20,
+        detector: S3FD | None = None,
         **kwargs,
     ) -> None:
+        """`detector` given: the reference mode (S3FD pipeline); None: the fast mode (face-mesh boxes)."""
         super().__init__(**kwargs)
         self.syncnet = model.requires_grad_(False).eval() if model is not None else load_syncnet(weights)
-        self.vshift, self.batch_size = vshift, batch_size
+        self.vshift, self.batch_size, self.detector = vshift, batch_size, detector
         for name in ("conf_sum", "dist_sum", "offset_sum", "abs_offset_sum", "videos"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     @classmethod
     def from_protocol(cls, protocol: dict) -> LSE:
-        return cls()
+        mode = protocol["lse"]["mode"]
+        if mode not in ("fast", "reference"):
+            raise UsageError(f"lse.mode must be fast or reference, got {mode!r}")
+        return cls(detector=load_s3fd() if mode == "reference" else None)
 
     def score_clip(self, frames: np.ndarray, audio: np.ndarray) -> SyncScores:
         """One clip's scores from its face crops (T, H, W, 3) uint8 RGB."""
@@ -174,11 +188,59 @@ class LSE(VideoMetric):
 
     def measure(self, video: EvalVideo, frames: FrameReader | None) -> Measured:
         gen = video.gen
+        if self.detector is not None:
+            return self._measure_reference(gen)
         embeddings = embed_chunks(self.syncnet, syncnet_crop_chunks(gen), gen.n_frames, gen.audio, self.batch_size)
         scores = sync_scores(*embeddings, vshift=self.vshift)
         return Measured({"lse_c": scores.confidence, "lse_d": scores.distance, "lse_offset": scores.offset}, scores)
 
+    def _measure_reference(self, gen: TrackedVideo) -> Measured:
+        """syncnet_python's pipeline on the native frames: S3FD on every frame (as JPEG), its tracks, a score per
+        track from that track's crops (through XVID and JPEG) and audio."""
+        native = replace(gen.source, size=(gen.source.info.width, gen.source.info.height))
+        detections = [
+            detect_faces(self.detector, cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+            for chunk in native.chunks()
+            for f in crops.jpeg(chunk[..., ::-1])
+        ]
+        tracks = crops.face_tracks(detections)
+        if not tracks:
+            return Measured({"lse_skipped": "no face track of more than 100 frames with faces over 100 px"})
+        hop, results = SAMPLE_RATE // FPS, []
+        for span, boxes in tracks:
+            cut = self._track_crops(native, span, crops.smoothed(boxes))
+            with tempfile.TemporaryDirectory() as tmp:
+                clip = crops.xvid_round_trip(cut, FPS, tmp)[..., ::-1]
+            audio = gen.audio[span[0] * hop : (span[-1] + 1) * hop]
+            results.append((len(span), self.score_clip(np.ascontiguousarray(clip), audio)))
+        weights = np.array([n for n, _ in results], np.float64) / sum(n for n, _ in results)
+        scores = SyncScores(
+            float(sum(w * r.confidence for w, (_, r) in zip(weights, results, strict=True))),
+            float(sum(w * r.distance for w, (_, r) in zip(weights, results, strict=True))),
+            max(results, key=lambda x: x[0])[1].offset,
+        )
+        row = {
+            "lse_c": scores.confidence,
+            "lse_d": scores.distance,
+            "lse_offset": scores.offset,
+            "lse_tracks": len(tracks),
+        }
+        return Measured(row, scores)
+
+    @staticmethod
+    def _track_crops(native: VideoSource, span: np.ndarray, sxy: np.ndarray) -> np.ndarray:
+        """(n, 224, 224, 3) BGR crops of one track, cut from its frames (as JPEG) while they stream past."""
+        out, start = [], 0
+        for chunk in native.chunks():
+            for i, f in enumerate(crops.jpeg(chunk[..., ::-1]), start):
+                if span[0] <= i <= span[-1]:
+                    out.append(crops.reference_crop(f, *sxy[i - span[0]]))
+            start += len(chunk)
+        return np.stack(out)
+
     def update(self, measured: Measured) -> None:
+        if measured.value is None:
+            return
         scores: SyncScores = measured.value
         self.conf_sum += scores.confidence
         self.dist_sum += scores.distance

@@ -22,12 +22,21 @@ def _normalised(v: TrackedVideo) -> np.ndarray:
 
 
 def jitter(v: TrackedVideo) -> float:
-    """Mean jerk (third difference) of every landmark, face heights / frame^3 x 1000.
-    A frozen video scores 0; tracking noise on a still face scores > 0."""
+    """Mean jerk (third difference) of every landmark in the image plane, face heights / frame^3 x 1000
+    (protocol 1.0's definition, kept). A frozen video scores 0; tracking noise on a still face scores > 0."""
     x = _normalised(v)
     if len(x) < 4:
         return float("nan")
     return float(np.linalg.norm(np.diff(x, 3, axis=0), axis=-1).mean() * 1000)
+
+
+def jitter_3d(v: TrackedVideo) -> float:
+    """Mean jerk of every landmark in 3D (the tracker's depth is in x's pixel units), in face heights / s^3:
+    the third difference times fps^3, so videos at other rates give the same number for the same motion."""
+    x = v.lmk.astype(np.float64) / float(np.median(landmarks.face_height(v.lmk, v.landmark_format)))
+    if len(x) < 4:
+        return float("nan")
+    return float(np.linalg.norm(np.diff(x, 3, axis=0), axis=-1).mean() * v.fps**3)
 
 
 def expression_diversity(v: TrackedVideo) -> float:
@@ -55,6 +64,18 @@ def cpbd_sharpness(frames: np.ndarray) -> float:
     return float(np.mean([cpbd.compute(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64)) for f in frames]))
 
 
+def face_crops(frames: np.ndarray, lmk: np.ndarray, fmt: str, scale: float) -> list[np.ndarray]:
+    """Square crops of side scale x face height around each frame's landmark-box centre, cut at the
+    frame's edges (no padding, which would add edges of its own)."""
+    out = []
+    for frame, pts in zip(frames, lmk, strict=True):
+        half = scale * float(landmarks.face_height(pts, fmt)) / 2
+        cx, cy = (pts[:, :2].min(0) + pts[:, :2].max(0)) / 2
+        x0, y0 = max(0, round(cx - half)), max(0, round(cy - half))
+        out.append(frame[y0 : max(y0 + 1, round(cy + half)), x0 : max(x0 + 1, round(cx + half))])
+    return out
+
+
 def _paired(gen: TrackedVideo, ref: TrackedVideo) -> tuple[np.ndarray, np.ndarray]:
     n = min(len(gen.lmk), len(ref.lmk))
     return _normalised(gen)[:n], _normalised(ref)[:n]
@@ -65,6 +86,21 @@ def lip_landmark_error(gen: TrackedVideo, ref: TrackedVideo) -> float:
     lips = landmarks.FORMATS[gen.landmark_format]["lips"]
     g, r = (x[:, lips] - x[:, lips].mean(axis=1, keepdims=True) for x in _paired(gen, ref))
     return float(np.linalg.norm(g - r, axis=-1).mean() * 100)
+
+
+def mouth_points(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """(T, K, 2) outer and inner lip contours: the mouth landmarks LMD compares."""
+    f = landmarks.FORMATS[fmt]
+    return lmk[:, [*f["lips"], *f["inner_lips"]], :2]
+
+
+def lmd(gen: TrackedVideo, ref: TrackedVideo, size: int) -> float:
+    """LMD (Chen et al. 2018): mean Euclidean distance between generated and reference mouth landmarks
+    (outer and inner lip), in pixels of the frames scaled so their longest side is `size`, over paired
+    frames. Not centred, so a mouth in the wrong place counts, unlike LME."""
+    n = min(gen.n_frames, ref.n_frames)
+    g, r = (mouth_points(v.lmk[:n], v.landmark_format) * (size / max(v.source.size)) for v in (gen, ref))
+    return float(np.linalg.norm(g - r, axis=-1).mean())
 
 
 def head_pose_error(gen: TrackedVideo, ref: TrackedVideo) -> float:
@@ -195,8 +231,16 @@ class ExpressionDiversity(VideoMean):
         return expression_diversity(video.gen)
 
 
+class Jitter3D(VideoMean):
+    name, higher_is_better = "jitter_3d", False
+
+    def score(self, video: EvalVideo, frames: FrameReader | None) -> float:
+        return jitter_3d(video.gen)
+
+
 class CPBD(VideoMean):
-    """Sharpness on `cpbd.frames` frames spread over the generated video."""
+    """Sharpness of the face crop on `cpbd.frames` frames spread over the generated video (the face, not
+    the background, is what a talking-head model blurs)."""
 
     name, higher_is_better = "cpbd", True
 
@@ -204,14 +248,27 @@ class CPBD(VideoMean):
         return SampledFrames(spread(gen.n_frames, self.protocol["cpbd"]["frames"]))
 
     def score(self, video: EvalVideo, frames: SampledFrames) -> float:
-        return cpbd_sharpness(frames.gen(spread(video.gen.n_frames, self.protocol["cpbd"]["frames"])))
+        idx = spread(video.gen.n_frames, self.protocol["cpbd"]["frames"])
+        crops = face_crops(
+            frames.gen(idx), video.gen.lmk[idx], video.gen.landmark_format, self.protocol["cpbd"]["crop_scale"]
+        )
+        return float(np.mean([cpbd_sharpness(c[None]) for c in crops]))
 
 
 class LipLandmarkError(VideoMean):
+    """LME (ours): lip landmarks each centred on their own centroid, % of face height."""
+
     name, higher_is_better, needs = "lme", False, Needs(reference_video=True)
 
     def score(self, video: EvalVideo, frames: FrameReader | None) -> float:
         return lip_landmark_error(video.gen, video.ref)
+
+
+class LMD(VideoMean):
+    name, higher_is_better, needs = "lmd", False, Needs(reference_video=True)
+
+    def score(self, video: EvalVideo, frames: FrameReader | None) -> float:
+        return lmd(video.gen, video.ref, self.protocol["lmd"]["size"])
 
 
 class HeadPoseError(VideoMean):

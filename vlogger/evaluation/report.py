@@ -51,6 +51,26 @@ def sync_plot(per_video: dict) -> str | None:
     return _png(fig)
 
 
+def drift_plot(per_video: dict) -> str | None:
+    """Identity cosine and face colour difference (CIEDE2000) against the first second, per block, over time."""
+    rows = {v: r for v, r in per_video.items() if "drift_colour_blocks" in r}
+    if not rows:
+        return None
+    fig = Figure(figsize=(10, 3.5))
+    ident, colour = fig.subplots(1, 2)
+    for v, r in rows.items():
+        key = next(k for k in r if k.endswith("_blocks") and k != "drift_colour_blocks")
+        times = (np.arange(len(r["drift_colour_blocks"])) + 0.5) * r["drift_block_seconds"]
+        ident.plot(times, r[key], marker="o", lw=1, label=v)
+        colour.plot(times, r["drift_colour_blocks"], marker="o", lw=1, label=v)
+        ident.set_ylabel(f"{key.removesuffix('_blocks')} (cosine to the first second)")
+    colour.set_ylabel("face colour difference, CIEDE2000")
+    for ax in (ident, colour):
+        ax.set_xlabel("time (s, block centre)")
+    colour.legend(fontsize=6)
+    return _png(fig)
+
+
 THUMBNAILS, THUMB_HEIGHT = 4, 160  # frames per video in the report, and their height in pixels
 
 
@@ -80,6 +100,7 @@ def write_report(results: dict, path: Path, frames_dir: str = "frames") -> None:
     )
     bad = "".join(f"<li>{html.escape(u['video'])}: {html.escape(u['reason'])}</li>" for u in results["unscorable"])
     curve = sync_plot(results["per_video"]) or ""
+    drift = drift_plot(results["per_video"]) or "<p>no video long enough (two blocks)</p>"
     stems = [Path(name).stem for name in results["per_video"]]
     frames = "".join(
         f"<h3>{html.escape(stem)}</h3><img loading='lazy' src='{quote(frames_dir)}/{quote(stem)}.png'>"
@@ -89,13 +110,15 @@ def write_report(results: dict, path: Path, frames_dir: str = "frames") -> None:
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>vlogger evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}} td{{padding:2px 8px}} img{{margin:4px}}</style></head><body>
 <h1>Evaluation report</h1>
-<p>protocol {html.escape(str(results["protocol_version"]))}, identity backbone
-{html.escape(str(results["identity_backbone"]))}; {results["scored"]} of {results["videos"]} videos scored.</p>
+<p>protocol {html.escape(str(results["protocol_version"]))}, LSE mode
+{html.escape(str(results.get("lse_mode")))}; {results["scored"]} of {results["videos"]} videos scored.</p>
 <h2>Aggregate</h2><table>{agg}</table>
+{"".join(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in results.get("warnings", []))}
 <h2>Skipped metrics</h2><ul>{skipped or "<li>none</li>"}</ul>
 <h2>Unscorable videos</h2><ul>{bad or "<li>none</li>"}</ul>
 <h2>Per metric</h2>{"".join(metric_plots(results["per_video"]))}
 <h2>Sync curves</h2>{curve}
+<h2>Drift over time</h2>{drift}
 <h2>Frames (generated above, reference below)</h2>{frames}
 </body></html>"""
     path.write_text(page)

@@ -88,7 +88,7 @@ class Scorer:
 
     def __init__(self, protocol: dict, metrics: list[VideoMetric], thumbnails: bool) -> None:
         self.protocol, self.metrics, self.thumbnails = protocol, metrics, thumbnails
-        self.tracker = eval_tracker()
+        self.tracker = eval_tracker(protocol)
 
     def __call__(self, job: Job) -> VideoResult:
         """Never raises for one bad video: the reason is recorded and the batch goes on."""
@@ -188,6 +188,22 @@ def _aggregate(built: Iterable[tuple[str, VideoMetric | str]]) -> tuple[dict[str
     return aggregate, skipped
 
 
+MIN_FRECHET_SAMPLES = 2048  # below this, FID/FVD covariances are rank-deficient and the value biased upwards
+
+
+def sample_warnings(aggregate: dict[str, float]) -> list[str]:
+    """A line for each Frechet score computed from fewer than MIN_FRECHET_SAMPLES samples on either side."""
+    out = []
+    for metric in ("fid", "fvd"):
+        n = min(aggregate.get(f"{metric}_n_samples", 1 << 30), aggregate.get(f"{metric}_n_reference", 1 << 30))
+        if n < MIN_FRECHET_SAMPLES:
+            out.append(
+                f"{metric} from {n} samples (< {MIN_FRECHET_SAMPLES}): biased upwards and not comparable with "
+                "published values computed from more; report it with its n_samples"
+            )
+    return out
+
+
 def evaluate(
     generated: Path,
     reference: Path | None,
@@ -219,10 +235,10 @@ def evaluate(
         if res.thumbnails is not None:
             (frames_dir / f"{Path(res.video).stem}.png").write_bytes(res.thumbnails)
     aggregate, skipped = _aggregate(built)
-    identity = next((m for m in metrics if m.name == "identity"), None)
     return {
+        "warnings": sample_warnings(aggregate),
         "protocol_version": protocol["version"],
-        "identity_backbone": identity.backbone.name if identity is not None else None,
+        "lse_mode": protocol["lse"]["mode"],
         "videos": len(jobs),
         "scored": len(per_video),
         "video_seconds": seconds,

@@ -18,7 +18,7 @@ import numpy as np
 
 from vlogger.core.audio import fit_length, load_audio
 from vlogger.core.errors import BadInput
-from vlogger.core.tracking import MediapipeTracker, interpolate_missing
+from vlogger.core.tracking import interpolate_missing, make_tracker
 from vlogger.core.video import VideoInfo, probe, read_frames, resample_indices, scaled_size
 
 CHUNK = 16  # frames decoded and handed on at a time
@@ -73,11 +73,9 @@ class TrackedVideo:
         return len(self.lmk)
 
 
-def eval_tracker():
-    """Face mesh only (pose is not scored): pose and the people counter run once per video."""
-    return MediapipeTracker(
-        {"min_detection_confidence": 0.5, "pose_stride": 1 << 30, "count_faces_every": 1 << 30, "second_face_ratio": 1}
-    )
+def eval_tracker(protocol: dict):
+    """The protocol's face tracker (`tracking`; no pose graph or people counter: nothing scores them)."""
+    return make_tracker(protocol["tracking"])
 
 
 def video_audio(source: VideoSource, protocol: dict, audio_path: Path | None = None) -> np.ndarray | None:
@@ -117,7 +115,8 @@ def tracked(source: VideoSource, track, audio: np.ndarray | None, protocol: dict
     if track.found.mean() < 0.5:
         raise BadInput(source.path, f"face tracked on only {track.found.mean():.0%} of frames")
     face = interpolate_missing(track.face)
-    return TrackedVideo(str(source.path), face, track.found, audio, protocol["video"]["fps"], source)
+    fps = protocol["video"]["fps"]
+    return TrackedVideo(str(source.path), face, track.found, audio, fps, source, track.landmark_format)
 
 
 def track_video(path: Path, protocol: dict, tracker, audio_path: Path | None = None) -> TrackedVideo:

@@ -6,7 +6,6 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,7 @@ from vlogger.body.fitting import make_fitter, residual_scores
 from vlogger.body.params import to_npz_bytes
 from vlogger.core import crop, landmarks
 from vlogger.core.audio import fit_length, load_audio, to_flac
-from vlogger.core.avsync import av_sync
-from vlogger.core.config import load_config
+from vlogger.core.avsync import SyncSettings, av_sync
 from vlogger.core.errors import BadInput
 from vlogger.core.mel import LogMel
 from vlogger.core.tracking import interpolate_missing
@@ -53,12 +51,6 @@ def sample_key(rel: str, clip: int) -> str:
     """WebDataset key: the relative path with separators and dots made safe, plus the clip."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(Path(rel).with_suffix("")).replace("/", "__"))
     return f"{stem}-{clip:03d}"
-
-
-@cache
-def _sync_protocol() -> dict:
-    """The evaluation protocol's sync settings: preprocessing scores sync the way evaluation does."""
-    return load_config(None, "eval/protocol.yaml")["avsync"]
 
 
 def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
@@ -162,9 +154,8 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         video = encode_mp4(crops, fps, enc["codec"], enc["crf"], enc["preset"])
     with _Stage(res.timings, "audio"):
         lmk = crop.to_crop_coords(face, boxes, c["size"])
-        mouth = landmarks.mouth_opening(lmk, fmt)
-        sync = av_sync(mouth, clip_audio, fps, _sync_protocol(), mel)
-        scores["sync_confidence"], scores["sync_offset"] = sync["av_confidence"], sync["av_offset"]
+        sync = av_sync(landmarks.lip_opening(lmk, fmt), clip_audio, fps, SyncSettings.from_config(cfg["sync"]), mel)
+        scores["sync_confidence"], scores["sync_offset"], scores["sync_z"] = sync.confidence, sync.offset, sync.z
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     pose_crop = crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32)
     params = None
