@@ -1,0 +1,61 @@
+"""Hand landmarks: mediapipe's 21-point layout, which tracked hand is the person's left or right,
+and the frames between strided detections.
+
+A hand track is (T, 2, 21, 4): hand 0 is the person's left, hand 1 their right; x, y, z in
+pixels (z relative to the wrist, same scale as x) and a visibility that is 1 where the hand was
+found and the point lies inside the frame, 0 otherwise (x, y, z NaN where the hand was not found).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_HAND_POINTS = 21
+HANDS = ("left", "right")  # the person's, not the image's
+# bones of mediapipe's hand skeleton (its HAND_CONNECTIONS), parent -> child
+HAND_BONES = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (9, 10), (10, 11), (11, 12),
+    (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20), (5, 9), (9, 13), (13, 17),
+)  # fmt: skip
+PALM = (0, 1, 5, 9, 13, 17)  # wrist, thumb base, the four knuckles: the palm's outline
+WRIST, MIDDLE_MCP = 0, 9
+POSE_WRISTS = (15, 16)  # mediapipe pose: left wrist, right wrist
+
+
+def empty_hands(frames: int) -> np.ndarray:
+    """(T, 2, 21, 4) with no hand seen."""
+    out = np.full((frames, 2, N_HAND_POINTS, 4), np.nan, np.float32)
+    out[..., 3] = 0
+    return out
+
+
+def assign_sides(wrists: np.ndarray, labels: list[str], pose: np.ndarray | None, min_visibility: float) -> list[int]:
+    """Side (0 left, 1 right) of each detected hand: by distance to the pose's wrists where both
+    are visible, else by mediapipe's handedness label, which assumes a mirrored (selfie) image, so
+    its "Left" is the person's right in an ordinary video. `wrists` (N, 2) pixels."""
+    n = len(wrists)
+    if pose is not None and n and np.all(np.nan_to_num(pose[list(POSE_WRISTS), 3]) > min_visibility):
+        d = np.linalg.norm(wrists[:, None] - pose[list(POSE_WRISTS), None, :2].transpose(1, 0, 2), axis=-1)  # (N, 2)
+        if n == 1:
+            return [int(np.argmin(d[0]))]
+        return [0, 1] if d[0, 0] + d[1, 1] <= d[0, 1] + d[1, 0] else [1, 0]
+    sides = [1 if label == "Left" else 0 for label in labels]
+    if n == 2 and sides[0] == sides[1]:  # both called the same: the one further right in the image is the left hand
+        sides = [0, 1] if wrists[0, 0] >= wrists[1, 0] else [1, 0]
+    return sides
+
+
+def fill_between(hands: np.ndarray, checked: np.ndarray) -> np.ndarray:
+    """Frames the hand model skipped (`checked` False, all NaN): linear in time between two
+    checked frames that both found the hand (visibility: both ends' minimum), else not seen."""
+    out = hands.copy()
+    idx = np.flatnonzero(checked)
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
+        w = (np.arange(a + 1, b) - a)[:, None, None] / (b - a)
+        for side in range(2):
+            ha, hb = hands[a, side], hands[b, side]
+            if b - a > 1 and not np.isnan(ha[0, 0]) and not np.isnan(hb[0, 0]):
+                out[a + 1 : b, side] = (1 - w) * ha + w * hb
+                out[a + 1 : b, side, :, 3] = np.minimum(ha[:, 3], hb[:, 3])
+    out[..., 3] = np.nan_to_num(out[..., 3])
+    return out
