@@ -74,9 +74,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vlogger.body.fitting import mesh_model
     from vlogger.body.params import from_npz
     from vlogger.core.audio import from_flac
+    from vlogger.core.spec import DataSpec
     from vlogger.core.video import encode_mp4
     from vlogger.datasets.shards import all_shard_urls
 
+    parts = DataSpec.of_shards(args.shards).parts  # hands and iris drawn where the shards carry them
     meshes: dict = {}
     basis_id = FaceBasis.load(args.basis).basis_id
     out = Path(args.out)
@@ -92,7 +94,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise SystemExit(f"{key}: fitted with another face-mesh basis ({params['basis_id']}); pass it with --basis")
         if name not in meshes:
             meshes[name] = mesh_model(name, args.basis, args.model_path)
-        video = render_shard_clip(sample, params, meshes[name], args.size, args.ref_index)
+        video = render_shard_clip(sample, params, meshes[name], args.size, args.ref_index, parts)
         audio, sr = from_flac(sample["flac"])
         (out / f"{key}.mp4").write_bytes(encode_mp4(video, 25, "libx264", 20, "veryfast", audio, sr))
         rows.append(np.concatenate(list(video[np.linspace(0, len(video) - 1, 3).astype(int)]), axis=0))
