@@ -20,6 +20,19 @@ HAND_BONES = (
 PALM = (0, 1, 5, 9, 13, 17)  # wrist, thumb base, the four knuckles: the palm's outline
 WRIST, MIDDLE_MCP = 0, 9
 POSE_WRISTS = (15, 16)  # mediapipe pose: left wrist, right wrist
+POSE_ARMS = (11, 12, 15, 16, 17, 18, 19, 20, 21, 22)  # shoulders, wrists and the pose's coarse hand points
+BOX_MARGIN = 0.6  # the hand search box reaches this many shoulder widths past those points
+
+
+def hand_box(pose: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the frame the hand model searches: the pose's arms and hands plus a
+    margin. In the whole frame the palm detector sees hands too small and misses some (on a
+    seated speaker at 640 px, two hands in 26 of 34 frames vs. 31 of 34 in this box)."""
+    pts = pose[list(POSE_ARMS), :2]
+    shoulder = np.linalg.norm(pts[0] - pts[1])
+    lo = np.maximum(pts.min(0) - BOX_MARGIN * shoulder, 0).astype(int)
+    hi = np.minimum(pts.max(0) + BOX_MARGIN * shoulder, [width, height]).astype(int)
+    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
 
 
 def empty_hands(frames: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vlogger.core.errors import UsageError
-from vlogger.core.hands import N_HAND_POINTS, assign_sides, empty_hands, fill_between
+from vlogger.core.hands import N_HAND_POINTS, assign_sides, empty_hands, fill_between, hand_box
 
 
 @dataclass
@@ -104,8 +104,9 @@ def count_large_faces(boxes: list[tuple[float, float]], ratio: float) -> int:
 
 class MediapipeTracker:
     """mediapipe 0.10.21 solutions: FaceMesh (video mode) + Pose every k-th frame + detector +
-    Hands every `hand_stride`-th frame where the last pose saw a wrist (video mode: the palm
-    detector runs only when a hand is lost; skipped frames are interpolated by `finish`)."""
+    Hands every `hand_stride`-th frame where the last pose saw a wrist, in the box around the
+    pose's arms (video mode: the palm detector runs only when a hand is lost; skipped frames are
+    interpolated by `finish`)."""
 
     landmark_format = "mediapipe478"
 
@@ -182,18 +183,22 @@ class MediapipeTracker:
         min_vis = self.cfg["hand_wrist_visibility"]
         if self._last_pose is None or not np.nanmax(self._last_pose[[15, 16], 3], initial=0) > min_vis:
             return out
-        r = self._hands.process(frame)
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = hand_box(self._last_pose, w, h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return out
+        r = self._hands.process(np.ascontiguousarray(frame[y0:y1, x0:x1]))
         if not r.multi_hand_landmarks:
             return out
-        h, w = frame.shape[:2]
         # video mode sometimes returns a third hand (a stale track): keep the two most confident
         best = sorted(range(len(r.multi_handedness)), key=lambda i: -r.multi_handedness[i].classification[0].score)[:2]
         pts = np.array([[[p.x, p.y, p.z] for p in r.multi_hand_landmarks[i].landmark] for i in best], np.float32)
+        pts = pts * (x1 - x0, y1 - y0, x1 - x0) + (x0, y0, 0)  # frame pixels
         labels = [r.multi_handedness[i].classification[0].label for i in best]
-        sides = assign_sides(pts[:, 0, :2] * (w, h), labels, self._last_pose, min_vis)
+        sides = assign_sides(pts[:, 0, :2], labels, self._last_pose, min_vis)
         for p, side in zip(pts, sides, strict=True):
-            inside = (p[:, 0] >= 0) & (p[:, 0] < 1) & (p[:, 1] >= 0) & (p[:, 1] < 1)
-            out[side] = np.concatenate([p * (w, h, w), inside[:, None]], 1)
+            inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+            out[side] = np.concatenate([p, inside[:, None]], 1)
         return out
 
     def finish(self) -> Track:

@@ -170,7 +170,8 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         scores["sync_confidence"], scores["sync_offset"] = sync["av_confidence"], sync["av_offset"]
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     pose_crop = crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32)
-    hands = crop.to_crop_coords(track.hands[s:e], boxes, c["size"]).astype(np.float32)
+    hands = crop.to_crop_coords(track.hands[s:e].reshape(e - s, -1, 4), boxes, c["size"])
+    hands = hands.reshape(track.hands[s:e].shape).astype(np.float32)
     parts = DataSpec.from_preprocess_config(cfg, fmt, None).parts
     params = None
     fitter = make_fitter(cfg["fit"])
