@@ -98,7 +98,7 @@ def test_hands_are_their_own_classes_in_front_of_the_face(face):
     assert legacy.stacked.shape[1] == 14  # old checkpoints' controls are unchanged
     hands = torch.as_tensor(np.stack([_hand((128, 190), 40), _hand((40, 250), 30)]))[None]
     hands[:, 1, :, 3] = 0  # right hand not seen
-    c = _render(basis, verts, LEGACY_PARTS + ("hands",), hands=hands[..., :3], hand_visible=hands[..., 3])
+    c = _render(basis, verts, (*LEGACY_PARTS, "hands"), hands=hands[..., :3], hand_visible=hands[..., 3])
     assert c.stacked.shape[1] == 17
     label = c.semantic.argmax(1)[0]
     old = legacy.semantic.argmax(1)[0]
@@ -114,11 +114,11 @@ def test_iris_is_drawn_inside_the_eyes_where_the_gaze_points(face):
     basis, verts = face
     corners = verts[:, landmarks.FORMATS["mediapipe478"]["eye_corners"]]
     eye = torch.eye(3)[None]
-    plain = _render(basis, verts, LEGACY_PARTS + ("eyes",)).semantic.argmax(1)[0]
+    plain = _render(basis, verts, (*LEGACY_PARTS, "eyes")).semantic.argmax(1)[0]
     centroids = []
     for yaw in (-0.4, 0.4):
         iris = iris_pixels(corners, eye, torch.tensor([[[yaw, 0.0], [yaw, 0.0]]]))
-        label = _render(basis, verts, LEGACY_PARTS + ("eyes",), iris=iris).semantic.argmax(1)[0]
+        label = _render(basis, verts, (*LEGACY_PARTS, "eyes"), iris=iris).semantic.argmax(1)[0]
         drawn = label == IRIS
         assert drawn.sum() > 20 and (plain[drawn] == EYES).all()  # the eye opening clips the disc
         centroids.append(drawn.nonzero()[:, 1].float().mean())
@@ -126,7 +126,7 @@ def test_iris_is_drawn_inside_the_eyes_where_the_gaze_points(face):
 
 
 def test_gaze_and_eyelid_from_posed_landmarks(face):
-    basis, verts = face
+    verts = face[1]
     lmk = verts.numpy().copy()
     fit = {"scale": np.array([120.0]), "rotation": np.eye(3)[None], "translation": np.array([[128.0, 90, 0]])}
     rest = eye_params(lmk, "mediapipe478", fit)
@@ -222,7 +222,6 @@ def test_shards_of_clasped_gesturing_hands_and_a_close_up_are_valid(shared_dir, 
             assert (seen > 0.5).all(), seen
             inside = (p["hands"][..., :2] > 0) & (p["hands"][..., :2] < 256)
             assert inside.all(-1)[p["hand_visible"] > 0].mean() > 0.9  # the upper-body crop holds the hands
-        video = render_shard_clip(
-            {"mp4": clip["mp4"]}, p, facemesh_mesh(FaceBasis.load()), 64, parts=DataSpec.of_shards(tmp_path / "out").parts
-        )
+        parts = DataSpec.of_shards(tmp_path / "out").parts
+        video = render_shard_clip({"mp4": clip["mp4"]}, p, facemesh_mesh(FaceBasis.load()), 64, parts=parts)
         assert video.shape == (60, 64, 256, 3)

@@ -8,6 +8,8 @@ found and the point lies inside the frame, 0 otherwise (x, y, z NaN where the ha
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 N_HAND_POINTS = 21
@@ -63,7 +65,7 @@ def fill_between(hands: np.ndarray, checked: np.ndarray) -> np.ndarray:
     checked frames that both found the hand (visibility: both ends' minimum), else not seen."""
     out = hands.copy()
     idx = np.flatnonzero(checked)
-    for a, b in zip(idx[:-1], idx[1:], strict=True):
+    for a, b in itertools.pairwise(idx):
         w = (np.arange(a + 1, b) - a)[:, None, None] / (b - a)
         for side in range(2):
             ha, hb = hands[a, side], hands[b, side]

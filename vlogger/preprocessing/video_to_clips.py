@@ -204,6 +204,9 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "body_model": cfg["fit"]["body_model"],
         "config_version": cfg["version"],
     }
+    extra = {"hands.npy": hands} if "hands" in parts else {}
+    if params is not None:
+        extra["params.npz"] = to_npz_bytes(params)
     return {
         "mp4": video,
         "flac": to_flac(clip_audio, sr),
@@ -211,4 +214,4 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "lmk.npy": lmk.astype(np.float32),
         "pose.npy": pose_crop,
         "json": meta,
-    } | ({"hands.npy": hands} if "hands" in parts else {}) | ({"params.npz": to_npz_bytes(params)} if params is not None else {})
+    } | extra
