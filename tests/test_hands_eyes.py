@@ -10,7 +10,9 @@ import torch
 
 from vlogger.body.eyes import eye_params, iris_pixels
 from vlogger.body.facemesh import FaceBasis
+from vlogger.body.hand_basis import HandBasis, fit_hand_basis
 from vlogger.body.hands import _TEMPLATE, hand_pose
+from vlogger.body.params import PART_KEYS, require_parts
 from vlogger.body.render import ControlRenderer
 from vlogger.body.topology import EYES, IRIS, LEFT_HAND, RIGHT_HAND, SKIN
 from vlogger.core import landmarks
@@ -69,6 +71,13 @@ def test_spec_parts_default_for_old_specs_and_mismatch_names_both():
     assert DataSpec.from_preprocess_config(cfg, "fa68", None).parts == LEGACY_PARTS  # no hands, no iris
 
 
+def test_params_without_a_promised_part_are_refused():
+    params = {k: np.zeros(1) for part in LEGACY_PARTS for k in PART_KEYS[part]} | {"gaze": 0, "eyelid": 0}
+    require_parts(params, (*LEGACY_PARTS, "eyes"), "clip a")
+    with pytest.raises(ContractError, match=r"clip a: params.npz lacks hands, hand_visible .*'hands'"):
+        require_parts(params, ("face", "body", "hands"), "clip a")
+
+
 def test_hand_pose_is_position_and_size_free():
     a = _hand((50, 80), 10)[None, None]
     b = _hand((150, 20), 25)[None, None]
@@ -76,6 +85,28 @@ def test_hand_pose_is_position_and_size_free():
     assert np.allclose(pa, pb, atol=1e-5) and np.allclose(pa[..., 0, :], 0)
     assert np.allclose(np.linalg.norm(pa[0, 0, 9, :2]), 1)
     assert (hand_pose(a[..., :3], np.zeros_like(a[..., 3])) == 0).all()
+
+
+def test_hand_basis_recovers_the_gestures_of_both_hands(tmp_path):
+    rng = np.random.default_rng(0)
+    modes = rng.normal(size=(3, 21, 2)).astype(np.float32) * 0.1
+    modes[:, [0, 9]] = 0  # wrist and middle knuckle fixed: the palm length, which hand_pose divides by, too
+
+    def hands(n: int) -> tuple[np.ndarray, np.ndarray]:
+        out = np.zeros((n, 2, 21, 3), np.float32)
+        for side, sign in ((0, -1.0), (1, 1.0)):  # the left hand is the mirror image
+            shape = _TEMPLATE + np.einsum("tk,kpc->tpc", rng.normal(size=(n, 3)), modes)
+            out[:, side, :, :2] = shape * [sign, 1] * rng.uniform(20, 40, (n, 1, 1)) + rng.uniform(0, 200, (n, 1, 2))
+        return out, np.ones((n, 2, 21), np.float32)
+
+    train, test = hands(200), hands(20)
+    basis = fit_hand_basis([train], n_components=3)
+    pose = hand_pose(*test)
+    assert np.abs(basis.decode(basis.encode(pose)) - pose).max() < 1e-3
+    assert basis.explained.sum() > 0.999
+    coarse = fit_hand_basis([train], n_components=1)
+    assert np.abs(coarse.decode(coarse.encode(pose)) - pose).max() > 0.01
+    assert HandBasis.load(basis.save(tmp_path / "hands.npz")).basis_id == basis.basis_id
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vlogger.core.errors import ContractError
+
 # mediapipe pose indices of the joints the body proxy and the motion vector use
 BODY_JOINTS: dict[str, int] = {
     "left_shoulder": 11,
@@ -49,6 +51,13 @@ PART_KEYS: dict[str, tuple[str, ...]] = {
     "hands": ("hands", "hand_visible"),
     "eyes": ("gaze", "eyelid"),
 }
+
+
+def require_parts(params: dict, parts: tuple[str, ...], where: str) -> None:
+    """ContractError when a clip's params lack a key of a part its data spec promises."""
+    missing = [k for part in parts for k in PART_KEYS.get(part, ()) if k not in params]
+    if missing:
+        raise ContractError(f"{where}: params.npz lacks {', '.join(missing)} of the data spec's parts {parts}")
 
 
 def body_from_pose(pose: np.ndarray, min_visibility: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

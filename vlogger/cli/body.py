@@ -40,6 +40,35 @@ def _cmd_fit_basis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_hand_basis(args: argparse.Namespace) -> int:
+    from vlogger.body.hand_basis import fit_hand_basis
+    from vlogger.body.hands import hand_pose
+    from vlogger.datasets.shards import all_shard_urls, clip_arrays
+
+    clips, keys = [], []
+    for root in args.shards:
+        for c in clip_arrays(all_shard_urls(root), ["params.npz"]):
+            p = c["params.npz"]
+            if "hands" not in p:
+                raise SystemExit(f"{c['key']}: params without hands (preprocess with tracking.hand_stride > 0)")
+            clips.append((p["hands"], p["hand_visible"]))
+            keys.append(c["key"])
+    basis = fit_hand_basis(clips, args.components)
+    basis.info.update(keys=keys, shards=[str(s) for s in args.shards])
+    basis.save(args.out)
+    err = []
+    for h, v in clips:
+        pose, full = hand_pose(h, v), v.min(-1) > 0
+        err.append(np.linalg.norm(basis.decode(basis.encode(pose))[full] - pose[full], axis=-1).ravel())
+    shares = " ".join(f"{e:.3f}" for e in basis.explained[:8])
+    n = basis.info["hands"]
+    print(f"hand basis {basis.basis_id}: {len(basis.stddev)} components, {n} hands, {len(clips)} clips")
+    print(f"explained variance: {shares} (sum {basis.explained.sum():.3f})")
+    print(f"reconstruction error: {np.concatenate(err).mean():.4f} palm lengths per point (on the fitted hands)")
+    print(args.out)
+    return 0
+
+
 def add_body_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("body", help="3D body model: fit the face-mesh expression basis")
     bsub = p.add_subparsers(dest="body_command", required=True)
@@ -50,6 +79,12 @@ def add_body_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--components", type=int, default=32)
     q.add_argument("--exclude", action="append", default=[], help="skip clips whose key contains this")
     q.set_defaults(func=_cmd_fit_basis)
+
+    q = bsub.add_parser("fit-hand-basis", help="PCA hand-pose basis from shards' hand params (both hands, mirrored)")
+    q.add_argument("shards", nargs="+", help="folders written by `vlogger preprocess` with hands")
+    q.add_argument("--out", required=True, help="basis file to write (.npz)")
+    q.add_argument("--components", type=int, default=12)
+    q.set_defaults(func=_cmd_fit_hand_basis)
 
 
 def add_render_parser(sub: argparse._SubParsersAction) -> None:
