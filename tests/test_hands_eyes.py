@@ -141,6 +141,24 @@ def test_hands_are_their_own_classes_in_front_of_the_face(face):
     assert torch.equal(label[keep], old[keep])  # everything else renders as before
 
 
+def test_warped_reference_carries_the_hand_to_its_new_place(face):
+    basis, verts = face
+    parts = (*LEGACY_PARTS, "hands")
+    r = ControlRenderer(torch.as_tensor(basis.faces), torch.as_tensor(basis.labels), torch.as_tensor(basis.mean), SIZE,
+                        parts)  # fmt: skip
+    image = torch.zeros(1, 3, SIZE, SIZE)
+    image[:, 1, 170:256, 0:90] = 1.0  # the reference shows a green hand at the bottom left
+    seen = torch.ones(1, 2, 21)
+    seen[:, 1] = 0
+    before = torch.as_tensor(_hand((45, 240), 30)[:, :3])
+    after = before + torch.tensor([150.0, -20, 0])  # the hand moved right, over the chest
+    ref = r.reference(image, verts, hands=torch.stack([before, before])[None], hand_visible=seen)
+    c = r(verts, ref, hands=torch.stack([after, after])[None], hand_visible=seen)
+    hand = c.semantic.argmax(1)[0] == LEFT_HAND
+    assert hand.sum() > 100 and (hand.nonzero()[:, 1] > 150).all()
+    assert c.mask[0, 0][hand].mean() > 0.9 and c.warped[0, 1][hand].mean() > 0.9  # its own colour, moved
+
+
 def test_iris_is_drawn_inside_the_eyes_where_the_gaze_points(face):
     basis, verts = face
     corners = verts[:, landmarks.FORMATS["mediapipe478"]["eye_corners"]]

@@ -236,7 +236,9 @@ class ControlRenderer:
     so references and frames always share one triangle list. With hands or eyes in `parts` the
     semantic map has `FULL_REGIONS`: each hand its own class, the iris drawn inside the eyes."""
 
-    def __init__(self, faces: Tensor, labels: Tensor, canonical: Tensor, size: int, parts=LEGACY_PARTS):
+    def __init__(
+        self, faces: Tensor, labels: Tensor, canonical: Tensor, size: int, parts: tuple[str, ...] = LEGACY_PARTS
+    ):
         faces, labels = torch.as_tensor(faces).long(), torch.as_tensor(labels).long()
         canonical = torch.as_tensor(canonical).float()
         used = canonical[faces.unique()]

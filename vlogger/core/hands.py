@@ -13,7 +13,6 @@ import itertools
 import numpy as np
 
 N_HAND_POINTS = 21
-HANDS = ("left", "right")  # the person's, not the image's
 # bones of mediapipe's hand skeleton (its HAND_CONNECTIONS), parent -> child
 HAND_BONES = (
     (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (9, 10), (10, 11), (11, 12),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vlogger.core.errors import UsageError
-from vlogger.core.hands import N_HAND_POINTS, assign_sides, empty_hands, fill_between, hand_box
+from vlogger.core.hands import N_HAND_POINTS, POSE_WRISTS, assign_sides, empty_hands, fill_between, hand_box
 
 
 @dataclass
@@ -181,7 +181,7 @@ class MediapipeTracker:
             return out
         out[..., 3] = 0
         min_vis = self.cfg["hand_wrist_visibility"]
-        if self._last_pose is None or not np.nanmax(self._last_pose[[15, 16], 3], initial=0) > min_vis:
+        if self._last_pose is None or not np.nanmax(self._last_pose[list(POSE_WRISTS), 3], initial=0) > min_vis:
             return out
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = hand_box(self._last_pose, w, h)
