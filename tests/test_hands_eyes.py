@@ -16,7 +16,7 @@ from vlogger.body.params import PART_KEYS, require_parts
 from vlogger.body.render import ControlRenderer
 from vlogger.body.topology import EYES, IRIS, LEFT_HAND, RIGHT_HAND, SKIN
 from vlogger.core import landmarks
-from vlogger.core.config import load_config
+from vlogger.core.config import REPO_ROOT, load_config
 from vlogger.core.errors import ContractError
 from vlogger.core.hands import assign_sides, empty_hands, fill_between
 from vlogger.core.spec import LEGACY_PARTS, DataSpec
@@ -240,7 +240,8 @@ def test_close_up_has_no_hands_and_blinks_are_measured(clips_dir):
 def test_shards_of_clasped_gesturing_hands_and_a_close_up_are_valid(shared_dir, tmp_path):
     """2.4 s of a seated speaker whose hands start clasped (fingers interlaced: the corpus has no
     crossed arms) and then gesture, and of a close-up, through `vlogger preprocess` with an
-    upper-body crop: params carry hands and eyes as the spec says, and render."""
+    upper-body crop (configs/preprocess/upper_body.yaml): params carry hands and eyes as the spec
+    says, the hands fall inside the crop, and the clips render."""
     from vlogger.body.control_video import render_shard_clip
     from vlogger.body.fitting import facemesh_mesh
     from vlogger.core.audio import load_audio
@@ -255,7 +256,7 @@ def test_shards_of_clasped_gesturing_hands_and_a_close_up_are_valid(shared_dir, 
         frames = np.stack(_frames(src, 0.0, 60))
         audio = load_audio(src, 16000)[: 60 * 640]
         (inputs / src.name).write_bytes(encode_mp4(frames, 25, "libx264", 18, "veryfast", audio, 16000))
-    cfg = load_config(None, "preprocess/default.yaml", ["crop.scale=5.0", "crop.shift_down=1.7"])
+    cfg = load_config(REPO_ROOT / "configs" / "preprocess" / "upper_body.yaml", "preprocess/default.yaml")
     stats = preprocess(inputs, tmp_path / "out", cfg)
     assert stats["clips"] == 2 and tuple(stats["index"]["spec"]["parts"]) == ("face", "body", "hands", "eyes")
     clips = {c["key"]: c for c in clip_arrays(all_shard_urls(tmp_path / "out"), ["params.npz", "hands.npy", "mp4"])}
