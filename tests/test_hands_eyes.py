@@ -209,7 +209,7 @@ def _track(frames: list[np.ndarray]):
     return tracker.finish()
 
 
-def test_tracker_follows_two_hands_one_hand_and_a_hand_leaving_and_returning(shared_dir):
+def test_tracker_follows_two_hands_one_hand_a_hand_leaving_and_returning_and_one_half_out(shared_dir):
     frames = _frames(shared_dir / "data" / "corpus" / "latentsync_demo3_video.mp4", 2.0, 30)
     track = _track(frames)
     seen = track.hands[..., 3].max(-1) > 0  # (T, 2)
@@ -227,6 +227,13 @@ def test_tracker_follows_two_hands_one_hand_and_a_hand_leaving_and_returning(sha
     assert seen[:10, 0].sum() >= 6 and seen[12:19, 0].sum() == 0 and seen[22:, 0].sum() >= 5, seen[:, 0]
     assert seen[12:19, 1].sum() >= 5  # one hand only: still the right one
     assert ((again.hands[..., 3] == 0) | (again.hands[..., 3] == 1)).all()
+    edge = int(np.nanmedian(track.hands[:, 0, 0, 0])) - 10  # the frame ends just left of the left wrist
+    cut = _track([np.ascontiguousarray(f[:, :edge]) for f in frames])
+    found = ~np.isnan(cut.hands[:, 0, 0, 0])
+    vis = cut.hands[found, 0, :, 3]
+    assert found.mean() >= 0.7 and vis[:, 0].mean() < 0.2 and vis.mean() > 0.5  # half a hand: the wrist is out
+    x = cut.hands[found, 0, :, 0]
+    assert (x[vis > 0] < edge).all() and (x[vis == 0] >= edge).mean() > 0.8  # interpolated frames take both ends' 0
 
 
 def test_close_up_has_no_hands_and_blinks_are_measured(clips_dir):
