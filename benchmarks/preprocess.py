@@ -42,7 +42,8 @@ def main() -> None:
         "",
         f"Input `{args.input}`: {stats['inputs']} videos, {frames} frames at {cfg['ingest']['fps']} fps, "
         f"{stats['clips']} clips, {stats['rejected']} rejections; workers={args.workers}, "
-        f"crop {cfg['crop']['size']} px, pose every {cfg['tracking']['pose_stride']} frames.",
+        f"crop {cfg['crop']['size']} px, pose every {cfg['tracking']['pose_stride']} frames, "
+        f"hands every {cfg['tracking']['hand_stride']} frames (0 = off).",
         "",
         "| stage | CPU s | ms/frame | share |",
         "|---|---|---|---|",

@@ -14,6 +14,11 @@ Common keys (T = frames), read by the motion representation and the renderer:
   body_visible (T, J)     1 where the joint was seen (visibility > 0.5), else 0
   residual_px  (T,)       mean 2D distance of re-projected model landmarks to the tracked ones
   size         int        crop side in pixels the positions refer to
+Keys of the optional parts (the data spec's `parts` says which a clip carries):
+  hands        (T, 2, 21, 3)  the person's left, right hand, crop pixels (`vlogger.body.hands`)
+  hand_visible (T, 2, 21)     1 where the point was seen inside the frame
+  gaze         (T, 2, 2)      yaw, pitch per eye (left, right) relative to the head (`vlogger.body.eyes`)
+  eyelid       (T, 2)         lid gap over eye width per eye: the blink signal
 Model-specific keys (identity shape, betas, basis version, ...) ride along.
 """
 
@@ -23,6 +28,8 @@ import io
 from pathlib import Path
 
 import numpy as np
+
+from vlogger.core.errors import ContractError
 
 # mediapipe pose indices of the joints the body proxy and the motion vector use
 BODY_JOINTS: dict[str, int] = {
@@ -37,6 +44,20 @@ BODY_JOINTS: dict[str, int] = {
 }
 
 COMMON_KEYS = ("expression", "rotation", "scale", "translation", "body", "body_visible", "residual_px")
+# what a clip's params carry beyond the face: the data spec's `parts`, and the keys of each
+PART_KEYS: dict[str, tuple[str, ...]] = {
+    "face": ("expression", "rotation", "scale", "translation"),
+    "body": ("body", "body_visible"),
+    "hands": ("hands", "hand_visible"),
+    "eyes": ("gaze", "eyelid"),
+}
+
+
+def require_parts(params: dict, parts: tuple[str, ...], where: str) -> None:
+    """ContractError when a clip's params lack a key of a part its data spec promises."""
+    missing = [k for part in parts for k in PART_KEYS.get(part, ()) if k not in params]
+    if missing:
+        raise ContractError(f"{where}: params.npz lacks {', '.join(missing)} of the data spec's parts {parts}")
 
 
 def body_from_pose(pose: np.ndarray, min_visibility: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

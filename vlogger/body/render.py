@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vlogger.body.hands import HAND_CANONICAL, HAND_FACES, N_VERTS, hand_proxy
 from vlogger.body.params import BODY_JOINTS
-from vlogger.body.topology import BODY, INNER_MOUTH, REGIONS
+from vlogger.body.topology import BODY, EYES, FULL_REGIONS, INNER_MOUTH, IRIS, LEFT_HAND, REGIONS, RIGHT_HAND
+from vlogger.core.spec import LEGACY_PARTS
 
 _EMPTY = torch.iinfo(torch.int64).max
 _ID_BITS = 32
@@ -31,6 +33,9 @@ _INSIDE_EPS = 1e-5  # barycentric slack so pixel centres on shared edges are nev
 INNER_MOUTH_DEPTH = 0.05  # inner mouth sits behind the lips wherever they overlap
 BODY_DEPTH = 0.15  # body proxy starts this far behind the face's deepest vertex
 WARP_DEPTH_TOLERANCE = 0.03  # a surface point is visible in the reference within this depth
+HAND_DEPTH = 1.0  # hands sit this far in front of the face's nearest vertex (they cover face and body)
+HAND_Z_RANGE = 0.35  # a hand point's own depth, and one hand's offset from the other, are clipped to this
+_TRAILING = 7  # channels after the semantic ones: coords (3) | warped (3) | mask (1)
 
 
 @dataclass
@@ -45,31 +50,32 @@ class Fragments:
 
 @dataclass
 class Controls:
-    """Stage-2 conditioning for B frames at S x S (views into one (B, 14, S, S) tensor,
-    `stacked`, in the order semantic | coords | warped | mask)."""
+    """Stage-2 conditioning for B frames at S x S (views into one (B, R + 7, S, S) tensor,
+    `stacked`, in the order semantic | coords | warped | mask; R = 7 regions, 10 with hands
+    and eyes)."""
 
     stacked: Tensor
 
     @property
     def semantic(self) -> Tensor:
-        """(B, 7, S, S) one-hot over `topology.REGIONS`."""
-        return self.stacked[:, :7]
+        """(B, R, S, S) one-hot over `topology.REGIONS` (`FULL_REGIONS` with hands and eyes)."""
+        return self.stacked[:, :-_TRAILING]
 
     @property
     def coords(self) -> Tensor:
         """(B, 3, S, S) canonical XYZ of the visible surface point in [0, 1], 0 on background."""
-        return self.stacked[:, 7:10]
+        return self.stacked[:, -7:-4]
 
     @property
     def warped(self) -> Tensor:
         """(B, 3, S, S) reference colours carried to this pose, 0 where the reference never saw
         the point."""
-        return self.stacked[:, 10:13]
+        return self.stacked[:, -4:-1]
 
     @property
     def mask(self) -> Tensor:
         """(B, 1, S, S) 1 where `warped` carries a reference colour."""
-        return self.stacked[:, 13:14]
+        return self.stacked[:, -1:]
 
     def paste(self, image: Tensor) -> Tensor:
         """`image` (B or 1, 3, S, S) in [0, 1] with the warped reference pasted wherever it
@@ -209,33 +215,66 @@ class Reference:
     width: int
 
 
+@dataclass
+class _Pose:
+    """One batch's posed inputs beyond the mesh, all in pixels of the image being rendered: body
+    joints (B, J, 3) and visibility (B, J); hand points (B, 2, 21, 3) and visibility (B, 2, 21);
+    iris centre x, y and radius (B, 2, 3) (`vlogger.body.eyes.iris_pixels`). None = not seen."""
+
+    joints: Tensor | None = None
+    visible: Tensor | None = None
+    hands: Tensor | None = None
+    hand_visible: Tensor | None = None
+    iris: Tensor | None = None
+
+
 class ControlRenderer:
     """Renders `Controls` at `size` px for one mesh topology: faces (F, 3), labels (F,) into
     `topology.REGIONS`, canonical vertex positions (V, 3) (e.g. the model's mean shape; the
-    coordinate map shows them normalised to their bounding box). The body proxy is appended
-    to every mesh (collapsed when no joints are given), so references and frames always share
-    one triangle list."""
+    coordinate map shows them normalised to their bounding box). The body proxy (and, when
+    `parts` has hands, both hands' proxies) is appended to every mesh (collapsed when not seen),
+    so references and frames always share one triangle list. With hands or eyes in `parts` the
+    semantic map has `FULL_REGIONS`: each hand its own class, the iris drawn inside the eyes."""
 
-    def __init__(self, faces: Tensor, labels: Tensor, canonical: Tensor, size: int):
+    def __init__(
+        self, faces: Tensor, labels: Tensor, canonical: Tensor, size: int, parts: tuple[str, ...] = LEGACY_PARTS
+    ):
         faces, labels = torch.as_tensor(faces).long(), torch.as_tensor(labels).long()
         canonical = torch.as_tensor(canonical).float()
         used = canonical[faces.unique()]
         lo, hi = used.amin(0), used.amax(0)
         canonical = ((canonical - lo) / (hi - lo).clamp_min(1e-9)).clamp(0, 1)
         self.size, self.n_verts = size, canonical.shape[0]
-        self.faces = torch.cat([faces, _BODY_FACES + self.n_verts])
-        self.labels = torch.cat([labels, torch.full((len(_BODY_FACES),), BODY)])
-        self.mouth = torch.cat([labels == INNER_MOUTH, torch.zeros(len(_BODY_FACES), dtype=torch.bool)])
-        corners = torch.cat([canonical, _BODY_CANONICAL])[self.faces].view(-1, 9)
+        self.hands, self.eyes = "hands" in parts, "eyes" in parts
+        self.regions = FULL_REGIONS if self.hands or self.eyes else REGIONS
+        extra_faces, extra_labels, extra_canonical = [_BODY_FACES + self.n_verts], [BODY], [_BODY_CANONICAL]
+        if self.hands:
+            start = self.n_verts + len(_BODY_CANONICAL)
+            extra_faces += [HAND_FACES + start, HAND_FACES + start + N_VERTS]
+            extra_labels += [LEFT_HAND, RIGHT_HAND]
+            extra_canonical.append(HAND_CANONICAL)
+        extra = [torch.full((len(f),), label) for f, label in zip(extra_faces, extra_labels, strict=True)]
+        self.faces = torch.cat([faces, *extra_faces])
+        self.labels = torch.cat([labels, *extra])
+        self.mouth = torch.cat([labels == INNER_MOUTH, torch.zeros(len(self.faces) - len(faces), dtype=torch.bool)])
+        corners = torch.cat([canonical, *extra_canonical])[self.faces].view(-1, 9)
         self.own_table = torch.cat([self.labels[:, None].float(), corners], 1).t().contiguous()  # (10, F)
 
     def reference(
-        self, image: Tensor, verts: Tensor, joints: Tensor | None = None, visible: Tensor | None = None
+        self,
+        image: Tensor,
+        verts: Tensor,
+        joints: Tensor | None = None,
+        visible: Tensor | None = None,
+        *,
+        hands: Tensor | None = None,
+        hand_visible: Tensor | None = None,
     ) -> Reference:
-        """Prepare R reference images (R, 3, Hr, Wr) in [0, 1] with their meshes (R, V, 3) and
-        optional joints (R, J, 3) / visibility (R, J), all in reference-image pixels."""
+        """Prepare R reference images (R, 3, Hr, Wr) in [0, 1] with their meshes (R, V, 3),
+        optional joints (R, J, 3) / visibility (R, J) and hands (R, 2, 21, 3) / visibility
+        (R, 2, 21), all in reference-image pixels."""
         r, _, hr, wr = image.shape
-        allv, bias, extent = self._assemble(verts, joints, visible)
+        allv, bias, extent = self._assemble(verts, _Pose(joints, visible, hands, hand_visible))
         faces = self.faces.to(verts.device)
         hits = _raster(allv, faces, hr, wr, bias)
         depth = allv.new_full((r * hr * wr,), 1e9).index_put_((hits.pix,), hits.depth)
@@ -250,41 +289,87 @@ class ControlRenderer:
         return Reference(atlas, depth.view(-1), table, WARP_DEPTH_TOLERANCE * extent, r, hr, wr)
 
     def __call__(
-        self, verts: Tensor, reference: Reference, joints: Tensor | None = None, visible: Tensor | None = None
+        self,
+        verts: Tensor,
+        reference: Reference,
+        joints: Tensor | None = None,
+        visible: Tensor | None = None,
+        *,
+        hands: Tensor | None = None,
+        hand_visible: Tensor | None = None,
+        iris: Tensor | None = None,
     ) -> Controls:
         """Controls for B frames: verts (B, V, 3) in pixels of the S x S output, optional body
-        joints (B, J, 3) in the same pixels and visibility (B, J); 1 or B references."""
+        joints (B, J, 3) / visibility (B, J), hands (B, 2, 21, 3) / visibility (B, 2, 21) and
+        iris (B, 2, 3) in the same pixels; 1 or B references."""
         b, s, dev = verts.shape[0], self.size, verts.device
         if reference.count not in (1, b):
             raise ValueError(f"{reference.count} references for {b} frames: give 1 or one per frame")
-        allv, bias, _ = self._assemble(verts, joints, visible)
+        pose = _Pose(joints, visible, hands, hand_visible, iris)
+        allv, bias, _ = self._assemble(verts, pose)
         faces = self.faces.to(dev)
         n_faces = faces.shape[0]
         hits = _raster(allv, faces, s, s, bias)
         frame, fid = hits.gid // n_faces, hits.gid % n_faces
         own = self.own_table.to(dev, allv.dtype).index_select(1, fid)
         coords = _blend(hits.bary, own[1:])
-        semantic = (own[0] == torch.arange(len(REGIONS), device=dev, dtype=own.dtype)[:, None]).to(own.dtype)
+        label = own[0]
+        if self.eyes and pose.iris is not None:
+            label = _draw_iris(label, hits.pix % (s * s), frame, pose.iris.to(allv), s)
+        n = len(self.regions) + _TRAILING
+        semantic = (label == torch.arange(len(self.regions), device=dev, dtype=own.dtype)[:, None]).to(own.dtype)
         warped, seen = _warp(hits, frame, fid if reference.count == 1 else hits.gid, reference)
-        out = allv.new_zeros(b, 14, s * s)
+        out = allv.new_zeros(b, n, s * s)
         out[:, 0] = 1
         values = torch.cat([semantic, coords, warped, seen[None]])
-        channel = torch.arange(14, device=dev)[:, None] * (s * s)
-        index = frame * (14 * s * s) + hits.pix % (s * s) + channel
-        return Controls(out.view(-1).index_put_((index.view(-1),), values.view(-1)).view(b, 14, s, s))
+        channel = torch.arange(n, device=dev)[:, None] * (s * s)
+        index = frame * (n * s * s) + hits.pix % (s * s) + channel
+        return Controls(out.view(-1).index_put_((index.view(-1),), values.view(-1)).view(b, n, s, s))
 
-    def _assemble(self, verts: Tensor, joints: Tensor | None, visible: Tensor | None):
-        """Face mesh + body proxy per frame, per-triangle depth bias and the face's image extent."""
+    def _assemble(self, verts: Tensor, pose: _Pose):
+        """Face mesh + body proxy (+ hands) per frame, per-triangle depth bias and the face's extent."""
         b, dev = verts.shape[0], verts.device
+        joints, visible = pose.joints, pose.visible
         if joints is None or visible is None:
             joints = verts.new_zeros(b, len(BODY_JOINTS), 3)
             visible = verts.new_zeros(b, len(BODY_JOINTS))
+        joints, visible = joints.to(verts), visible.to(verts)
         lo, hi = verts.amin(1), verts.amax(1)
         extent = (hi - lo)[:, :2].amax(-1)
         back = hi[:, 2] + BODY_DEPTH * extent
-        body = body_proxy(joints.to(verts), visible.to(verts), verts.mean(1), back)[0]
+        parts = [verts, body_proxy(joints, visible, verts.mean(1), back)[0]]
+        if self.hands:
+            parts.append(_hands(pose, joints, visible, lo[:, 2], extent))
         bias = self.mouth.to(dev, verts.dtype) * (INNER_MOUTH_DEPTH * extent[:, None])
-        return torch.cat([verts, body], 1), bias, extent
+        return torch.cat(parts, 1), bias, extent
+
+
+def _hands(pose: _Pose, joints: Tensor, visible: Tensor, front: Tensor, extent: Tensor) -> Tensor:
+    """Both hands' proxy vertices in front of the face (`front` its nearest z): each hand's points
+    keep their own depth, and the hand whose pose wrist is nearer the camera covers the other."""
+    b = joints.shape[0]
+    if pose.hands is None or pose.hand_visible is None:
+        points, seen = joints.new_zeros(b, 2, 21, 3), joints.new_zeros(b, 2, 21)
+    else:
+        points, seen = pose.hands.to(joints), pose.hand_visible.to(joints)
+    lim = (HAND_Z_RANGE * extent)[:, None, None]
+    rel = points[..., 2] - points[..., :1, 2]
+    points = torch.cat([points[..., :2], torch.minimum(torch.maximum(rel, -lim), lim)[..., None]], -1)
+    wrists = [list(BODY_JOINTS).index(f"{side}_wrist") for side in ("left", "right")]
+    wz = joints[:, wrists, 2]
+    both = (visible[:, wrists] > 0.5).all(-1, keepdim=True)
+    offset = torch.where(both, wz - wz.mean(-1, keepdim=True), 0)
+    offset = torch.minimum(torch.maximum(offset, -lim[..., 0]), lim[..., 0])
+    return hand_proxy(points, seen, front[:, None] - HAND_DEPTH * extent[:, None] + offset)
+
+
+def _draw_iris(label: Tensor, pix: Tensor, frame: Tensor, iris: Tensor, size: int) -> Tensor:
+    """Eye pixels within an iris disc (iris (B, 2, 3): x, y, radius) relabelled as iris: the
+    eye opening clips the disc, so lids cover it and a closed eye shows none."""
+    x, y = (pix % size).to(iris.dtype) + 0.5, (pix // size).to(iris.dtype) + 0.5
+    c = iris[frame]  # (P, 2, 3)
+    inside = ((x[:, None] - c[..., 0]) ** 2 + (y[:, None] - c[..., 1]) ** 2 < c[..., 2] ** 2).any(-1)
+    return torch.where((label == EYES) & inside, torch.full_like(label, IRIS), label)
 
 
 def _blend(bary: Tensor, corners: Tensor) -> Tensor:
@@ -313,9 +398,10 @@ def _warp(hits: _Hits, frame: Tensor, ref_tri: Tensor, ref: Reference) -> tuple[
 
 
 PALETTE = torch.tensor(
-    [[0, 0, 0], [224, 172, 138], [200, 40, 60], [70, 20, 50], [240, 240, 250], [90, 60, 30], [60, 110, 200]],
+    [[0, 0, 0], [224, 172, 138], [200, 40, 60], [70, 20, 50], [240, 240, 250], [90, 60, 30], [60, 110, 200],
+     [20, 120, 40], [250, 200, 30], [30, 210, 220]],
     dtype=torch.uint8,
-)
+)  # fmt: skip
 
 
 def controls_to_rgb(controls: Controls) -> Tensor:

@@ -20,6 +20,9 @@ import numpy as np
 
 REGIONS = ("background", "skin", "lips", "inner_mouth", "eyes", "brows", "body")
 SKIN, LIPS, INNER_MOUTH, EYES, BROWS, BODY = 1, 2, 3, 4, 5, 6
+# the renderer's regions when params carry hands or eyes (data spec parts beyond face and body)
+FULL_REGIONS = (*REGIONS, "iris", "left_hand", "right_hand")
+IRIS, LEFT_HAND, RIGHT_HAND = 7, 8, 9
 
 N_MESH_VERTICES = 468  # 468..477 are the iris points, not part of the tessellation
 

@@ -40,6 +40,35 @@ def _cmd_fit_basis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_hand_basis(args: argparse.Namespace) -> int:
+    from vlogger.body.hand_basis import fit_hand_basis
+    from vlogger.body.hands import hand_pose
+    from vlogger.datasets.shards import all_shard_urls, clip_arrays
+
+    clips, keys = [], []
+    for root in args.shards:
+        for c in clip_arrays(all_shard_urls(root), ["params.npz"]):
+            p = c["params.npz"]
+            if "hands" not in p:
+                raise SystemExit(f"{c['key']}: params without hands (preprocess with tracking.hand_stride > 0)")
+            clips.append((p["hands"], p["hand_visible"]))
+            keys.append(c["key"])
+    basis = fit_hand_basis(clips, args.components)
+    basis.info.update(keys=keys, shards=[str(s) for s in args.shards])
+    basis.save(args.out)
+    err = []
+    for h, v in clips:
+        pose, full = hand_pose(h, v), v.min(-1) > 0
+        err.append(np.linalg.norm(basis.decode(basis.encode(pose))[full] - pose[full], axis=-1).ravel())
+    shares = " ".join(f"{e:.3f}" for e in basis.explained[:8])
+    n = basis.info["hands"]
+    print(f"hand basis {basis.basis_id}: {len(basis.stddev)} components, {n} hands, {len(clips)} clips")
+    print(f"explained variance: {shares} (sum {basis.explained.sum():.3f})")
+    print(f"reconstruction error: {np.concatenate(err).mean():.4f} palm lengths per point (on the fitted hands)")
+    print(args.out)
+    return 0
+
+
 def add_body_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("body", help="3D body model: fit the face-mesh expression basis")
     bsub = p.add_subparsers(dest="body_command", required=True)
@@ -50,6 +79,12 @@ def add_body_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--components", type=int, default=32)
     q.add_argument("--exclude", action="append", default=[], help="skip clips whose key contains this")
     q.set_defaults(func=_cmd_fit_basis)
+
+    q = bsub.add_parser("fit-hand-basis", help="PCA hand-pose basis from shards' hand params (both hands, mirrored)")
+    q.add_argument("shards", nargs="+", help="folders written by `vlogger preprocess` with hands")
+    q.add_argument("--out", required=True, help="basis file to write (.npz)")
+    q.add_argument("--components", type=int, default=12)
+    q.set_defaults(func=_cmd_fit_hand_basis)
 
 
 def add_render_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,9 +109,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vlogger.body.params import from_npz
     from vlogger.core.audio import from_flac
     from vlogger.core.errors import ContractError
+    from vlogger.core.spec import DataSpec
     from vlogger.core.video import encode_mp4
     from vlogger.datasets.shards import all_shard_urls
 
+    parts = DataSpec.of_shards(args.shards).parts  # hands and iris drawn where the shards carry them
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, done = [], 0
@@ -90,7 +127,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise ContractError(
                 f"{key}: basis {params['basis_id']} in its params, {body.basis_id} given (--basis / --model-path)"
             )
-        video = render_shard_clip(sample, params, body.mesh, args.size, args.ref_index)
+        video = render_shard_clip(sample, params, body.mesh, args.size, args.ref_index, parts)
         audio, sr = from_flac(sample["flac"])
         (out / f"{key}.mp4").write_bytes(encode_mp4(video, 25, "libx264", 20, "veryfast", audio, sr))
         rows.append(np.concatenate(list(video[np.linspace(0, len(video) - 1, 3).astype(int)]), axis=0))

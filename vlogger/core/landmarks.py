@@ -22,6 +22,10 @@ FORMATS: dict[str, dict[str, int | list]] = {
         "lips": [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185],
         "inner_lips": [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191],
         "outer_lip_pairs": [(0, 17), (37, 84), (267, 314)],  # upper/lower outer-lip points, middle and either side
+        # per eye, the person's left then right: outer and inner corner, upper and lower lid, iris centre
+        "eye_corners": [[263, 362], [33, 133]],
+        "eyelids": [[386, 374], [159, 145]],
+        "iris": [473, 468],
     },
     "fa68": {
         "upper_inner_lip": 62,
@@ -36,13 +40,29 @@ FORMATS: dict[str, dict[str, int | list]] = {
         "lips": list(range(48, 60)),
         "inner_lips": list(range(60, 68)),
         "outer_lip_pairs": [(51, 57), (50, 58), (52, 56)],
+        "eye_corners": [[45, 42], [36, 39]],
+        "eyelids": [[44, 46], [37, 41]],
     },
 }
 
 
 def point(lmk: np.ndarray, fmt: str, name: str) -> np.ndarray:
-    """(..., 3) coordinates of a named point of (..., K, 3) landmarks."""
-    return lmk[..., FORMATS[fmt][name], :]
+    """(..., 3) coordinates of a named point of (..., K, 3) landmarks ((..., *shape, 3) for a
+    named set such as `eye_corners`)."""
+    return lmk[..., np.asarray(FORMATS[fmt][name]), :]
+
+
+def has_iris(fmt: str) -> bool:
+    """Whether the format tracks the iris centres (gaze needs them)."""
+    return "iris" in FORMATS[fmt]
+
+
+def eye_aperture(lmk: np.ndarray, fmt: str) -> np.ndarray:
+    """(..., 2) lid gap over eye width per eye (left, right), in 3D so a turned head does not
+    close the eye: about 0.3 open, under 0.1 in a blink."""
+    lids, corners = point(lmk, fmt, "eyelids"), point(lmk, fmt, "eye_corners")
+    gap = np.linalg.norm(lids[..., 0, :] - lids[..., 1, :], axis=-1)
+    return gap / np.maximum(np.linalg.norm(corners[..., 0, :] - corners[..., 1, :], axis=-1), 1e-6)
 
 
 def face_height(lmk: np.ndarray, fmt: str) -> np.ndarray:

@@ -15,8 +15,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from vlogger.core.errors import ContractError
+from vlogger.core.landmarks import has_iris
 
 SPEC_VERSION = 1
+# parts of the per-frame params (vlogger.body.params.PART_KEYS); a stored spec without the
+# field predates hands and eyes and reads as LEGACY_PARTS
+LEGACY_PARTS = ("face", "body")
 
 
 def frame_rows(sample_rate: int, hop_length: int, fps: float) -> int:
@@ -39,6 +43,7 @@ class DataSpec:
     landmark_format: str  # vlogger.core.landmarks.FORMATS key
     body_model: str | None  # facemesh | smplx | None (no params.npz)
     basis_id: str | None  # the body model's parameter basis (face-mesh basis hash, SMPL-X file)
+    parts: tuple[str, ...] = LEGACY_PARTS  # what params.npz carries: face, body, hands, eyes
     version: int = field(default=SPEC_VERSION)
 
     @property
@@ -48,7 +53,10 @@ class DataSpec:
 
     @classmethod
     def from_preprocess_config(cls, cfg: dict, landmark_format: str, basis_id: str | None) -> DataSpec:
-        """The spec a preprocessing run with `cfg` produces."""
+        """The spec a preprocessing run with `cfg` produces: hands where the tracker runs the hand
+        model, eyes (gaze, blinks) where the landmark format has the iris."""
+        hands = ("hands",) if cfg["tracking"]["hand_stride"] and cfg["tracking"]["backend"] == "mediapipe" else ()
+        eyes = ("eyes",) if has_iris(landmark_format) else ()
         return cls(
             fps=int(cfg["ingest"]["fps"]),
             sample_rate=int(cfg["ingest"]["sample_rate"]),
@@ -57,6 +65,7 @@ class DataSpec:
             landmark_format=landmark_format,
             body_model=cfg["fit"]["body_model"],
             basis_id=basis_id,
+            parts=LEGACY_PARTS + hands + eyes,
         )
 
     def to_dict(self) -> dict:
@@ -66,6 +75,8 @@ class DataSpec:
     def from_dict(cls, d: dict, source: str) -> DataSpec:
         """Read a stored spec; `source` (a file or checkpoint) names where, in errors."""
         names = {f.name for f in fields(cls)}
+        d = {"parts": LEGACY_PARTS, **d}
+        d["parts"] = tuple(d["parts"])
         missing = sorted(names - set(d) - {"version"})
         if missing:
             raise ContractError(f"{source}: data spec lacks {', '.join(missing)}")
@@ -111,4 +122,6 @@ class DataSpec:
         cfg["audio_features"] = dict(self.audio_features)
         cfg["crop"] = dict(self.crop)
         cfg["fit"]["body_model"] = self.body_model
+        if "hands" not in self.parts:
+            cfg["tracking"]["hand_stride"] = 0
         return cfg

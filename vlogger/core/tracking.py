@@ -1,7 +1,8 @@
 """Per-frame face (and upper-body) landmarks for one video, streamed frame by frame.
 
-Two backends behind one interface: mediapipe (face mesh 478 points + pose 33 points, runs
-offline, default) and face-alignment (68 points, for users who have its weights).
+Two backends behind one interface: mediapipe (face mesh 478 points + pose 33 points + both
+hands' 21 points, runs offline, default) and face-alignment (68 points, for users who have its
+weights; no body, no hands).
 Coordinates are returned in pixels of the frame that was passed in.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vlogger.core.errors import UsageError
+from vlogger.core.hands import N_HAND_POINTS, POSE_WRISTS, assign_sides, empty_hands, fill_between, hand_box
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Track:
     pose: np.ndarray  # (T, 33, 4) x, y, z, visibility; NaN when the backend has no body
     face_count: np.ndarray  # (T,) large faces seen by the detector; -1 where not checked
     face_score: np.ndarray  # (T,) detector confidence of the main face; NaN where not checked
+    hands: np.ndarray  # (T, 2, 21, 4) person's left, right hand (vlogger.core.hands); visibility 0 = unseen
 
     @property
     def found(self) -> np.ndarray:
@@ -37,6 +40,7 @@ class _Buffers:
     pose: list = field(default_factory=list)
     count: list = field(default_factory=list)
     score: list = field(default_factory=list)
+    hands: list = field(default_factory=list)  # (2, 21, 4), all NaN where the hand model did not run
 
 
 _NATIVE_NOISE = (b"W0000 ", b"I0000 ", b"INFO: Created TensorFlow Lite", b"WARNING: All log messages before absl")
@@ -99,7 +103,10 @@ def count_large_faces(boxes: list[tuple[float, float]], ratio: float) -> int:
 
 
 class MediapipeTracker:
-    """mediapipe 0.10.21 solutions: FaceMesh (video mode) + Pose every k-th frame + detector."""
+    """mediapipe 0.10.21 solutions: FaceMesh (video mode) + Pose every k-th frame + detector +
+    Hands every `hand_stride`-th frame where the last pose saw a wrist, in the box around the
+    pose's arms (video mode: the palm detector runs only when a hand is lost; skipped frames are
+    interpolated by `finish`)."""
 
     landmark_format = "mediapipe478"
 
@@ -129,6 +136,13 @@ class MediapipeTracker:
         self._pose = None
         if self.cfg["pose_stride"]:
             self._pose = sol.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=conf)
+        self._hands = None
+        self._hand_stride = self.cfg["hand_stride"]
+        if self._hand_stride:
+            self._hands = sol.hands.Hands(
+                static_image_mode=False, max_num_hands=2, model_complexity=0, min_detection_confidence=conf
+            )
+        self._last_pose = None
         self._buf = _Buffers()
         self._k = 0
 
@@ -148,7 +162,9 @@ class MediapipeTracker:
                 pose = np.array(
                     [[p.x * w, p.y * h, p.z * w, p.visibility] for p in r.pose_landmarks.landmark], np.float32
                 )
+            self._last_pose = pose
         self._buf.pose.append(pose)
+        self._buf.hands.append(self._step_hands(frame))
         count, score = -1, np.nan
         if self._detector is not None and self._k % self.cfg["count_faces_every"] == 0:
             dets = self._detector.process(frame).detections or []
@@ -162,10 +178,40 @@ class MediapipeTracker:
         self._buf.score.append(score)
         self._k += 1
 
+    def _step_hands(self, frame: np.ndarray) -> np.ndarray:
+        """(2, 21, 4) this frame's hands; all NaN when the hand model is not run on it. Frames
+        whose last pose saw no wrist count as checked with no hand (close-ups cost nothing)."""
+        out = np.full((2, N_HAND_POINTS, 4), np.nan, np.float32)
+        if not self._hand_stride or self._k % self._hand_stride:
+            return out
+        out[..., 3] = 0
+        min_vis = self.cfg["hand_wrist_visibility"]
+        if self._last_pose is None or not np.nanmax(self._last_pose[list(POSE_WRISTS), 3], initial=0) > min_vis:
+            return out
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = hand_box(self._last_pose, w, h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return out
+        r = self._hands.process(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+        if not r.multi_hand_landmarks:
+            return out
+        # video mode sometimes returns a third hand (a stale track): keep the two most confident
+        best = sorted(range(len(r.multi_handedness)), key=lambda i: -r.multi_handedness[i].classification[0].score)[:2]
+        pts = np.array([[[p.x, p.y, p.z] for p in r.multi_hand_landmarks[i].landmark] for i in best], np.float32)
+        pts = pts * (x1 - x0, y1 - y0, x1 - x0) + (x0, y0, 0)  # frame pixels
+        labels = [r.multi_handedness[i].classification[0].label for i in best]
+        sides = assign_sides(pts[:, 0, :2], labels, self._last_pose, min_vis)
+        for p, side in zip(pts, sides, strict=True):
+            inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+            out[side] = np.concatenate([p, inside[:, None]], 1)
+        return out
+
     def finish(self) -> Track:
         self._mesh.close()
         if self._pose is not None:
             self._pose.close()
+        if self._hands is not None:
+            self._hands.close()
         return _to_track(self.landmark_format, 478, self._buf)
 
 
@@ -200,6 +246,7 @@ class FaceAlignmentTracker:
         main = int(np.argmax([w * h for w, h in boxes])) if faces else -1
         self._buf.face.append(np.asarray(faces[main], np.float32) if faces else None)
         self._buf.pose.append(np.full((33, 4), np.nan, np.float32))
+        self._buf.hands.append(empty_hands(1)[0])
         self._buf.count.append(count_large_faces(boxes, self.cfg["second_face_ratio"]))
         self._buf.score.append(1.0 if faces else 0.0)
 
@@ -211,7 +258,9 @@ def _to_track(fmt: str, k: int, buf: _Buffers) -> Track:
     empty = np.full((k, 3), np.nan, np.float32)
     face = np.stack([f if f is not None else empty for f in buf.face]) if buf.face else np.zeros((0, k, 3), np.float32)
     pose = np.stack(buf.pose) if buf.pose else np.zeros((0, 33, 4), np.float32)
-    return Track(fmt, face, pose, np.array(buf.count, np.int32), np.array(buf.score, np.float32))
+    hands = np.stack(buf.hands) if buf.hands else empty_hands(0)
+    hands = fill_between(hands, ~np.isnan(hands[:, 0, 0, 3]))
+    return Track(fmt, face, pose, np.array(buf.count, np.int32), np.array(buf.score, np.float32), hands)
 
 
 def interpolate_missing(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import io
 import numpy as np
 
 from vlogger.body.motion import REFERENCE_KEYS, MotionStats, motion_stats, reference_of, reference_vector, to_motion
+from vlogger.body.params import require_parts
 from vlogger.core.errors import ContractError, UsageError
 from vlogger.core.mel import mel_window
 from vlogger.datasets.shards import clip_arrays
@@ -41,9 +42,11 @@ class ToMotionWindows(ClipWindows):
         per_clip: int | None,
         seed: int,
         basis_id: str | None = None,
+        parts: tuple[str, ...] = (),
     ):
         super().__init__(window, min_ref_gap, per_clip, seed)
         self.mel_context, self.n_expression, self.basis_id = mel_context, n_expression, basis_id
+        self.parts = parts
 
     def __call__(self, sample: dict) -> list[dict]:
         key = sample["__key__"]
@@ -54,6 +57,7 @@ class ToMotionWindows(ClipWindows):
                 f"training uses basis {self.basis_id}"
             )
         require_expression(params, self.n_expression, f"{sample.get('__url__', '?')}: clip {key}")
+        require_parts(params, self.parts, f"{sample.get('__url__', '?')}: clip {key}")
         mel = np.load(io.BytesIO(sample["mel.npy"]))
         r = meta["mel"]["rows_per_frame"]
         out = []
@@ -91,8 +95,9 @@ class MotionDataModule(ShardWindows):
         d = self.cfg["data"]
         n_expression = self.cfg["model"]["n_expression"]
         return ToMotionWindows(
-            d["window"], d["mel_context"], d["min_ref_gap"], n_expression, per_clip, seed, self.basis_id
-        )
+            d["window"], d["mel_context"], d["min_ref_gap"], n_expression, per_clip, seed, self.basis_id,
+            self.spec.parts,
+        )  # fmt: skip
 
     def stats(self) -> MotionStats:
         """Normalisation statistics over what training reads: the training clips (not the

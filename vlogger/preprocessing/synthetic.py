@@ -20,10 +20,12 @@ from vlogger.body.facemesh import FaceBasis, expression_shape
 from vlogger.body.fitting import MeshModel, load_body, make_fitter
 from vlogger.body.geometry import apply_similarity, euler_to_matrix
 from vlogger.body.params import to_npz_bytes
+from vlogger.body.parts import part_params
 from vlogger.body.render import controls_to_rgb
 from vlogger.core.audio import to_flac
 from vlogger.core.config import load_config
 from vlogger.core.errors import UsageError
+from vlogger.core.hands import empty_hands
 from vlogger.core.mel import LogMel
 from vlogger.core.video import encode_mp4
 from vlogger.preprocessing.run import data_spec
@@ -85,7 +87,8 @@ def make_synthetic_shards(
     basis = FaceBasis.load(cfg["fit"]["basis"])
     mesh = load_body("facemesh", cfg["fit"]["basis"]).mesh
     mesh_fit, fit = make_fitter({**cfg["fit"], "body_model": "facemesh"}), make_fitter(cfg["fit"])
-    record_spec(out, 0, data_spec(cfg))
+    spec = data_spec(cfg)
+    record_spec(out, 0, spec)
     manifest = Manifest(out, 0)
     sinks = {s: ShardSink(out, f"{s}-000", 1 << 30, 1000, manifest) for s in ("train", "val")}
     mel = LogMel.from_config(cfg["audio_features"], sr)
@@ -98,6 +101,8 @@ def make_synthetic_shards(
         pose = np.zeros((n, 33, 4), np.float32)  # no body: every pose point unseen
         face = mesh_fit(lmk, pose, size)
         params = face if cfg["fit"]["body_model"] == "facemesh" else fit(lmk, pose, size)
+        hands = empty_hands(n)  # no hands in view
+        params |= part_params(spec.parts, lmk, "mediapipe478", hands, params)
         split = "val" if identity in val_identities else "train"
         meta = {
             "fps": fps,
@@ -122,6 +127,7 @@ def make_synthetic_shards(
             "mel.npy": mel.for_frames(audio, n, fps),
             "lmk.npy": lmk,
             "pose.npy": pose,
+            **({"hands.npy": hands} if "hands" in spec.parts else {}),
             "params.npz": to_npz_bytes(params),
             "json": meta,
         }

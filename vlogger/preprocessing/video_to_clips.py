@@ -12,11 +12,13 @@ import numpy as np
 
 from vlogger.body.fitting import make_fitter, residual_scores
 from vlogger.body.params import to_npz_bytes
+from vlogger.body.parts import part_params
 from vlogger.core import crop, landmarks
 from vlogger.core.audio import fit_length, load_audio, to_flac
 from vlogger.core.avsync import SyncSettings, av_sync
 from vlogger.core.errors import BadInput
 from vlogger.core.mel import LogMel
+from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import interpolate_missing
 from vlogger.core.video import VideoInfo, encode_mp4, probe, read_frames, resample_indices, scaled_size
 from vlogger.preprocessing import quality, segments
@@ -124,6 +126,7 @@ def _track(info: VideoInfo, idx: np.ndarray, cfg: dict, tracker, res: VideoResul
     sx, sy = info.width / size[0], info.height / size[1]
     track.face[..., :3] *= np.array([sx, sy, sx], np.float32)
     track.pose[..., :3] *= np.array([sx, sy, sx], np.float32)
+    track.hands[..., :3] *= np.array([sx, sy, sx], np.float32)
     return track, np.stack(hists), (cache if keep else None)
 
 
@@ -158,11 +161,15 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         scores["sync_confidence"], scores["sync_offset"], scores["sync_z"] = sync.confidence, sync.offset, sync.z
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     pose_crop = crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32)
+    hands = crop.to_crop_coords(track.hands[s:e].reshape(e - s, -1, 4), boxes, c["size"])
+    hands = hands.reshape(track.hands[s:e].shape).astype(np.float32)
+    parts = DataSpec.from_preprocess_config(cfg, fmt, None).parts
     params = None
     fitter = make_fitter(cfg["fit"])
     if fitter is not None:
         with _Stage(res.timings, "fit"):
             params = fitter(lmk, pose_crop, c["size"])
+            params |= part_params(parts, lmk, fmt, hands, params)
         scores.update(residual_scores(params))
         limit = cfg["fit"]["max_residual_px"] * c["size"] / 256
         if scores["fit_residual_px"] > limit:
@@ -188,6 +195,9 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "body_model": cfg["fit"]["body_model"],
         "config_version": cfg["version"],
     }
+    extra = {"hands.npy": hands} if "hands" in parts else {}
+    if params is not None:
+        extra["params.npz"] = to_npz_bytes(params)
     return {
         "mp4": video,
         "flac": to_flac(clip_audio, sr),
@@ -195,4 +205,4 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
         "lmk.npy": lmk.astype(np.float32),
         "pose.npy": pose_crop,
         "json": meta,
-    } | ({"params.npz": to_npz_bytes(params)} if params is not None else {})
+    } | extra
