@@ -250,7 +250,7 @@ def test_shards_of_clasped_gesturing_hands_and_a_close_up_are_valid(shared_dir, 
     upper-body crop (configs/preprocess/upper_body.yaml): params carry hands and eyes as the spec
     says, the hands fall inside the crop, and the clips render."""
     from vlogger.body.control_video import render_shard_clip
-    from vlogger.body.fitting import facemesh_mesh
+    from vlogger.body.fitting import load_body
     from vlogger.core.audio import load_audio
     from vlogger.core.video import encode_mp4
     from vlogger.datasets.shards import all_shard_urls, clip_arrays
@@ -280,5 +280,5 @@ def test_shards_of_clasped_gesturing_hands_and_a_close_up_are_valid(shared_dir, 
             inside = (p["hands"][..., :2] > 0) & (p["hands"][..., :2] < 256)
             assert inside.all(-1)[p["hand_visible"] > 0].mean() > 0.9  # the upper-body crop holds the hands
         parts = DataSpec.of_shards(tmp_path / "out").parts
-        video = render_shard_clip({"mp4": clip["mp4"]}, p, facemesh_mesh(FaceBasis.load()), 64, parts=parts)
+        video = render_shard_clip({"mp4": clip["mp4"]}, p, load_body("facemesh").mesh, 64, parts=parts)
         assert video.shape == (60, 64, 256, 3)
