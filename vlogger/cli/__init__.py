@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_body_parser(sub)
     add_render_parser(sub)
 
+    from vlogger.cli.benchmark import add_benchmark_parser
+
+    add_benchmark_parser(sub)
+
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")
     p.add_argument("--clips", type=int, default=2)
