@@ -353,3 +353,42 @@ def test_leaderboard_page_sorts_in_a_real_browser(tmp_path):
         assert browser.save_screenshot(str(artifacts / "leaderboard.png"))
     finally:
         browser.quit()
+
+
+@pytest.mark.slow
+def test_training_runs_the_benchmark_and_logs_it(bench, tiny_models, synthetic_shards, tmp_path):
+    """`benchmark.manifest` + `every_steps`: the CLI's callback benchmarks the weights being trained (with
+    the other stage's checkpoint) on rank 0 and logs its numbers to the run's logger."""
+    import csv
+
+    from vlogger.cli.benchmark import training_callbacks
+    from vlogger.training.run import train_motion
+
+    cfg = load_config(
+        None,
+        "train/motion.yaml",
+        [
+            f"data.shards={synthetic_shards}",
+            "data.val_identities=[synth_001]",
+            "model.width=32",
+            "model.depth=2",
+            "model.heads=2",
+            "trainer.max_steps=2",
+            "trainer.val_every_steps=2",
+            f"logging.dir={tmp_path}",
+            "logging.logger=csv",
+            "logging.media_every_steps=0",
+            f"benchmark.manifest={bench['manifest']}",
+            "benchmark.every_steps=2",
+            "benchmark.items=1",
+            f"benchmark.video_checkpoint={tiny_models['video']}",
+        ],
+    )
+    train_motion(cfg, callbacks=training_callbacks(cfg, "motion"))
+    run = tmp_path / cfg["logging"]["name"]
+    logged = [r for r in csv.DictReader((run / "csv" / "metrics.csv").open()) if r.get("benchmark/scored_fraction")]
+    assert [r["step"] for r in logged] == ["2"]
+    assert len(list((run / "benchmark" / "step0000002" / "videos").glob("*.mp4"))) == 1
+    assert json.loads((run / "benchmark" / "step0000002" / "results.json").read_text())["videos"] == 1
+    with pytest.raises(ValueError, match="give benchmark.video_checkpoint"):
+        training_callbacks({**cfg, "benchmark": {**cfg["benchmark"], "video_checkpoint": None}}, "motion")

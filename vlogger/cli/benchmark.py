@@ -44,6 +44,16 @@ def _show(entries: list[dict], board: Path, args: argparse.Namespace) -> None:
         lb.log_wandb(entries, args.wandb)
 
 
+def training_callbacks(cfg: dict, stage: str) -> list:
+    """The in-training benchmark when the training config names a manifest (`benchmark.manifest`)."""
+    if not cfg["benchmark"]["manifest"] or not cfg["benchmark"]["every_steps"]:
+        return []
+    from vlogger.benchmark.callback import BenchmarkDuringTraining
+    from vlogger.training.run import run_dir_of
+
+    return [BenchmarkDuringTraining(cfg, stage, run_dir_of(cfg))]
+
+
 def _cmd_make(args: argparse.Namespace) -> int:
     from vlogger.benchmark.files import write_atomic
     from vlogger.benchmark.manifest import make_manifest
