@@ -97,10 +97,10 @@ def test_shipped_manifest_holds_out_enough_people(shared_dir):
 
 @pytest.fixture(scope="module")
 def bench(shared_dir, tmp_path_factory) -> dict:
-    """Two real 2-s items at 128 px, and a folder for prepared items of the default data spec."""
+    """Two real 3-s items at 128 px, and a folder for prepared items of the default data spec."""
     tmp = tmp_path_factory.mktemp("bench")
     root = shared_dir / "data"
-    manifest, _ = make_manifest(root / "clips", root, "two", "1.0", 2.0, 1.0, people=PEOPLE)
+    manifest, _ = make_manifest(root / "clips", root, "two", "1.0", 3.0, 1.0, people=PEOPLE)
     manifest.size = 128
     (tmp / "two.yaml").write_text(manifest.to_yaml())
     return {"manifest": str(tmp / "two.yaml"), "root": str(root), "items": str(tmp / "items"), "tmp": tmp}
@@ -125,11 +125,11 @@ def test_baselines_bracket_the_range(bench):
         "ground-truth": "ceiling",
     }
     truth, still = rows["ground-truth"]["metrics"], rows["static"]["metrics"]
-    assert truth["av_confidence"] > still["av_confidence"] + 0.1
-    assert (
-        still["jitter"] < 0.05 * truth["jitter"]
-        and still["expression_diversity"] < 0.05 * truth["expression_diversity"]
-    )
+    # in sync (offset 0 or 1 frame) and more confident than a still face, whose "best" offset is wherever noise peaks
+    assert truth["av_abs_offset"] <= 1 < still["av_abs_offset"] and truth["av_confidence"] > still["av_confidence"]
+    # a still frame moves only by the tracker's own noise on re-encoded frames (corpus-val: 1.3 vs. 13.4)
+    assert still["jitter"] < 0.2 * truth["jitter"]
+    assert still["expression_diversity"] < 0.1 * truth["expression_diversity"]
     assert truth["psnr"] == 100 and rows["warped-reference"]["metrics"]["psnr"] > still["psnr"]
     assert all(r["items"] == r["of"] == 2 and Path(r["report"]).is_file() for r in rows.values())
     assert rows["static"]["provenance"]["code_commit"]
@@ -262,7 +262,7 @@ def test_two_shards_merged_give_the_row_of_one_run(bench, tiny_models, tmp_path)
     ckpt = a["provenance"]["checkpoints"]
     assert len(ckpt["video"]["sha256"]) == 64 and ckpt["motion"]["step"] == 5 and ckpt["video"]["step"] == 3
     assert a["provenance"]["sampling"]["seed"] == 0 and a["provenance"]["code_commit"]
-    assert a["provenance"]["generation"]["frames"] == 100  # two 2-s items at 25 fps
+    assert a["provenance"]["generation"]["frames"] == 150  # two 3-s items at 25 fps
 
 
 def _row(name: str, kind: str, metrics: dict, protocol: str = "1.0") -> dict:

@@ -144,7 +144,7 @@ document.querySelectorAll('table.ranked th').forEach((th, i) => th.onclick = () 
 });</script>"""
 
 _STYLE = (
-    "body{font-family:sans-serif;margin:2em} td,th{padding:3px 8px;text-align:right} td:first-child,"
+    "body{font-family:sans-serif;margin:2em} td,th{padding:3px 8px;text-align:right;white-space:nowrap} td:first-child,"
     "th:first-child{text-align:left} th{cursor:pointer;background:#eee} tr.floor{background:#fde2e1}"
     " tr.ceiling{background:#dff3e3} tr.baseline{background:#f3f1dc} tr.external{background:#e4ecf7}"
     " th[data-order=asc]::after{content:' ▲'} th[data-order=desc]::after{content:' ▼'}"
