@@ -210,8 +210,10 @@ def _run(bench: dict, models: dict, out: Path, *extra: str) -> int:
     return _main(*args, "--motion-checkpoint", models["motion"], "--video-checkpoint", models["video"], *extra)
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_without_generating_finished_items_again(bench, tiny_models, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def resumed(bench, tiny_models, tmp_path_factory) -> dict:
+    """A run killed while it makes its second item, then started again: what each start generated,
+    and the first item's file as the kill left it."""
     from vlogger.benchmark import run as bench_run
 
     real, made = bench_run.generate_item, []
@@ -222,38 +224,41 @@ def test_a_killed_run_resumes_without_generating_finished_items_again(bench, tin
         made.append(item.id)
         return real(item, *args, **kw)
 
-    monkeypatch.setattr(bench_run, "generate_item", killed_after_one)
-    out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        _run(bench, tiny_models, out)
-    (done,) = made
-    finished = (out / "videos" / f"{done}.mp4").stat()
-    assert sorted(p.name for p in (out / "videos").iterdir()) == [f"{done}.mp4"]  # no half-written video
-
-    def counted(item, *args, **kw):
-        made.append(item.id)
-        return real(item, *args, **kw)
-
-    monkeypatch.setattr(bench_run, "generate_item", counted)
-    assert _run(bench, tiny_models, out) == 0
-    assert made == [done, *(i.id for i in load_manifest(bench["manifest"]).items if i.id != done)]
-    assert (out / "videos" / f"{done}.mp4").stat().st_mtime_ns == finished.st_mtime_ns
-    assert json.loads((out / "results.json").read_text())["videos"] == 2
+    out = tmp_path_factory.mktemp("resumed") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench_run, "generate_item", killed_after_one)
+        with pytest.raises(KeyboardInterrupt):
+            _run(bench, tiny_models, out, "--name", "tiny")
+    first = list(made)
+    left = sorted(p.name for p in (out / "videos").iterdir())
+    stat = (out / "videos" / f"{first[0]}.mp4").stat()
+    made.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench_run, "generate_item", lambda item, *a, **kw: made.append(item.id) or real(item, *a, **kw))
+        assert _run(bench, tiny_models, out, "--name", "tiny") == 0
+    return {"out": out, "first": first, "left": left, "stat": stat, "second": list(made)}
 
 
 @pytest.mark.slow
-def test_two_shards_merged_give_the_row_of_one_run(bench, tiny_models, tmp_path):
-    one, split = tmp_path / "one", tmp_path / "split"
-    assert _run(bench, tiny_models, one, "--name", "tiny") == 0
+def test_a_killed_run_resumes_without_generating_finished_items_again(bench, resumed):
+    (done,) = resumed["first"]
+    assert resumed["left"] == [f"{done}.mp4"]  # no half-written video of the item being made
+    assert resumed["second"] == [i.id for i in load_manifest(bench["manifest"]).items if i.id != done]
+    assert (resumed["out"] / "videos" / f"{done}.mp4").stat().st_mtime_ns == resumed["stat"].st_mtime_ns
+    assert json.loads((resumed["out"] / "results.json").read_text())["videos"] == 2
+
+
+@pytest.mark.slow
+def test_two_shards_merged_give_the_row_of_one_run(bench, tiny_models, resumed, tmp_path):
+    one, split = resumed["out"], tmp_path / "split"
     for index in ("0", "1"):
         assert _run(bench, tiny_models, split, "--name", "tiny", "--num-shards", "2", "--shard-index", index) == 0
     assert not (split / "results.json").exists()  # a shard scores nothing on its own
     merge = ["benchmark", "merge", bench["manifest"], "--out", split, "--items-dir", bench["tmp"] / "model_items"]
-    assert _main(*merge, "--name", "tiny-sharded", "--leaderboard", tmp_path / "board.json") == 0
-    rows = {r["name"]: r for r in board.load(tmp_path / "board.json")} | {
-        r["name"]: r for r in board.load(tmp_path / "leaderboard.json")
-    }
-    a, b = rows["tiny"], rows["tiny-sharded"]
+    assert _main(*merge, "--name", "tiny-sharded") == 0
+    rows = {r["name"]: r for r in board.load(tmp_path / "leaderboard.json")}
+    (a,) = [r for r in board.load(one.parent / "leaderboard.json") if r["name"] == "tiny"]
+    b = rows["tiny-sharded"]
     for r in (a, b):
         r["provenance"]["generation"] = {k: v for k, v in r["provenance"]["generation"].items() if k == "frames"}
     assert a["metrics"] == b["metrics"] and a["provenance"] == b["provenance"] and a["items"] == b["items"]
@@ -390,5 +395,5 @@ def test_training_runs_the_benchmark_and_logs_it(bench, tiny_models, synthetic_s
     assert [r["step"] for r in logged] == ["2"]
     assert len(list((run / "benchmark" / "step0000002" / "videos").glob("*.mp4"))) == 1
     assert json.loads((run / "benchmark" / "step0000002" / "results.json").read_text())["videos"] == 1
-    with pytest.raises(ValueError, match="give benchmark.video_checkpoint"):
+    with pytest.raises(ValueError, match=r"give benchmark\.video_checkpoint"):
         training_callbacks({**cfg, "benchmark": {**cfg["benchmark"], "video_checkpoint": None}}, "motion")
