@@ -17,14 +17,15 @@ from tqdm import tqdm
 
 from vlogger.benchmark.files import write_atomic, write_json
 from vlogger.benchmark.manifest import Item, Manifest, resolve
+from vlogger.body.reference import read_image
 from vlogger.core.audio import to_flac
 from vlogger.core.errors import BadInput, ContractError
 from vlogger.core.spec import DataSpec
-from vlogger.core.video import encode_mp4
+from vlogger.core.video import encode_mp4, probe, read_frames, resample_indices
 from vlogger.generation.pipeline import inference_config
 from vlogger.generation.reconstruct import reconstruction, track_clips, warped_baseline
 
-TRUTH, AUDIO, REFERENCE = "truth", "audio", "reference"
+TRUTH, AUDIO, REFERENCE, PHOTO = "truth", "audio", "reference", "photo"
 STATIC, WARPED = "static", "warped-reference"  # the model-free baselines, beside the truth
 SAMPLE_RATE = 16000
 
@@ -45,11 +46,19 @@ class ItemFiles:
 
     @property
     def reference(self) -> Path:
+        """The reference crop (what the baselines hold still or warp)."""
         return self.root / REFERENCE / f"{self.id}.png"
+
+    @property
+    def photo(self) -> Path:
+        """The reference as a whole frame: a model is given this, as a user gives a photo, and crops
+        it itself, so its video has the truth's framing (a crop of the crop would zoom in)."""
+        return self.root / PHOTO / f"{self.id}.png"
 
     def ready(self) -> bool:
         """Every file written (each atomically; the truth last)."""
-        return all(p.is_file() for p in (self.audio, self.reference, *map(self.video, (STATIC, WARPED, TRUTH))))
+        files = (self.audio, self.reference, self.photo, *map(self.video, (STATIC, WARPED, TRUTH)))
+        return all(p.is_file() for p in files)
 
 
 def _span(sample: dict) -> tuple[float, float]:
@@ -99,10 +108,12 @@ def prepare_item(item: Item, root: Path, spec: DataSpec, basis_file: str | None,
     image = audio = None
     if "image" in item.reference:
         image, ref_frame = resolve(root, item.reference["image"]), first
+        photo = read_image(image)
     else:
         ref_frame = round((float(item.reference["frame"]) - meta["start_seconds"]) * meta["fps"])
         if not 0 <= ref_frame < meta["n_frames"]:
             raise BadInput(video, f"item {item.id}: the reference frame is outside the tracked clip that holds it")
+        photo = source_frame(video, float(item.reference["frame"]), meta["fps"])
     if item.audio != "own":
         audio = resolve(root, item.audio)
     rec = reconstruction(sample, spec, basis_file, ref_frame, first, end, image, audio)
@@ -110,10 +121,22 @@ def prepare_item(item: Item, root: Path, spec: DataSpec, basis_file: str | None,
     truth = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in rec.ground_truth])
     still = cv2.resize(result.reference.crop, (size, size), interpolation=cv2.INTER_AREA)
     write_atomic(files.audio, to_flac(result.audio, SAMPLE_RATE))
-    write_atomic(files.reference, cv2.imencode(".png", cv2.cvtColor(result.reference.crop, cv2.COLOR_RGB2BGR))[1])
+    write_atomic(files.reference, _png(result.reference.crop))
+    write_atomic(files.photo, _png(photo))
     for kind, frames in ((STATIC, np.repeat(still[None], len(truth), 0)), (WARPED, warped_baseline(result, size))):
         write_atomic(files.video(kind), encode(frames, result.audio, result.fps))
     write_atomic(files.video(TRUTH), encode(truth, result.audio, result.fps))
+
+
+def source_frame(video: Path, seconds: float, fps: int) -> np.ndarray:
+    """The whole frame on screen at `seconds`, on the same resampled time grid preprocessing uses."""
+    info = probe(video)
+    idx = resample_indices(info.frame_times, info.duration, fps)
+    return next(read_frames(info, [idx[min(round(seconds * fps), len(idx) - 1)]]))
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
 def encode(frames: np.ndarray, audio: np.ndarray, fps: int) -> bytes:
