@@ -106,6 +106,17 @@ def bench(shared_dir, tmp_path_factory) -> dict:
     return {"manifest": str(tmp / "two.yaml"), "root": str(root), "items": str(tmp / "items"), "tmp": tmp}
 
 
+@pytest.fixture(scope="module")
+def prepared(bench) -> Path:
+    """The two items prepared with today's default data spec (what baselines and `score` use)."""
+    from vlogger.benchmark.items import prepare
+    from vlogger.preprocessing.run import default_spec
+
+    manifest = load_manifest(bench["manifest"])
+    assert prepare(manifest, Path(bench["root"]), manifest.items, default_spec(), None, Path(bench["items"])) == {}
+    return Path(bench["items"])
+
+
 def _main(*args: str) -> int:
     from vlogger.cli import main
 
@@ -113,7 +124,7 @@ def _main(*args: str) -> int:
 
 
 @pytest.mark.slow
-def test_baselines_bracket_the_range(bench):
+def test_baselines_bracket_the_range(bench, prepared):
     """Floor and ceiling on real items: the truth is in sync and moves; the still reference does neither."""
     out = bench["tmp"] / "baselines"
     args = ["benchmark", "baselines", bench["manifest"], "--out", out, "--items-dir", bench["items"]]
@@ -138,10 +149,10 @@ def test_baselines_bracket_the_range(bench):
 
 
 @pytest.mark.slow
-def test_score_names_missing_extra_and_wrong_fps_videos_and_scores_the_rest(bench, tmp_path):
+def test_score_names_missing_extra_and_wrong_fps_videos_and_scores_the_rest(bench, prepared, tmp_path):
     from vlogger.core.video import decode_mp4_bytes, encode_mp4
 
-    items = Path(bench["items"])
+    items = prepared
     manifest = load_manifest(bench["manifest"])
     first, second = (i.id for i in manifest.items)
     videos = tmp_path / "method"
