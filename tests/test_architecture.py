@@ -20,7 +20,8 @@ LAYERS = {
     "evaluation": 2,
     "training": 3,
     "generation": 4,
-    "cli": 5,
+    "benchmark": 5,
+    "cli": 6,
 }
 
 

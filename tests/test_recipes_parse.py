@@ -72,7 +72,11 @@ def test_bad_hdtf_line_names_file_and_line(tmp_path, hdtf_annotations):
 
 
 def test_hdtf_benchmark_is_the_rule_applied_to_the_annotations(hdtf_annotations):
-    manifest = yaml.safe_load((CONFIG_DIR / "benchmarks" / "hdtf-test.yaml").read_text())
+    from vlogger.benchmark.manifest import load_manifest
+
+    path = CONFIG_DIR / "benchmarks" / "hdtf-test.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    assert len(load_manifest(path).items) == len(manifest["items"])  # the benchmark's own schema check
     assert {"name", "version", "protocol", "data_root", "description", "selection", "items"} <= set(manifest)
     assert manifest["name"] == "hdtf-test" and not Path(manifest["data_root"]).is_absolute()
     protocol = yaml.safe_load((CONFIG_DIR / "eval" / "protocol.yaml").read_text())["version"]

@@ -103,11 +103,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from vlogger.cli.benchmark import training_callbacks
     from vlogger.core.config import load_config
     from vlogger.training.run import TRAINERS
 
     cfg = load_config(args.config, f"train/{args.stage}.yaml", args.set)
-    summary = TRAINERS[args.stage](cfg, args.resume)
+    summary = TRAINERS[args.stage](cfg, args.resume, training_callbacks(cfg, args.stage))
     for k, v in summary.items():
         print(f"{k:18s} {v}")
     return 0
@@ -295,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vlogger.cli.dataset import add_dataset_parser
 
     add_dataset_parser(sub)
+
+    from vlogger.cli.benchmark import add_benchmark_parser
+
+    add_benchmark_parser(sub)
 
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")

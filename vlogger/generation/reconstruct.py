@@ -21,6 +21,7 @@ from vlogger.body.params import from_npz
 from vlogger.body.reference import ReferenceImage, analyse_reference
 from vlogger.core.audio import from_flac
 from vlogger.core.errors import BadInput
+from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import filter_native_logs, make_tracker
 from vlogger.core.video import decode_frames
 from vlogger.generation.pipeline import (
@@ -42,17 +43,15 @@ class Reconstruction:
     start_frame: int  # first frame of the clip that was driven
 
 
-def _track_clip(video: Path, pre: dict) -> dict:
-    """The first clip preprocessing makes of the video (BadInput with its reasons if none)."""
+def track_clips(video: Path, pre: dict) -> list[dict]:
+    """Every clip preprocessing makes of the video, in order (BadInput with its reasons if none)."""
 
     filter_native_logs()
     res = process_video(video, video.name, pre, make_tracker(pre["tracking"]))
     if not res.samples:
         reasons = "; ".join(r["reason"] for r in res.rejected) or "no clip"
-        raise BadInput(video, f"no usable clip for --motion-from: {reasons}")
-    if len(res.samples) > 1:
-        print(f"{video}: {len(res.samples)} clips (shot cuts or length); driving with the first")
-    return res.samples[0]
+        raise BadInput(video, f"no usable clip: {reasons}")
+    return res.samples
 
 
 def motion_from_video(
@@ -73,36 +72,59 @@ def motion_from_video(
     video = Path(video)
     cfg, spec, _ = read_checkpoint(checkpoint, "video")
     files = BodyFiles(cfg["model"]["basis"], body_model_path)
+    samples = track_clips(video, inference_config(spec, files))
+    if len(samples) > 1:
+        print(f"{video}: {len(samples)} clips (shot cuts or length); driving with the first")
+    fps = samples[0]["json"]["fps"]
+    first = round(start * fps)
+    rec = reconstruction(samples[0], spec, files, reference_frame, first, None, image, audio)
+    if image is not None:
+        rec.ground_truth = None  # the clip's frames are not the photo's person
+    return rec
+
+
+def reconstruction(
+    sample: dict,
+    spec: DataSpec,
+    files: BodyFiles,
+    reference_frame: int,
+    first: int,
+    end: int | None = None,
+    image: str | Path | None = None,
+    audio: str | Path | None = None,
+) -> Reconstruction:
+    """Frames [first, end) of a tracked clip (`track_clips`) as motion relative to the clip's
+    frame `reference_frame` (or driving the photo `image`), with the clip's own audio over
+    those frames unless `audio` names a recording; `ground_truth` holds the clip's crop frames."""
+    video = sample["json"]["source"]
     body = spec_body(spec, files)
-    pre = inference_config(spec, files)
-    sample = _track_clip(video, pre)
     meta, params = sample["json"], from_npz(sample["params.npz"])  # a sample before the shard writer
     fps, n = meta["fps"], meta["n_frames"]
-    first = round(start * fps)
-    if not 0 <= reference_frame < n or not 0 <= first < n:
-        raise BadInput(video, f"reference frame {reference_frame} / start {start} s outside its {n / fps:.1f} s clip")
-    frames = decode_frames(sample["mp4"], [reference_frame, *range(first, n)])
+    end = n if end is None else end
+    if not 0 <= reference_frame < n or not 0 <= first < end <= n:
+        raise BadInput(
+            video, f"reference frame {reference_frame} / frames [{first}, {end}) outside its {n / fps:.1f} s clip"
+        )
+    frames = decode_frames(sample["mp4"], [reference_frame, *range(first, end)])
     lmk, pose = sample["lmk.npy"], sample["pose.npy"]
     ref_params = params_slice(params, reference_frame, reference_frame + 1)
-    driving = params_slice(params, first, n)
-    truth = frames[1:]
+    driving = params_slice(params, first, end)
     if image is None:
         ref = ReferenceImage(frames[0], lmk[reference_frame], pose[reference_frame], ref_params)
     else:
-        ref = analyse_reference(image, pre, body.fit)
+        ref = analyse_reference(image, inference_config(spec, files), body.fit)
         motion = to_motion(driving, reference_of(params, reference_frame))
         driving = body.drive(from_motion(motion, reference_of(ref.params, 0)), ref.params)
-        truth = None
     motion = to_motion(driving, reference_of(ref.params, 0))
     if audio is None:
         wav, sr = from_flac(sample["flac"])
-        wav = wav[round(first / fps * sr) :]
+        wav = wav[round(first / fps * sr) : round(end / fps * sr)]
         if np.abs(wav).max(initial=0.0) < 1e-4:
-            raise BadInput(video, "its audio is silent from the start frame on; give --audio")
+            raise BadInput(video, "its audio is silent over the driven frames; give --audio")
     else:
         wav, _, _ = speech_features(audio, spec)
     result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, body, spec)
-    return Reconstruction(result, truth, first)
+    return Reconstruction(result, frames[1:], first)
 
 
 def warped_baseline(result: MotionResult, size: int) -> np.ndarray:

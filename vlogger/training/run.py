@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -109,9 +110,11 @@ def _val_metrics(metrics: dict) -> dict[str, float]:
     return {k.removeprefix("val/"): float(v) for k, v in metrics.items() if k.startswith("val/")}
 
 
-def _fit(cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback]) -> dict:
+def _fit(
+    cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback], extra: Sequence[Callback]
+) -> dict:
     """Validate once (a fresh run), fit, and write summary.json: the part both stages share."""
-    trainer = build_trainer(cfg, run_dir, media if cfg["logging"]["media_every_steps"] else [])
+    trainer = build_trainer(cfg, run_dir, [*(media if cfg["logging"]["media_every_steps"] else []), *extra])
     summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
     if ckpt is None:
         # every validation loss (per part of the motion vector, for stage 1), not just the total
@@ -138,8 +141,9 @@ def _fit(cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Ca
     return summary
 
 
-def train_motion(cfg: dict, resume: str | None = None) -> dict:
-    """Train stage 1; returns the summary written to summary.json."""
+def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callback] = ()) -> dict:
+    """Train stage 1; returns the summary written to summary.json. `callbacks` join the Trainer's
+    (the CLI's in-training benchmark, which this layer cannot import)."""
 
     run_dir, ckpt = _prepare(cfg, resume)
     dm = MotionDataModule(cfg, seed_offset=checkpoint_step(ckpt))
@@ -151,10 +155,11 @@ def train_motion(cfg: dict, resume: str | None = None) -> dict:
             raise ContractError(f"basis: {basis.basis_id} in model.basis, {dm.spec.basis_id} in {shards}")
     stats = dm.stats()
     module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec)
-    return _fit(cfg, run_dir, ckpt, module, dm, [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)])
+    media = [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)]
+    return _fit(cfg, run_dir, ckpt, module, dm, media, callbacks)
 
 
-def train_video(cfg: dict, resume: str | None = None) -> dict:
+def train_video(cfg: dict, resume: str | None = None, callbacks: Sequence[Callback] = ()) -> dict:
     """Train stage 2 (phase `single` or `clip`); returns the summary written to summary.json."""
 
     if cfg["phase"] not in ("single", "clip"):
@@ -163,7 +168,8 @@ def train_video(cfg: dict, resume: str | None = None) -> dict:
     dm = VideoDataModule(cfg, seed_offset=checkpoint_step(ckpt))
     dm.check_val_identities()
     module = VideoDiffusion(cfg, dm.spec)
-    return _fit(cfg, run_dir, ckpt, module, dm, [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])])
+    media = [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])]
+    return _fit(cfg, run_dir, ckpt, module, dm, media, callbacks)
 
 
 TRAINERS = {"motion": train_motion, "video": train_video}

@@ -1,0 +1,226 @@
+"""The benchmark leaderboard: measured rows (checkpoints, other methods' videos, baselines) in a
+JSON file, shown as markdown, a sortable self-contained HTML page, or a W&B table.
+
+Rows are grouped by benchmark (name and version) and by the conditions their numbers were made
+under (every text-valued field of the results: protocol version, identity backbone, ...), so
+numbers of two protocols never share a table. Columns come from the rows, arrows from each
+metric's direction. Published numbers (another test set, another protocol) are shown in a
+section of their own with their source, never ranked with measured rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import math
+import os
+from pathlib import Path
+
+import yaml
+
+from vlogger.benchmark.files import write_atomic
+from vlogger.core.errors import BadInput
+from vlogger.evaluation.collection import directions
+
+ARROWS = {True: "↑", False: "↓", None: ""}
+MARKS = {"floor": "floor", "ceiling": "ceiling", "baseline": "baseline", "external": "other method's videos"}
+
+
+def make_row(results: dict, name: str, kind: str, report: Path | None) -> dict:
+    """A leaderboard row of one benchmark evaluation (`kind`: model, external, floor, baseline, ceiling)."""
+    bench = results["benchmark"]
+    conditions = {k: v for k, v in results.items() if isinstance(v, str) or (v is None and not k.startswith("_"))}
+    return {
+        "name": name,
+        "kind": kind,
+        "benchmark": f"{bench['benchmark']['name']} v{bench['benchmark']['version']}",
+        "conditions": conditions,
+        "items": results["scored"],
+        "of": bench["benchmark"]["items"],
+        "metrics": results["aggregate"],
+        "report": str(report) if report else None,
+        "added": datetime.date.today().isoformat(),
+        "provenance": {k: v for k, v in bench.items() if k != "benchmark"},
+    }
+
+
+def _key(row: dict) -> tuple:
+    return row["benchmark"], json.dumps(row["conditions"], sort_keys=True)
+
+
+def load(board: Path) -> list[dict]:
+    return json.loads(board.read_text()) if board.is_file() else []
+
+
+def add(board: Path, row: dict) -> list[dict]:
+    """Add a row (replacing the row of the same name, benchmark and conditions); atomic."""
+    rows = [r for r in load(board) if (r["name"], *_key(r)) != (row["name"], *_key(row))] + [row]
+    write_atomic(board, json.dumps(rows, indent=1, default=float))
+    return rows
+
+
+def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(_key(r), []).append(r)
+    return out
+
+
+def load_published(path: Path) -> list[dict]:
+    """Published reference numbers: a YAML list of {method, paper, table, benchmark, protocol, values, ...}."""
+    try:
+        rows = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError) as e:
+        raise BadInput(path, f"cannot read published numbers: {e}") from e
+    for k, r in enumerate(rows):
+        need = {"method", "paper", "table", "benchmark", "protocol", "values"}
+        if not isinstance(r, dict) or need - set(r):
+            raise BadInput(path, f"entry {k}: needs {sorted(need)}")
+    return rows
+
+
+def _columns(rows: list[dict], key: str = "metrics") -> list[str]:
+    return sorted({k for r in rows for k in r[key]})
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v)) else "–"
+
+
+def _title(key: tuple) -> str:
+    bench, conditions = key
+    return f"{bench} — " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in json.loads(conditions).items())
+
+
+def _name(row: dict) -> str:
+    mark = MARKS.get(row["kind"])
+    return row["name"] + (f" ({mark})" if mark else "")
+
+
+def markdown(rows: list[dict], published: list[dict] = ()) -> str:
+    better, parts = directions(), []
+    for key, group in groups(rows).items():
+        cols = _columns(group)
+        head = "| name | items | " + " | ".join(f"{c} {ARROWS[better.get(c)]}".strip() for c in cols) + " |"
+        lines = [f"### {_title(key)}", "", head, "|---" * (len(cols) + 2) + "|"]
+        for r in group:
+            vals = " | ".join(_fmt(r["metrics"].get(c)) for c in cols)
+            lines.append(f"| {_name(r)} | {r['items']}/{r['of']} | {vals} |")
+        if not any(r["kind"] in ("floor", "ceiling") for r in group):
+            lines += ["", "(no floor or ceiling here: run `vlogger benchmark baselines` on this benchmark)"]
+        parts.append("\n".join(lines))
+    if published:
+        parts.append(_published_markdown(list(published)))
+    return "\n\n".join(parts) or "(empty leaderboard)"
+
+
+def _published_markdown(published: list[dict]) -> str:
+    cols = _columns(published, "values")
+    lines = [
+        "### Published numbers (other test sets and protocols: for reference, not ranked with the rows above)",
+        "",
+        "| method | benchmark | source | protocol | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 4) + "|",
+    ]
+    for p in published:
+        vals = " | ".join(_fmt(p["values"].get(c)) for c in cols)
+        src = f"{p['paper']}, {p['table']}" + ("" if p.get("verified", True) else " (unverified)")
+        lines.append(f"| {p['method']} | {p['benchmark']} | {src} | {p['protocol']} | {vals} |")
+    return "\n".join(lines)
+
+
+_SCRIPT = """<script>
+document.querySelectorAll('table.ranked th').forEach((th, i) => th.onclick = () => {
+  const body = th.closest('table').tBodies[0], rows = [...body.rows];
+  const asc = th.dataset.order !== 'asc';
+  th.closest('tr').querySelectorAll('th').forEach(h => delete h.dataset.order);
+  th.dataset.order = asc ? 'asc' : 'desc';
+  const val = r => { const t = r.cells[i].dataset.v ?? r.cells[i].innerText, n = parseFloat(t);
+                     return isNaN(n) ? (i ? null : t) : n; };
+  rows.sort((a, b) => { const x = val(a), y = val(b);
+    if (x === null || y === null) return (x === null) - (y === null);  // no value: always last
+    return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1); }).forEach(r => body.appendChild(r));
+});</script>"""
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em} td,th{padding:3px 8px;text-align:right;white-space:nowrap} td:first-child,"
+    "th:first-child{text-align:left} th{cursor:pointer;background:#eee} tr.floor{background:#fde2e1}"
+    " tr.ceiling{background:#dff3e3} tr.baseline{background:#f3f1dc} tr.external{background:#e4ecf7}"
+    " th[data-order=asc]::after{content:' ▲'} th[data-order=desc]::after{content:' ▼'}"
+    " table.published th{cursor:default} .note{color:#555;font-size:90%}"
+)
+
+
+def _link(row: dict, page: Path) -> str:
+    name = html.escape(_name(row))
+    if not row.get("report"):
+        return name
+    rel = os.path.relpath(Path(row["report"]).resolve(), page.resolve().parent)
+    return f"<a href='{html.escape(Path(rel).as_posix())}'>{name}</a>"
+
+
+def write_html(rows: list[dict], path: Path, published: list[dict] = ()) -> Path:
+    """A self-contained page: a sortable table per group (click a header; again to reverse),
+    floor and ceiling coloured, each row linking to its report; published numbers apart."""
+    better, tables = directions(), []
+    for key, group in groups(rows).items():
+        cols = _columns(group)
+        head = "<th>name</th><th>items</th>" + "".join(
+            f"<th title='{'higher' if better.get(c) else 'lower' if better.get(c) is False else 'no'} is better'>"
+            f"{html.escape(c)} {ARROWS[better.get(c)]}</th>"
+            for c in cols
+        )
+        body = "".join(
+            f"<tr class='{html.escape(r['kind'])}'><td>{_link(r, path)}</td><td data-v='{r['items']}'>"
+            f"{r['items']}/{r['of']}</td>" + "".join(f"<td>{_fmt(r['metrics'].get(c))}</td>" for c in cols) + "</tr>"
+            for r in group
+        )
+        tables.append(
+            f"<h2>{html.escape(_title(key))}</h2><table class='ranked'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+    if published:
+        cols = _columns(list(published), "values")
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", "benchmark", "source", "protocol", *cols])
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(p[k]))}</td>" for k in ("method", "benchmark"))
+            + f"<td>{html.escape(p['paper'] + ', ' + p['table'])}"
+            + ("" if p.get("verified", True) else " (unverified)")
+            + f"</td><td>{html.escape(p['protocol'])}</td>"
+            + "".join(f"<td>{_fmt(p['values'].get(c))}</td>" for c in cols)
+            + "</tr>"
+            for p in published
+        )
+        tables.append(
+            "<h2>Published numbers</h2><p class='note'>Other test sets and protocols: for reference, never ranked "
+            f"with the measured rows.</p><table class='published'><thead><tr>{head}</tr></thead><tbody>{body}"
+            "</tbody></table>"
+        )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>vlogger leaderboard</title><style>{_STYLE}</style>"
+        "</head><body><h1>Leaderboard</h1><p class='note'>↑ higher is better, ↓ lower is better; "
+        "<span style='background:#fde2e1'>floor</span> and <span style='background:#dff3e3'>ceiling</span> "
+        f"bracket every model. Click a column to sort.</p>{''.join(tables)}{_SCRIPT}</body></html>"
+    )
+    return write_atomic(path, page)
+
+
+def log_wandb(rows: list[dict], project: str) -> None:
+    """The board as a W&B table (offline unless WANDB_MODE says otherwise)."""
+    import wandb
+
+    cols = _columns(rows)
+    table = wandb.Table(columns=["name", "kind", "benchmark", "conditions", "items", *cols])
+    for r in rows:
+        table.add_data(
+            r["name"],
+            r["kind"],
+            r["benchmark"],
+            json.dumps(r["conditions"]),
+            r["items"],
+            *[r["metrics"].get(c) for c in cols],
+        )
+    with wandb.init(project=project, job_type="leaderboard", mode=os.environ.get("WANDB_MODE", "offline")) as run:
+        run.log({"leaderboard": table})

@@ -1,0 +1,20 @@
+"""Atomic writes: a killed benchmark never leaves a half-written video, result or board."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes | str) -> Path:
+    """Write to a temporary name beside `path`, then rename: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: Path, obj: object) -> Path:
+    return write_atomic(path, json.dumps(obj, indent=1, default=float))
