@@ -23,6 +23,7 @@ def _write(tmp_path: Path, manifest: dict) -> Path:
     return path
 
 
+PROTOCOL = str(load_config(None, "eval/protocol.yaml")["version"])  # the version shipped manifests are made under
 ITEM = {"id": "a", "video": "clips/a.mp4", "start": 1.0, "end": 3.0, "reference": {"frame": 0.0}, "audio": "own"}
 
 
@@ -100,7 +101,7 @@ def bench(shared_dir, tmp_path_factory) -> dict:
     """Two real 3-s items at 128 px, and a folder for prepared items of the default data spec."""
     tmp = tmp_path_factory.mktemp("bench")
     root = shared_dir / "data"
-    manifest, _ = make_manifest(root / "clips", root, "two", "1.0", 3.0, 1.0, people=PEOPLE)
+    manifest, _ = make_manifest(root / "clips", root, "two", PROTOCOL, 3.0, 1.0, people=PEOPLE)
     manifest.size = 128
     (tmp / "two.yaml").write_text(manifest.to_yaml())
     return {"manifest": str(tmp / "two.yaml"), "root": str(root), "items": str(tmp / "items"), "tmp": tmp}

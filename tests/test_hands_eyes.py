@@ -64,7 +64,7 @@ def test_spec_parts_default_for_old_specs_and_mismatch_names_both():
     legacy = DataSpec.from_dict(old, "old/index.json")
     assert legacy.parts == LEGACY_PARTS
     assert DataSpec.from_dict(spec.to_dict(), "new").parts == spec.parts  # json list back to a tuple
-    with pytest.raises(ContractError, match=r"parts: \('face', 'body'\) in old.*'hands', 'eyes'\) in new"):
+    with pytest.raises(ContractError, match=r"parts: \['face', 'body'\] in old.*'hands', 'eyes'\] in new"):
         legacy.require_same(spec, "old", "new")
     assert legacy.preprocess_config(cfg)["tracking"]["hand_stride"] == 0  # inference tracks as training did
     cfg["tracking"]["hand_stride"] = 0

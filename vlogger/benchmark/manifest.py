@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from vlogger.core.config import read_yaml
 from vlogger.core.errors import BadInput, UsageError
 from vlogger.core.video import probe
 from vlogger.preprocessing.splits import identity_of
@@ -101,12 +102,7 @@ def _check_item(raw: object, where: str, path: Path) -> Item:
 def load_manifest(path: str | Path) -> Manifest:
     """A manifest checked against the schema; BadInput names the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(path, "benchmark manifest not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise BadInput(path, f"not YAML: {e}") from e
+    raw = read_yaml(path, "benchmark manifest")
     if not isinstance(raw, dict) or {"name", "version", "protocol", "items"} - set(raw):
         raise BadInput(path, "a manifest needs name, version, protocol and items")
     if set(raw) - _TOP:

@@ -24,7 +24,7 @@ import torch
 from vlogger.body.geometry import apply_similarity, invert_similarity, similarity_align
 from vlogger.body.params import body_from_pose
 from vlogger.core import landmarks
-from vlogger.core.errors import BadInput
+from vlogger.core.basis_file import read_basis_file
 
 FORMAT = "vlogger-facemesh-basis"
 FORMAT_VERSION = 1
@@ -83,17 +83,10 @@ class FaceBasis:
     def load(cls, path: str | Path | None = None) -> FaceBasis:
         """Load a basis file (default: the one shipped with the package), checking its format."""
         path = Path(path) if path else DEFAULT_BASIS
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no face-mesh basis file (make one with `vlogger body fit-basis SHARDS`)")
-        with np.load(path, allow_pickle=False) as z:
-            if str(z.get("format", "")) != FORMAT:
-                raise BadInput(path, f"not a {FORMAT} file")
-            if int(z["format_version"]) > FORMAT_VERSION:
-                raise BadInput(path, f"basis format {int(z['format_version'])} is newer than this vlogger")
-            return cls(
-                **{k: z[k] for k in ("mean", "components", "stddev", "explained", "faces", "labels")},
-                info=json.loads(str(z["info"])),
-            )
+        keys = ("mean", "components", "stddev", "explained", "faces", "labels")
+        hint = "no face-mesh basis file (make one with `vlogger body fit-basis SHARDS`)"
+        arrays, info = read_basis_file(path, FORMAT, FORMAT_VERSION, keys, hint)
+        return cls(**arrays, info=info)
 
     def truncated(self, k: int) -> FaceBasis:
         """The first k components (fewer coefficients for a smaller motion vector)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vlogger.body.hands import hand_pose
-from vlogger.core.errors import BadInput
+from vlogger.core.basis_file import read_basis_file
 
 FORMAT = "vlogger-hand-basis"
 FORMAT_VERSION = 1
@@ -59,17 +59,10 @@ class HandBasis:
 
     @classmethod
     def load(cls, path: str | Path) -> HandBasis:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no hand basis file (make one with `vlogger body fit-hand-basis SHARDS`)")
-        with np.load(path, allow_pickle=False) as z:
-            if str(z.get("format", "")) != FORMAT:
-                raise BadInput(path, f"not a {FORMAT} file")
-            if int(z["format_version"]) > FORMAT_VERSION:
-                raise BadInput(path, f"hand basis format {int(z['format_version'])} is newer than this vlogger")
-            return cls(
-                **{k: z[k] for k in ("mean", "components", "stddev", "explained")}, info=json.loads(str(z["info"]))
-            )
+        keys = ("mean", "components", "stddev", "explained")
+        hint = "no hand basis file (make one with `vlogger body fit-hand-basis SHARDS`)"
+        arrays, info = read_basis_file(Path(path), FORMAT, FORMAT_VERSION, keys, hint)
+        return cls(**arrays, info=info)
 
 
 def _side_signs() -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from vlogger.core.errors import UserError
+from vlogger.core.errors import BadInput, UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(__file__).parents[1] / "configs"  # a link to the repository's configs/, copied into wheels
@@ -79,3 +79,14 @@ def set_dotted(cfg: dict, dotted: str, value: Any) -> None:
     if leaf not in node:
         raise ConfigError(f"--set: unknown config key {dotted!r}")
     node[leaf] = value
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A user's YAML (or JSON) file as data; BadInput naming the file when it is missing or not YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(path, f"{what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise BadInput(path, f"not YAML/JSON: {e}") from e

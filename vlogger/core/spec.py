@@ -69,7 +69,8 @@ class DataSpec:
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The stored (JSON) form: equal to what is read back from index.json or a checkpoint."""
+        return asdict(self) | {"parts": list(self.parts)}
 
     @classmethod
     def from_dict(cls, d: dict, source: str) -> DataSpec:

@@ -13,8 +13,7 @@ import functools
 import hashlib
 from pathlib import Path
 
-import yaml
-
+from vlogger.core.config import read_yaml
 from vlogger.core.errors import BadInput, UsageError
 
 
@@ -22,12 +21,7 @@ from vlogger.core.errors import BadInput, UsageError
 def read_identities(path: str) -> dict[str, str]:
     """An identities file: a YAML/JSON mapping of video (relative path, file name or stem) -> person."""
     p = Path(path)
-    if not p.is_file():
-        raise BadInput(p, "identities file not found")
-    try:
-        table = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise BadInput(p, f"not YAML/JSON: {e}") from e
+    table = read_yaml(p, "identities file")
     if not isinstance(table, dict) or not all(isinstance(v, str) and v for v in table.values()):
         raise BadInput(p, "expected a mapping of video -> identity (non-empty strings)")
     return {str(k): v for k, v in table.items()}
