@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from vlogger.benchmark.files import write_atomic
 from vlogger.core.errors import BadInput
+from vlogger.core.files import write_atomic
 from vlogger.evaluation.collection import directions
 
 ARROWS = {True: "↑", False: "↓", None: ""}

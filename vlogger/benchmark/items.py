@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vlogger.benchmark.files import write_atomic, write_json
 from vlogger.benchmark.manifest import Item, Manifest, resolve
 from vlogger.body.reference import read_image
 from vlogger.core.audio import to_flac
 from vlogger.core.errors import BadInput, ContractError
+from vlogger.core.files import write_atomic, write_json
 from vlogger.core.spec import DataSpec
 from vlogger.core.video import encode_mp4, probe, read_frames, resample_indices
 from vlogger.generation.pipeline import BodyFiles, inference_config

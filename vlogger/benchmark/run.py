@@ -18,11 +18,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlogger.benchmark.files import write_json
 from vlogger.benchmark.items import AUDIO, TRUTH, ItemFiles, prepare
 from vlogger.benchmark.manifest import Item, Manifest, check_protocol
 from vlogger.benchmark.provenance import checkpoint_record, code_commit, machine
 from vlogger.core.errors import ContractError, UsageError
+from vlogger.core.files import write_json
 from vlogger.evaluation.report import write_report
 from vlogger.evaluation.runner import evaluate
 from vlogger.generation.pipeline import BodyFiles, Sampling, generate_motion, generate_video

@@ -55,9 +55,9 @@ def training_callbacks(cfg: dict, stage: str) -> list:
 
 
 def _cmd_make(args: argparse.Namespace) -> int:
-    from vlogger.benchmark.files import write_atomic
     from vlogger.benchmark.manifest import make_manifest
     from vlogger.core.config import load_config
+    from vlogger.core.files import write_atomic
     from vlogger.core.video import probe
 
     protocol = load_config(None, "eval/protocol.yaml")["version"]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import webdataset as wds
 
+from vlogger.core.files import write_atomic
 from vlogger.core.spec import DataSpec
 
 INDEX_VERSION = 1
@@ -184,9 +185,3 @@ def merge_index(out: Path) -> dict:
     rejected = [r for e in entries for r in e["rejected"]]
     write_atomic(out / "rejected.jsonl", "".join(json.dumps(r) + "\n" for r in rejected))
     return index
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

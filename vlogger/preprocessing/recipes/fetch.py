@@ -26,10 +26,11 @@ import yaml
 from tqdm import tqdm
 
 from vlogger.core.errors import BadInput, UsageError
+from vlogger.core.files import write_atomic
 from vlogger.preprocessing.recipes.cut import cut, source_info
 from vlogger.preprocessing.recipes.download import Downloader, Media, Transient, Unavailable, with_retries
 from vlogger.preprocessing.recipes.spec import Clip, Recipe, Source
-from vlogger.preprocessing.shards import read_manifest, write_atomic
+from vlogger.preprocessing.shards import read_manifest
 
 
 class FetchLog:

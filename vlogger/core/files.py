@@ -1,4 +1,4 @@
-"""Atomic writes: a killed benchmark never leaves a half-written video, result or board."""
+"""Atomic writes: a killed job never leaves a half-written file (a shard part, a manifest, a video, a result)."""
 
 from __future__ import annotations
 
