@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from vlogger.body.facemesh import FaceBasis
 from vlogger.body.params import BODY_JOINTS, body_from_pose
-from vlogger.body.render import ControlRenderer, body_proxy, controls_to_rgb, rasterize
+from vlogger.body.render import ControlRenderer, Controls, body_proxy, controls_to_rgb, feather_mask, rasterize
 from vlogger.body.topology import BODY, BROWS, EYES, INNER_MOUTH, LIPS, REGIONS, SKIN
 from vlogger.core import landmarks
 from vlogger.core.video import decode_frames
@@ -238,6 +238,22 @@ def test_batch_equals_frame_by_frame(clips, basis):
     for k in range(n):
         one = rasterize(v[k : k + 1], faces, 128, 128)
         assert torch.equal(one.face_id[0], whole.face_id[k]) and torch.equal(one.bary[0], whole.bary[k])
+
+
+def test_feathered_paste_fades_in_inside_the_mask_edge():
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    disk = (((yy - 31.5) ** 2 + (xx - 31.5) ** 2) < 20**2).float()[None, None]
+    disk[..., 50:, :] = 1.0  # a body reaching the frame's bottom edge: no fade there
+    alpha = feather_mask(disk, 3.0)
+    assert alpha[disk == 0].abs().max() == 0  # nothing pasted where the reference never saw the point
+    assert alpha[0, 0, 31, 31] > 0.999 and alpha[0, 0, 63, 5] > 0.999  # deep inside; the frame's border is no edge
+    ramp = alpha[0, 0, 31, 11:20]  # from the disk's left edge inwards
+    assert ramp[0] < 0.2 and ramp[-1] > 0.99 and (ramp.diff() >= 0).all()
+    warped, image = torch.ones(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)
+    stacked = torch.cat([torch.zeros(1, 7, 64, 64), torch.zeros(1, 3, 64, 64), warped, disk], 1)
+    hard, soft = Controls(stacked).paste(image), Controls(stacked).paste(image, 3.0)
+    step = lambda x: x[0, 0, 31].diff().abs().max()  # noqa: E731  (largest jump across the edge)
+    assert step(hard) == 1 and step(soft) < 0.5  # spread over ~3 px
 
 
 def test_body_proxy_follows_visible_joints():

@@ -261,8 +261,9 @@ def test_untrained_stage_2_samples_the_pasted_warped_reference():
     controls = torch.rand(1, 2, 14, 32, 32, generator=g)
     controls[:, :, 13:14] = (controls[:, :, 13:14] > 0.5).float()  # a binary mask
     out = module.sample(reference, controls, generator=g)
-    pasted = Controls(controls[0]).paste((reference + 1) / 2) * 2 - 1
+    pasted = Controls(controls[0]).paste((reference + 1) / 2, 0.04 * 32) * 2 - 1  # the config's feather
     torch.testing.assert_close(out[0], pasted.clamp(-1, 1), atol=1e-4, rtol=0)  # zero-init residual
+    assert (pasted - (Controls(controls[0]).paste((reference + 1) / 2) * 2 - 1)).abs().max() > 0.1  # not hard
     plain = VideoDiffusion(
         load_config(None, "train/video.yaml", [*over, "model.residual_over_warped=false"]), default_spec()
     )

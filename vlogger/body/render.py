@@ -77,10 +77,30 @@ class Controls:
         """(B, 1, S, S) 1 where `warped` carries a reference colour."""
         return self.stacked[:, -1:]
 
-    def paste(self, image: Tensor) -> Tensor:
+    def paste(self, image: Tensor, feather: float = 0.0) -> Tensor:
         """`image` (B or 1, 3, S, S) in [0, 1] with the warped reference pasted wherever it
-        carries a colour: the reconstruction baseline, and where a residual stage 2 starts."""
-        return self.mask * self.warped + (1 - self.mask) * image
+        carries a colour: the reconstruction baseline, and where a residual stage 2 starts.
+
+        `feather` > 0 (pixels) fades the paste in over that many pixels inside the mask's edge
+        instead of a hard cut: a weakly trained stage 2 keeps whatever edge it starts from, and a
+        hard one shows as an oval seam around the face (issue 17's border score)."""
+        alpha = self.mask if feather <= 0 else feather_mask(self.mask, feather)
+        return alpha * self.warped + (1 - alpha) * image
+
+
+def feather_mask(mask: Tensor, radius: float) -> Tensor:
+    """(B, 1, S, S) binary mask -> weights that rise from 0 at its edge to 1 about `radius`
+    pixels inside it (a Gaussian blur of the mask, rescaled so its 0.5 contour becomes 0);
+    0 outside the mask, as the hard mask. The frame's own border is not an edge (replicated)."""
+    sigma = radius / 2
+    half = max(1, int(2 * radius + 0.5))
+    x = torch.arange(-half, half + 1, dtype=mask.dtype, device=mask.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    blurred = F.pad(mask, (half, half, half, half), mode="replicate")
+    blurred = F.conv2d(blurred, k.view(1, 1, 1, -1))
+    blurred = F.conv2d(blurred, k.view(1, 1, -1, 1))
+    return ((blurred - 0.5) * 2).clamp(0, 1) * mask
 
 
 @dataclass

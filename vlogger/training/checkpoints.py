@@ -20,7 +20,7 @@ from vlogger.core.errors import ContractError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 STAGES = ("motion", "video")
 
 
@@ -37,7 +37,15 @@ def _version_1_to_2(hp: dict) -> dict:
     return {"cfg": cfg, "spec": spec.to_dict(), "config_version": 2}
 
 
-MIGRATIONS = {1: _version_1_to_2}
+def _version_2_to_3(hp: dict) -> dict:
+    """Version 3 feathers stage 2's paste (`model.paste_feather`); earlier models pasted hard."""
+    cfg = copy.deepcopy(hp["cfg"])
+    if cfg.get("stage") == "video":
+        cfg["model"].setdefault("paste_feather", 0.0)
+    return hp | {"cfg": cfg, "config_version": 3}
+
+
+MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3}
 
 
 def migrate(hp: dict, source: str) -> dict:

@@ -103,7 +103,8 @@ class VideoDiffusion(DiffusionModule):
         b, n = controls.shape[:2]
         ctrl = Controls(controls.flatten(0, 1))
         image = (reference[:, None].expand(b, n, -1, -1, -1).flatten(0, 1) + 1) / 2
-        return (ctrl.paste(image) * 2 - 1).unflatten(0, (b, n))
+        feather = self.cfg["model"]["paste_feather"] * controls.shape[-1]
+        return (ctrl.paste(image, feather) * 2 - 1).unflatten(0, (b, n))
 
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
