@@ -20,7 +20,7 @@ from vlogger.core.errors import ContractError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 STAGES = ("motion", "video")
 
 
@@ -45,7 +45,15 @@ def _version_2_to_3(hp: dict) -> dict:
     return hp | {"cfg": cfg, "config_version": 3}
 
 
-MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3}
+def _version_3_to_4(hp: dict) -> dict:
+    """Version 4 can weight stage 1's jaw (`loss.jaw_weight`); earlier models weighted it as the face."""
+    cfg = copy.deepcopy(hp["cfg"])
+    if cfg.get("stage") == "motion":
+        cfg["loss"].setdefault("jaw_weight", 1.0)
+    return hp | {"cfg": cfg, "config_version": 4}
+
+
+MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4}
 
 
 def migrate(hp: dict, source: str) -> dict:

@@ -49,6 +49,7 @@ class MotionDiffusion(DiffusionModule):
         self.diffusion = Diffusion(cfg["diffusion"])
         w = torch.full((self.layout.dim,), float(cfg["loss"]["face_weight"]))
         w[self.layout.body] = cfg["loss"]["body_weight"]
+        w[self.layout.jaw] *= cfg["loss"]["jaw_weight"]
         self.register_buffer("dim_weight", w, persistent=False)
         self.finish_init()
 

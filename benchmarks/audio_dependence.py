@@ -1,0 +1,134 @@
+"""Does a stage-1 checkpoint follow the audio on people it never saw? (issue 17's targets)
+
+For every clip of a held-out split (`--split test`: the corpus-val people preprocessing sent to
+the test split), stage 1 samples the motion from the photo's parameters (the clip's first frame)
+and:
+- own audio: correlation of the sampled jaw (first expression coefficient, relative to the
+  reference) with the tracked one, median over seeds;
+- other audio: the same clip driven by every other held-out clip's audio (cut to the shorter of
+  the two; the own-audio correlation is recomputed on that span for the pair), one seed: a pair
+  is won when the own audio correlates better;
+- sync: the weight-free offset (vlogger.core.avsync) of the sampled mesh's lips against the
+  clip's audio, beside the tracked truth's offset (target: within +-2 frames of it).
+Targets (issue 17): median own r >= 0.5, own audio wins >= 90 % of pairs, |offset - truth's| <= 2.
+
+    python -m benchmarks.audio_dependence RUN/checkpoints/last.ckpt --shards data/zoo/corpus_shards \
+        [--split test] [--seeds 3] [--guidance G] [--append benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+import numpy as np
+import torch
+
+from benchmarks.common import machine, publish
+from vlogger.body.fitting import load_body
+from vlogger.body.motion import from_motion, reference_of, reference_vector, to_motion
+from vlogger.core.audio import from_flac
+from vlogger.core.avsync import SyncSettings, av_sync
+from vlogger.core.config import load_config
+from vlogger.core.landmarks import lip_opening
+from vlogger.core.mel import LogMel
+from vlogger.datasets.shards import clip_arrays, shard_urls
+from vlogger.generation.pipeline import load_motion_model
+from vlogger.models.motion.generate import generate_long
+from vlogger.training.checkpoints import read_checkpoint
+
+MIN_FRAMES = 50  # 2 s: shorter pieces say little about a correlation
+
+
+def _sample(module, clip: dict, mel: np.ndarray, n: int, seed: int) -> torch.Tensor:
+    p = clip["params.npz"]
+    ref = reference_vector(reference_of(p, 0), module.layout.n_expression)
+    return generate_long(
+        module, mel[: n * module.cfg["data"]["rows_per_frame"]], ref, n, torch.Generator().manual_seed(seed)
+    )
+
+
+def _r(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(np.corrcoef(a.numpy(), b.numpy())[0, 1])
+
+
+def _mouth(motion: torch.Tensor, clip: dict, body) -> np.ndarray:
+    """Lip opening of the mesh the motion poses (the signal the sync score reads)."""
+    p = clip["params.npz"]
+    ref = reference_of(p, 0)
+    params = body.drive(from_motion(motion, ref), ref)
+    verts = body.mesh.vertices(params).numpy()
+    return lip_opening(verts, "mediapipe478")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--shards", required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--guidance", type=float, help="sampler guidance (default: the checkpoint's)")
+    ap.add_argument("--label", default="", help="what this checkpoint is, for the table's title")
+    ap.add_argument("--append", help="append the table to this markdown file")
+    args = ap.parse_args()
+    module = load_motion_model(args.checkpoint)
+    if args.guidance is not None:
+        module.cfg["sampling"]["guidance"] = args.guidance
+    spec = read_checkpoint(args.checkpoint, "motion")[1]
+    body = load_body(spec.body_model, module.cfg["model"]["basis"])
+    sync = SyncSettings.from_config(load_config(None, "preprocess/default.yaml")["sync"])
+    mel_cfg = LogMel.from_config(spec.audio_features, spec.sample_rate)
+    urls = shard_urls(args.shards, args.split)
+    clips = [
+        c
+        for c in clip_arrays(urls, ["params.npz", "mel.npy", "flac"])
+        if len(c["params.npz"]["expression"]) >= MIN_FRAMES
+    ]
+    k = module.layout.n_expression
+    rows, wins, pairs, own_all, off_err = [], 0, 0, [], []
+    for clip in clips:
+        p = clip["params.npz"]
+        n = len(p["expression"])
+        truth = to_motion(p, reference_of(p, 0), k)
+        own = [_sample(module, clip, clip["mel.npy"], n, s) for s in range(args.seeds)]
+        own_r = float(np.median([_r(m[:, 0], truth[:, 0]) for m in own]))
+        own_all.append(own_r)
+        won = 0
+        others = [o for o in clips if o["json"]["identity"] != clip["json"]["identity"]]
+        for other in others:
+            m = min(n, len(other["params.npz"]["expression"]))
+            swapped = _sample(module, clip, other["mel.npy"], m, 0)
+            won += _r(own[0][:m, 0], truth[:m, 0]) > _r(swapped[:, 0], truth[:m, 0])
+        wins, pairs = wins + won, pairs + len(others)
+        audio = from_flac(clip["flac"])[0]
+        gen_sync = av_sync(_mouth(own[0], clip, body), audio, spec.fps, sync, mel_cfg)
+        truth_sync = av_sync(_mouth(truth, clip, body), audio, spec.fps, sync, mel_cfg)
+        off_err.append(abs(gen_sync.offset - truth_sync.offset))
+        rows.append(
+            f"| {clip['key']} | {n} | {own_r:.2f} | {won}/{len(others)} | {gen_sync.offset:+.0f} "
+            f"(z {gen_sync.z:.1f}) | {truth_sync.offset:+.0f} (z {truth_sync.z:.1f}) |"
+        )
+        print(rows[-1], flush=True)
+    s = module.cfg["sampling"]
+    lines = [
+        f"#### Stage-1 audio dependence on held-out people: {args.label or args.checkpoint}, "
+        f"{datetime.date.today()} ({machine()})",
+        "",
+        f"`python -m benchmarks.audio_dependence {args.checkpoint} --shards {args.shards} --split {args.split}`: "
+        f"{len(clips)} clips of >= {MIN_FRAMES} frames, {s['sampler']} {s['steps']} steps, guidance {s['guidance']}, "
+        f"own r the median over {args.seeds} seeds.",
+        "",
+        "| clip | frames | own audio jaw r | own beats other audio | sampled lips offset | truth's offset |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Median own-audio r **{np.median(own_all):.2f}** (target >= 0.5); own audio wins **{wins}/{pairs} "
+        f"({100 * wins / max(pairs, 1):.0f} %)** of pairs (target >= 90 %); sampled lips' offset within +-2 frames "
+        f"of the truth's in **{sum(e <= 2 for e in off_err)}/{len(off_err)}** clips.",
+        "",
+    ]
+    publish(lines, args.append)
+
+
+if __name__ == "__main__":
+    main()
