@@ -311,6 +311,7 @@ PUBLISHED = [
         "table": "Table 1",
         "benchmark": "HDTF",
         "protocol": "theirs",
+        "source": "https://example.org/p.pdf",
         "values": {"fid": 20.0},
     }
 ]
@@ -326,6 +327,41 @@ def test_views_group_by_conditions_mark_floor_and_ceiling_and_keep_published_apa
     assert "not ranked" in tables[3] and "P (2024), Table 1" in tables[3] and "model-a" not in tables[3]
     board.add(tmp_path / "b.json", ROWS[2])
     assert len(board.add(tmp_path / "b.json", {**ROWS[2], "metrics": {}})) == 1  # same name + conditions: replaced
+
+
+def test_shipped_published_numbers_load_with_their_source_and_stay_apart_from_measured_rows(tmp_path):
+    """Every shipped reference number names its paper table and the URL it was read from, keeps the
+    text printed in the paper (not re-rounded), and shows only in the published section."""
+    published = board.load_published(REPO_ROOT / "configs" / "benchmarks" / "published.yaml")
+    assert {"HDTF", "TalkingHead-1KH"} <= {p["benchmark"].split(" ")[0].rstrip(":") for p in published}
+    for p in published:
+        assert p["source"].startswith("https://") and p["table"] and p["verified"] is True, p["method"]
+        assert all(isinstance(v, str) and float(v) >= 0 for v in p["values"].values()), p["method"]
+    vlogger = [p for p in published if p["method"].startswith("VLOGGER") and "HDTF" in p["benchmark"]]
+    assert vlogger and "Table 4" in vlogger[0]["table"] and vlogger[0]["values"]["lse_d"] == "8.10"
+    md = board.markdown(ROWS, published)
+    measured, apart = md.split("### Published numbers")
+    assert "lme_mm" in apart and "not ranked" in apart and f"[source]({vlogger[0]['source']})" in apart
+    assert "| VLOGGER (ours in the paper) | 18.98 | 0.621 | 5.92 | 8.10 |" in apart  # as printed: 8.10, not 8.1
+    assert "VLOGGER" not in measured and "model-a" not in apart
+    page = board.write_html(ROWS, tmp_path / "board.html", published).read_text()
+    ranked, published_html = page.split("<h2>Published numbers</h2>")
+    assert "VLOGGER" not in ranked and "table class='ranked'" not in published_html
+    assert f"href='{vlogger[0]['source']}'" in published_html
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"source": None}, "needs"), ({"source": "paper.pdf"}, "http"), ({"values": {"fid": "n/a"}}, "not a number")],
+)
+def test_published_entry_without_a_readable_source_or_number_is_refused(tmp_path, change, reason):
+    entry = {**PUBLISHED[0], **change}
+    entry = {k: v for k, v in entry.items() if v is not None}
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump([entry]))
+    with pytest.raises(BadInput, match=reason) as e:
+        board.load_published(path)
+    assert "published.yaml" in str(e.value)
 
 
 def _chrome():

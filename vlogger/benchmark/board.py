@@ -67,21 +67,52 @@ def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+PUBLISHED_KEYS = ("method", "paper", "table", "benchmark", "protocol", "source", "values")
+
+
 def load_published(path: Path) -> list[dict]:
-    """Published reference numbers: a YAML list of {method, paper, table, benchmark, protocol, values, ...}."""
+    """Published reference numbers: a YAML list of {method, paper, table, benchmark, protocol, source
+    (the URL the numbers were read from), values (metric -> the number as printed), verified, copy}.
+    Values stay as written (no rounding); an entry counts as checked only with `verified: true`."""
     try:
         rows = yaml.safe_load(path.read_text()) or []
     except (OSError, yaml.YAMLError) as e:
         raise BadInput(path, f"cannot read published numbers: {e}") from e
+    if not isinstance(rows, list):
+        raise BadInput(path, "published numbers must be a YAML list of entries")
     for k, r in enumerate(rows):
-        need = {"method", "paper", "table", "benchmark", "protocol", "values"}
-        if not isinstance(r, dict) or need - set(r):
-            raise BadInput(path, f"entry {k}: needs {sorted(need)}")
+        if not isinstance(r, dict) or set(PUBLISHED_KEYS) - set(r):
+            raise BadInput(path, f"entry {k}: needs {list(PUBLISHED_KEYS)}")
+        if not str(r["source"]).startswith(("https://", "http://")):
+            raise BadInput(path, f"entry {k} ({r['method']}): source must be an http(s) URL, not {r['source']!r}")
+        if not isinstance(r["values"], dict) or not r["values"]:
+            raise BadInput(path, f"entry {k} ({r['method']}): values must map metric names to numbers")
+        for name, v in r["values"].items():
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise BadInput(path, f"entry {k} ({r['method']}): {name} = {v!r} is not a number") from None
     return rows
 
 
-def _columns(rows: list[dict], key: str = "metrics") -> list[str]:
-    return sorted({k for r in rows for k in r[key]})
+def _published_groups(published: list[dict]) -> dict[tuple, list[dict]]:
+    """One table per paper table and benchmark (its own columns), in file order."""
+    out: dict[tuple, list[dict]] = {}
+    for p in published:
+        out.setdefault((p["paper"], p["table"], p["benchmark"], p["protocol"], p["source"]), []).append(p)
+    return out
+
+
+def _published_columns(group: list[dict]) -> list[str]:
+    return list(dict.fromkeys(c for p in group for c in p["values"]))  # the paper's column order
+
+
+def _method(p: dict) -> str:
+    return p["method"] + ("" if p.get("verified") is True else " (unverified)")
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    return sorted({k for r in rows for k in r["metrics"]})
 
 
 def _fmt(v: object) -> str:
@@ -116,17 +147,22 @@ def markdown(rows: list[dict], published: list[dict] = ()) -> str:
 
 
 def _published_markdown(published: list[dict]) -> str:
-    cols = _columns(published, "values")
     lines = [
         "### Published numbers (other test sets and protocols: for reference, not ranked with the rows above)",
         "",
-        "| method | benchmark | source | protocol | " + " | ".join(cols) + " |",
-        "|---" * (len(cols) + 4) + "|",
+        "Copied as printed from each paper's table; each paper chose its own test clips, crops, resolution and "
+        "evaluator versions, so these numbers compare neither with each other across tables nor with ours.",
     ]
-    for p in published:
-        vals = " | ".join(_fmt(p["values"].get(c)) for c in cols)
-        src = f"{p['paper']}, {p['table']}" + ("" if p.get("verified", True) else " (unverified)")
-        lines.append(f"| {p['method']} | {p['benchmark']} | {src} | {p['protocol']} | {vals} |")
+    for (paper, table, bench, protocol, source), group in _published_groups(published).items():
+        cols = _published_columns(group)
+        lines += [
+            "",
+            f"**{paper}, {table}** — {bench}. Protocol: {protocol} [source]({source})",
+            "",
+            "| method | " + " | ".join(cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+        ]
+        lines += [f"| {_method(p)} | " + " | ".join(str(p["values"].get(c, "–")) for c in cols) + " |" for p in group]
     return "\n".join(lines)
 
 
@@ -181,23 +217,7 @@ def write_html(rows: list[dict], path: Path, published: list[dict] = ()) -> Path
             f"<tbody>{body}</tbody></table>"
         )
     if published:
-        cols = _columns(list(published), "values")
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", "benchmark", "source", "protocol", *cols])
-        body = "".join(
-            "<tr>"
-            + "".join(f"<td>{html.escape(str(p[k]))}</td>" for k in ("method", "benchmark"))
-            + f"<td>{html.escape(p['paper'] + ', ' + p['table'])}"
-            + ("" if p.get("verified", True) else " (unverified)")
-            + f"</td><td>{html.escape(p['protocol'])}</td>"
-            + "".join(f"<td>{_fmt(p['values'].get(c))}</td>" for c in cols)
-            + "</tr>"
-            for p in published
-        )
-        tables.append(
-            "<h2>Published numbers</h2><p class='note'>Other test sets and protocols: for reference, never ranked "
-            f"with the measured rows.</p><table class='published'><thead><tr>{head}</tr></thead><tbody>{body}"
-            "</tbody></table>"
-        )
+        tables.append(_published_html(list(published)))
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>vlogger leaderboard</title><style>{_STYLE}</style>"
         "</head><body><h1>Leaderboard</h1><p class='note'>↑ higher is better, ↓ lower is better; "
@@ -205,6 +225,29 @@ def write_html(rows: list[dict], path: Path, published: list[dict] = ()) -> Path
         f"bracket every model. Click a column to sort.</p>{''.join(tables)}{_SCRIPT}</body></html>"
     )
     return write_atomic(path, page)
+
+
+def _published_html(published: list[dict]) -> str:
+    parts = [
+        "<h2>Published numbers</h2><p class='note'>Other test sets and protocols: for reference, never ranked with "
+        "the measured rows. Copied as printed from each paper's table; each paper chose its own clips, crops, "
+        "resolution and evaluator versions.</p>"
+    ]
+    for (paper, table, bench, protocol, source), group in _published_groups(published).items():
+        cols = _published_columns(group)
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", *cols])
+        body = "".join(
+            f"<tr><td>{html.escape(_method(p))}</td>"
+            + "".join(f"<td>{html.escape(str(p['values'].get(c, '–')))}</td>" for c in cols)
+            + "</tr>"
+            for p in group
+        )
+        parts.append(
+            f"<h3>{html.escape(paper)}, {html.escape(table)} — {html.escape(bench)}</h3><p class='note'>Protocol: "
+            f"{html.escape(protocol)} <a href='{html.escape(source, quote=True)}'>source</a></p>"
+            f"<table class='published'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    return "".join(parts)
 
 
 def log_wandb(rows: list[dict], project: str) -> None:
