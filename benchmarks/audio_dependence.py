@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine, publish
+from vlogger.body.control_video import params_slice
 from vlogger.body.fitting import load_body
 from vlogger.body.motion import from_motion, reference_of, reference_vector, to_motion
 from vlogger.core.audio import from_flac
@@ -55,8 +56,7 @@ def _r(a: torch.Tensor, b: torch.Tensor) -> float:
 def _mouth(motion: torch.Tensor, clip: dict, body) -> np.ndarray:
     """Lip opening of the mesh the motion poses (the signal the sync score reads)."""
     p = clip["params.npz"]
-    ref = reference_of(p, 0)
-    params = body.drive(from_motion(motion, ref), ref)
+    params = body.drive(from_motion(motion, reference_of(p, 0)), params_slice(p, 0, 1))
     verts = body.mesh.vertices(params).numpy()
     return lip_opening(verts, "mediapipe478")
 

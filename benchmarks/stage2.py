@@ -73,13 +73,13 @@ def seams(video: np.ndarray, window: int, overlap: int) -> dict[str, float]:
     return {"border": float(at.mean()), "inside": float(inside.mean()), "ratio": float(at.mean() / inside.mean())}
 
 
-def frame_gain(gen: Path, blocks: int = 8, draws: int = 2000) -> dict[str, float]:
+def frame_gain(gen: Path, stem: str = RECON_CLIP, blocks: int = 8, draws: int = 2000) -> dict[str, float]:
     """Per-frame PSNR of the generated video minus the baseline's, both against the truth: mean,
     share of frames where generated is better, and a 95 % bootstrap interval of the mean over
     blocks of `blocks` frames (neighbouring frames are not independent)."""
     from vlogger.core.video import decode_mp4_bytes
 
-    v = {k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")}
+    v = {k: decode_mp4_bytes((gen / k / f"{stem}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")}
     truth = v["truth"].astype(np.float64)
     psnr = {
         k: 10 * np.log10(255**2 / ((v[k] - truth) ** 2).mean(axis=(1, 2, 3)).clip(1e-10))
@@ -142,9 +142,12 @@ def reconstruct(
     guidance: float | None = None,
     bilinear: str | None = None,
     correlation: float | None = None,
+    clip: Path = SHARED / "clips" / f"{RECON_CLIP}.mp4",
+    start: float = RECON_START,
 ) -> dict:
-    """The edtalk clip's held-out tail driven by its own motion through `cascade`; the generated
-    video and the warped-reference baseline scored against the ground truth (and, with
+    """A clip (default: the edtalk clip's held-out tail) from `start` driven by its own motion
+    through `cascade`; the generated video and the warped-reference baseline scored against the
+    ground truth (and, with
     `bilinear` naming an earlier run of the low-resolution model alone, that run's video
     bilinearly upsampled: what super-resolution must beat)."""
     import cv2
@@ -154,17 +157,16 @@ def reconstruct(
     from vlogger.generation.pipeline import load_video_model
 
     gen = out / name
-    args = ["--motion-from", str(SHARED / "clips" / f"{RECON_CLIP}.mp4"), "--start", str(RECON_START)]
+    args = ["--motion-from", str(clip), "--start", str(start)]
     args += ["--reference-frame", "0", "--video-checkpoint", str(cascade[0]), "--out", str(gen), "--steps", str(steps)]
     args += ["--guidance", str(guidance)] if guidance is not None else []
     args += ["--noise-correlation", str(correlation)] if correlation is not None else []
     seconds = vlogger("generate", *args, *superres_args(cascade))
     for kind, src in (("generated", "video"), ("baseline", "warped_reference"), ("truth", "ground_truth")):
         (gen / kind).mkdir(exist_ok=True)
-        shutil.copy(gen / f"{src}.mp4", gen / kind / f"{RECON_CLIP}.mp4")
-    videos = {
-        k: decode_mp4_bytes((gen / k / f"{RECON_CLIP}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")
-    }
+        shutil.copy(gen / f"{src}.mp4", gen / kind / f"{clip.stem}.mp4")
+    kinds = ("truth", "baseline", "generated")
+    videos = {k: decode_mp4_bytes((gen / k / f"{clip.stem}.mp4").read_bytes()) for k in kinds}
     scores = {}
     if bilinear:
         low = decode_mp4_bytes((out / bilinear / "video.mp4").read_bytes())
@@ -172,7 +174,7 @@ def reconstruct(
         up = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in low])
         (gen / "bilinear").mkdir(exist_ok=True)
         mp4 = encode_mp4(up, 25, crf=18, audio=load_audio(gen / "video.mp4"))
-        (gen / "bilinear" / f"{RECON_CLIP}.mp4").write_bytes(mp4)
+        (gen / "bilinear" / f"{clip.stem}.mp4").write_bytes(mp4)
         scores["bilinear"] = evaluate(gen / "bilinear", gen / "truth", gen / "eval_bilinear")
     models = [load_video_model(c) for c in cascade]
     frames, overlap = models[-1].cfg["data"]["frames"], models[-1].cfg["guidance"]["overlap"]
@@ -191,16 +193,25 @@ def reconstruct(
 
 
 @cached
-def photo_and_speech(name: str, cascade: list[Path], out: Path, steps: int, guidance: float, motion: Path) -> dict:
-    """`vlogger generate` from a photo and a recording; scored against the photo (identity) and
-    the recording (sync, from the video's own track)."""
+def photo_and_speech(
+    name: str,
+    cascade: list[Path],
+    out: Path,
+    steps: int,
+    guidance: float,
+    motion: Path,
+    photo: str = PHOTO,
+    speech: str = SPEECH,
+) -> dict:
+    """`vlogger generate` from a photo and a recording (in ../shared/data/images and audio);
+    scored against the photo (identity) and the recording (sync, from the video's own track)."""
     gen = out / name
-    args = ["--image", str(SHARED / "images" / PHOTO), "--audio", str(SHARED / "audio" / SPEECH)]
+    args = ["--image", str(SHARED / "images" / photo), "--audio", str(SHARED / "audio" / speech)]
     args += ["--motion-checkpoint", str(motion), "--video-checkpoint", str(cascade[0]), "--out", str(gen)]
     args += ["--steps", str(steps), "--guidance", str(guidance)]
     seconds = vlogger("generate", *args, *superres_args(cascade))
-    stem = Path(PHOTO).stem
-    for kind, src in (("generated", gen / "video.mp4"), ("reference", SHARED / "images" / PHOTO)):
+    stem = Path(photo).stem
+    for kind, src in (("generated", gen / "video.mp4"), ("reference", SHARED / "images" / photo)):
         (gen / kind).mkdir(exist_ok=True)
         shutil.copy(src, gen / kind / f"{stem}{src.suffix}")
     return {"seconds": seconds, "scores": evaluate(gen / "generated", gen / "reference", gen / "eval")}
