@@ -62,6 +62,25 @@ def window_inputs(module: MotionDiffusion, b: int = 2):
     return mel, torch.randn(b, MotionLayout(k).reference_dim, generator=g)
 
 
+def test_audio_augmentation_only_while_training():
+    module = small_module()
+    module.cfg["augment"] = {"mel_noise": 0.0, "freq_mask": 20}
+    mel, _ = window_inputs(module, b=8)
+    assert torch.equal(module.augment_mel(mel, None), mel)  # eval: the recording as it is
+    module.train()
+    out = module.augment_mel(mel, torch.Generator().manual_seed(0))
+    masked = (out != mel).any(1)  # (B, bins): bins replaced in each window
+    assert masked.any() and (masked.sum(1) <= 20).all()
+    for b, bins in enumerate(masked):  # one contiguous band, each bin at its window mean
+        idx = bins.nonzero().squeeze(1)
+        if len(idx):
+            assert (idx.diff() == 1).all()
+            torch.testing.assert_close(out[b, :, idx], mel[b, :, idx].mean(0, keepdim=True).expand(mel.shape[1], -1))
+    module.cfg["augment"] = {"mel_noise": 0.5, "freq_mask": 0}
+    noisy = module.augment_mel(mel, torch.Generator().manual_seed(0)) - mel
+    assert abs(noisy.std().item() - 0.5) < 0.02
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_denoiser_mask(causal):
     net = MotionDenoiser(20, 10, window=12, width=32, depth=2, heads=2, causal=causal, dropout=0.0).eval()

@@ -46,10 +46,12 @@ def _version_2_to_3(hp: dict) -> dict:
 
 
 def _version_3_to_4(hp: dict) -> dict:
-    """Version 4 can weight stage 1's jaw (`loss.jaw_weight`); earlier models weighted it as the face."""
+    """Version 4 can weight stage 1's jaw (`loss.jaw_weight`; earlier models weighted it as the face)
+    and augment its audio (`augment`; earlier models trained on it as recorded)."""
     cfg = copy.deepcopy(hp["cfg"])
     if cfg.get("stage") == "motion":
         cfg["loss"].setdefault("jaw_weight", 1.0)
+        cfg.setdefault("augment", {"mel_noise": 0.0, "freq_mask": 0})
     return hp | {"cfg": cfg, "config_version": 4}
 
 

@@ -84,7 +84,27 @@ class MotionDiffusion(DiffusionModule):
         known_mask = self._known_prefix(b, n, generator)
         drop_audio = torch.rand(b, device=self.device, generator=generator) < g["drop_audio"]
         drop_ref = torch.rand(b, device=self.device, generator=generator) < g["drop_ref"]
-        return x0, model(x_t, t, batch["mel"], batch["ref"], x0, known_mask, drop_audio, drop_ref), known_mask
+        mel = self.augment_mel(batch["mel"], generator)
+        return x0, model(x_t, t, mel, batch["ref"], x0, known_mask, drop_audio, drop_ref), known_mask
+
+    def augment_mel(self, mel: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Training only: Gaussian noise on the log-mel rows and one random band of up to
+        `freq_mask` bins per window set to its window mean (SpecAugment's frequency mask, which the
+        denoiser's per-window centering turns into zeros), so a model trained on minutes of speech
+        keys on what recordings share rather than on one speaker's spectrum (issue 17)."""
+        a = self.cfg["augment"]
+        if not self.training:
+            return mel
+        if a["mel_noise"] > 0:
+            mel = mel + a["mel_noise"] * torch.randn(mel.shape, device=mel.device, generator=generator)
+        if a["freq_mask"] > 0:
+            b, _, bins = mel.shape
+            width = torch.randint(0, a["freq_mask"] + 1, (b, 1, 1), device=mel.device, generator=generator)
+            start = (torch.rand(b, 1, 1, device=mel.device, generator=generator) * (bins - width + 1)).floor()
+            idx = torch.arange(bins, device=mel.device).view(1, 1, bins)
+            band = (idx >= start) & (idx < start + width)
+            mel = torch.where(band, mel.mean(1, keepdim=True), mel)
+        return mel
 
     def losses(self, batch: dict, model: torch.nn.Module, generator: torch.Generator | None) -> dict:
         x0, pred, known_mask = self.predict_x0(batch, model, generator)
