@@ -182,44 +182,6 @@ def test_score_names_missing_extra_and_wrong_fps_videos_and_scores_the_rest(benc
     assert row["kind"] == "external" and (row["items"], row["of"]) == (1, 2)
 
 
-@pytest.fixture(scope="module")
-def tiny_models(synthetic_shards, tmp_path_factory) -> dict:
-    """A 5-step stage-1 and a 3-step stage-2 model (32 px) on the synthetic shards."""
-    from vlogger.training.run import train_motion, train_video
-
-    runs = tmp_path_factory.mktemp("bench_runs")
-    common = [
-        f"data.shards={synthetic_shards}",
-        "data.val_identities=[synth_001]",
-        "trainer.limit_val_batches=1",
-        f"logging.dir={runs}",
-        "logging.logger=csv",
-        "logging.media_every_steps=0",
-    ]
-    steps = ["trainer.max_steps={n}", "trainer.val_every_steps={n}"]
-    motion = load_config(
-        None,
-        "train/motion.yaml",
-        [*common, *(s.format(n=5) for s in steps), "model.width=32", "model.depth=2", "model.heads=2"],
-    )
-    video = load_config(
-        None,
-        "train/video.yaml",
-        [
-            *common,
-            *(s.format(n=3) for s in steps),
-            "phase=clip",
-            "data.size=32",
-            "data.frames=4",
-            "data.batch_size=2",
-            "guidance.overlap=2",
-            "model.channels=[16,32,64]",
-            "sampling.steps=2",
-        ],
-    )
-    return {"motion": train_motion(motion)["last_checkpoint"], "video": train_video(video)["last_checkpoint"]}
-
-
 def _run(bench: dict, models: dict, out: Path, *extra: str) -> int:
     args = ["benchmark", "run", bench["manifest"], "--out", out, "--items-dir", bench["tmp"] / "model_items"]
     return _main(*args, "--motion-checkpoint", models["motion"], "--video-checkpoint", models["video"], *extra)

@@ -10,6 +10,8 @@ stream is re-seeded with the step.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from vlogger.body.facemesh import FaceBasis
@@ -110,6 +113,31 @@ def _val_metrics(metrics: dict) -> dict[str, float]:
     return {k.removeprefix("val/"): float(v) for k, v in metrics.items() if k.startswith("val/")}
 
 
+def hardware(trainer: L.Trainer) -> str:
+    """What a run trained on, in words: the GPUs, or the CPU model and its threads."""
+    n = trainer.num_devices * trainer.num_nodes
+    if isinstance(trainer.accelerator, CUDAAccelerator):
+        return f"{n} x {torch.cuda.get_device_name(trainer.strategy.root_device)}"
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [
+        line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+    ]
+    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads"
+
+
+def _earlier_segments(run_dir: Path, ckpt: Path | None) -> list[dict]:
+    """The starts before this one of a resumed run, from its summary.json (a summary written before
+    `segments` existed gives its last start only, without hardware)."""
+    path = run_dir / "summary.json"
+    if ckpt is None or not path.is_file():
+        return []
+    before = json.loads(path.read_text())
+    if "segments" in before:
+        return before["segments"]
+    step = before.get("global_step")
+    return [{"steps": [None, step], "seconds": before["fit_seconds"], "hardware": "not recorded"}] if step else []
+
+
 def _fit(
     cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback], extra: Sequence[Callback]
 ) -> dict:
@@ -134,6 +162,8 @@ def _fit(
     summary["samples_per_s"] = round(steps * cfg["data"]["batch_size"] * trainer.world_size / seconds, 1)
     if torch.cuda.is_available():
         summary["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    segment = {"steps": [start_step, trainer.global_step], "seconds": round(seconds, 1), "hardware": hardware(trainer)}
+    summary["segments"] = [*_earlier_segments(run_dir, ckpt), segment]  # the model card's wall time and hardware
     summary["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
     summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
     if trainer.is_global_zero:
