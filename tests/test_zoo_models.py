@@ -91,6 +91,7 @@ def test_add_checkpoint_verify_generate_and_refuse_a_tampered_file(tiny_models, 
     assert b"pickle" not in (folder / "video.safetensors").read_bytes()[:8]
     card = (folder / "README.md").read_text()
     assert "at step 5" in card and "at step 3" in card and "synth_000" in card and "trained for a test" in card
+    assert card.count("over 1 start(s) on ") == 2  # wall time and hardware from the runs' summary.json
     assert "landmark_format: mediapipe478" in card and "held out of training (data.val_identities): synth_001" in card
 
     capsys.readouterr()

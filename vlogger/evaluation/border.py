@@ -83,7 +83,7 @@ class BandEnergy(FrameReader):
         return contour_bands(mask > 0, self.width)
 
     def add(self, start: int, gen: np.ndarray | None, ref: np.ndarray | None) -> None:
-        if self.error is not None:
+        if self.error is not None or gen is None:  # a single reader also sees the reference's frames alone
             return
         n = len(gen) if ref is None else min(len(gen), len(ref))
         for k in range(n):

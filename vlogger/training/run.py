@@ -26,6 +26,7 @@ from vlogger.body.facemesh import FaceBasis
 from vlogger.core.errors import ContractError, UsageError
 from vlogger.datasets.motion import MotionDataModule
 from vlogger.datasets.video import VideoDataModule
+from vlogger.training.checkpoints import checkpoint_step
 from vlogger.training.logging import make_logger
 from vlogger.training.motion import MotionDiffusion
 from vlogger.training.motion_media import MotionMedia
@@ -60,9 +61,9 @@ def resume_path(run_dir: Path, resume: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def checkpoint_step(path: Path | None) -> int:
-    """The global step stored in a checkpoint (0 without one); loads tensors only."""
-    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"]) if path else 0
+def start_step(path: Path | None, stage: str) -> int:
+    """The step a run resumes from (0 for a fresh start)."""
+    return checkpoint_step(path, stage) if path else 0
 
 
 def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
@@ -118,10 +119,9 @@ def hardware(trainer: L.Trainer) -> str:
     n = trainer.num_devices * trainer.num_nodes
     if isinstance(trainer.accelerator, CUDAAccelerator):
         return f"{n} x {torch.cuda.get_device_name(trainer.strategy.root_device)}"
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [
-        line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-    ]
+    cpuinfo = Path("/proc/cpuinfo")  # Linux; elsewhere the platform's own words
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads"
 
 
@@ -148,7 +148,7 @@ def _fit(
         # every validation loss (per part of the motion vector, for stage 1), not just the total
         summary["val_start"] = _val_metrics(trainer.validate(module, dm, verbose=False)[0])
         summary["val_loss_start"] = summary["val_start"]["loss"]
-    start_step, t0 = checkpoint_step(ckpt), time.perf_counter()
+    first_step, t0 = start_step(ckpt, cfg["stage"]), time.perf_counter()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, dm, ckpt_path=ckpt)
@@ -156,13 +156,13 @@ def _fit(
     summary["val_end"] = _val_metrics(trainer.callback_metrics)
     summary["val_loss_end"] = summary["val_end"].get("loss", float("nan"))
     summary["global_step"] = trainer.global_step
-    steps = trainer.global_step - start_step
+    steps = trainer.global_step - first_step
     summary["fit_seconds"] = round(seconds, 1)  # validation and checkpointing included
     summary["steps_per_s"] = round(steps / seconds, 3)
     summary["samples_per_s"] = round(steps * cfg["data"]["batch_size"] * trainer.world_size / seconds, 1)
     if torch.cuda.is_available():
         summary["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    segment = {"steps": [start_step, trainer.global_step], "seconds": round(seconds, 1), "hardware": hardware(trainer)}
+    segment = {"steps": [first_step, trainer.global_step], "seconds": round(seconds, 1), "hardware": hardware(trainer)}
     summary["segments"] = [*_earlier_segments(run_dir, ckpt), segment]  # the model card's wall time and hardware
     summary["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
     summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
@@ -176,7 +176,7 @@ def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callb
     (the CLI's in-training benchmark, which this layer cannot import)."""
 
     run_dir, ckpt = _prepare(cfg, resume)
-    dm = MotionDataModule(cfg, seed_offset=checkpoint_step(ckpt))
+    dm = MotionDataModule(cfg, seed_offset=start_step(ckpt, cfg["stage"]))
     basis = None  # the face-mesh basis draws the validation videos; SMPL-X runs plot the motion only
     if dm.spec.body_model == "facemesh":
         basis = FaceBasis.load(cfg["model"]["basis"])
@@ -195,7 +195,7 @@ def train_video(cfg: dict, resume: str | None = None, callbacks: Sequence[Callba
     if cfg["phase"] not in ("single", "clip"):
         raise UsageError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
     run_dir, ckpt = _prepare(cfg, resume)
-    dm = VideoDataModule(cfg, seed_offset=checkpoint_step(ckpt))
+    dm = VideoDataModule(cfg, seed_offset=start_step(ckpt, cfg["stage"]))
     dm.check_val_identities()
     module = VideoDiffusion(cfg, dm.spec)
     media = [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])]
