@@ -70,6 +70,8 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
     The download goes to a `.part` file that is renamed only once verified, so the cache never holds a bad file.
     """
     entry = get_entry(name)
+    if entry.kind == "model":
+        raise ZooError(f"{name!r} is a model: fetch its parts {entry.parts}")
     if entry.url is None:
         raise ZooError(f"{name!r} has no URL to fetch from: its file is {entry.path}")
     if not force and (path := cached(entry)):
