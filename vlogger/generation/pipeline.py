@@ -177,7 +177,7 @@ def _run_model(module, result: MotionResult, gen, steps, guidance, lowres: torch
     renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
     controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
     frames = generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance, lowres, desc)
-    return frames, Controls(controls).mask[:, 0].numpy() > 0.5
+    return frames, Controls(controls).mask[:, 0].cpu().numpy() > 0.5
 
 
 def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str = "cpu") -> list:
