@@ -23,6 +23,8 @@ DEMO_GEN_STEPS   ?= 10
 # identities named here; the demo drives the first frame of DEMO_CLIP with its own audio
 DEMO_VAL   ?= []
 DEMO_CLIP  ?= data/sample/astronaut_002.mp4
+# the demo ends with the zoo's trained cascade on a photo it never saw (scikit-image's astronaut)
+ZOO_MODEL  ?= vlogger-corpus-64
 
 GEN      ?= data/generated
 REF      ?=
@@ -59,7 +61,8 @@ lint: setup
 	$(BIN)/ruff check vlogger tests benchmarks
 
 # Embedded sample (or DATA=dir of your videos) -> shards -> contact sheet -> controls -> stage 1 and
-# stage 2 trained briefly -> photo (DEMO_CLIP's first frame) + its audio -> video -> evaluation.
+# stage 2 trained briefly -> photo (DEMO_CLIP's first frame) + its audio -> video -> evaluation; then the
+# zoo's trained cascade (ZOO_MODEL, shipped in vlogger/zoo/models) on the astronaut photo with that audio.
 demo: setup
 ifeq ($(DATA),)
 	$(BIN)/vlogger make-sample --out data/sample --clips 3 --seconds 4
@@ -84,13 +87,17 @@ endif
 		--motion-checkpoint data/demo/runs/motion-tiny/checkpoints/last.ckpt \
 		--video-checkpoint data/demo/runs/video-tiny-clip/checkpoints/last.ckpt --out data/demo/generate
 	mkdir -p data/demo/generated && cp data/demo/generate/video.mp4 data/demo/generated/$(notdir $(DEMO_CLIP))
+	cp data/demo/generate/video.paste.npz data/demo/generated/$(basename $(notdir $(DEMO_CLIP))).paste.npz
 	$(BIN)/vlogger evaluate --generated data/demo/generated --reference $(dir $(DEMO_CLIP)) --out data/demo/eval
+	$(BIN)/python -c "from skimage import data, io; io.imsave('data/demo/astronaut.png', data.astronaut())"
+	$(BIN)/vlogger generate --model $(ZOO_MODEL) --image data/demo/astronaut.png --audio $(DEMO_CLIP) --out data/demo/zoo
 	@echo "demo done:"
 	@echo "  shards + contact sheet  data/demo/shards, data/demo/contact_sheet.png"
 	@echo "  3D fit + controls       data/demo/render/*.mp4, data/demo/render/controls_sheet.png"
 	@echo "  training runs           data/demo/runs/{motion-tiny,video-tiny,video-tiny-clip} (checkpoints, media, summary.json)"
 	@echo "  photo + audio -> video  data/demo/generate/video.mp4 (and controls.mp4, motion.npz)"
 	@echo "  evaluation              data/demo/eval/report.html, data/demo/eval/results.json"
+	@echo "  trained zoo model       data/demo/zoo/video.mp4 ($(ZOO_MODEL) on scikit-image's astronaut photo)"
 
 sample: setup
 	$(BIN)/vlogger make-sample --out $(INPUT)

@@ -18,7 +18,7 @@ from vlogger.core.config import REPO_ROOT, load_config
 
 SHARED = Path(os.environ.get("VLOGGER_SHARED", REPO_ROOT.parent / "shared"))
 SHARED_FIXTURES = {"shared_dir", "clips_dir", "real_shards"}
-SLOW_FIXTURES = {"real_shards", "bad_run"}  # bad_run: mediapipe over thirteen broken and good files
+SLOW_FIXTURES = {"real_shards", "bad_run", "tiny_models"}  # bad_run: mediapipe over thirteen broken and good files
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -106,3 +106,41 @@ def link_inputs() -> Callable[[Path, Path, list[str]], Path]:
         return folder
 
     return link
+
+
+@pytest.fixture(scope="session")
+def tiny_models(synthetic_shards, tmp_path_factory) -> dict:
+    """A 5-step stage-1 and a 3-step stage-2 model (32 px) on the synthetic shards (about 15 s)."""
+    from vlogger.training.run import train_motion, train_video
+
+    runs = tmp_path_factory.mktemp("bench_runs")
+    common = [
+        f"data.shards={synthetic_shards}",
+        "data.val_identities=[synth_001]",
+        "trainer.limit_val_batches=1",
+        f"logging.dir={runs}",
+        "logging.logger=csv",
+        "logging.media_every_steps=0",
+    ]
+    steps = ["trainer.max_steps={n}", "trainer.val_every_steps={n}"]
+    motion = load_config(
+        None,
+        "train/motion.yaml",
+        [*common, *(s.format(n=5) for s in steps), "model.width=32", "model.depth=2", "model.heads=2"],
+    )
+    video = load_config(
+        None,
+        "train/video.yaml",
+        [
+            *common,
+            *(s.format(n=3) for s in steps),
+            "phase=clip",
+            "data.size=32",
+            "data.frames=4",
+            "data.batch_size=2",
+            "guidance.overlap=2",
+            "model.channels=[16,32,64]",
+            "sampling.steps=2",
+        ],
+    )
+    return {"motion": train_motion(motion)["last_checkpoint"], "video": train_video(video)["last_checkpoint"]}

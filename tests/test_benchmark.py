@@ -146,10 +146,47 @@ def test_baselines_bracket_the_range(bench, prepared):
     assert still["jitter"] < 0.2 * truth["jitter"]
     assert still["expression_diversity"] < 0.1 * truth["expression_diversity"]
     assert truth["psnr"] == 100 and rows["warped-reference"]["metrics"]["psnr"] > still["psnr"]
+    # the truth scored on its own paste contour: 1 against itself, and the natural ridge real edges make there
+    assert truth["border_score"] == 1 and truth["border_ridge"] > 1 and "border_ridge" not in still
     assert all(r["items"] == r["of"] == 2 and Path(r["report"]).is_file() for r in rows.values())
     assert rows["static"]["provenance"]["code_commit"]
     page = (bench["tmp"] / "leaderboard.html").read_text()
     assert "class='floor'" in page and "class='ceiling'" in page and "baselines/static/report.html" in page
+
+
+@pytest.mark.slow
+def test_border_scores_see_a_hard_paste_seam_and_less_of_a_feathered_one(bench, prepared, tmp_path):
+    """The real items' warped reference pasted over frames whose colours drifted (what a weakly trained
+    stage 2 does around the face): a hard paste leaves a seam on the contour, the feathered paste of
+    stage 2 (model.paste_feather) much less of one."""
+    import torch
+
+    from vlogger.body.render import feather_mask
+    from vlogger.core.paste_mask import read_paste_mask, write_paste_mask
+    from vlogger.core.video import decode_mp4_bytes, encode_mp4
+    from vlogger.evaluation.runner import evaluate
+
+    item = load_manifest(bench["manifest"]).items[0].id
+    warped, truth = (
+        decode_mp4_bytes((prepared / k / f"{item}.mp4").read_bytes()) for k in ("warped-reference", "truth")
+    )
+    mask = read_paste_mask(prepared / "warped-reference" / f"{item}.mp4")
+    hard = torch.from_numpy(mask[:, None]).float()
+    feathered = feather_mask(hard, load_config(None, "train/video.yaml")["model"]["paste_feather"] * mask.shape[-1])
+    drifted = torch.from_numpy(truth).permute(0, 3, 1, 2).float() * 0.85
+    gen = tmp_path / "gen"
+    for name, alpha in (("hard", hard), ("feathered", feathered)):
+        pasted = alpha * torch.from_numpy(warped).permute(0, 3, 1, 2).float() + (1 - alpha) * drifted
+        video = gen / f"{name}.mp4"
+        gen.mkdir(exist_ok=True)
+        video.write_bytes(encode_mp4(pasted.round().byte().permute(0, 2, 3, 1).numpy(), 25))
+        write_paste_mask(video, mask)
+        (tmp_path / "ref").mkdir(exist_ok=True)
+        (tmp_path / "ref" / f"{name}.mp4").write_bytes((prepared / "truth" / f"{item}.mp4").read_bytes())
+    res = evaluate(gen, tmp_path / "ref", None, load_config(None, "eval/protocol.yaml"))["per_video"]
+    hard, soft = res["hard.mp4"], res["feathered.mp4"]
+    assert hard["border_score"] > 1.15 and soft["border_score"] < min(1.1, hard["border_score"] - 0.2), (hard, soft)
+    assert hard["border_ridge"] > soft["border_ridge"] + 0.3
 
 
 @pytest.mark.slow
@@ -180,44 +217,6 @@ def test_score_names_missing_extra_and_wrong_fps_videos_and_scores_the_rest(benc
     assert why[second].startswith("missing: no")
     (row,) = [r for r in board.load(tmp_path / "leaderboard.json") if r["name"] == "other"]
     assert row["kind"] == "external" and (row["items"], row["of"]) == (1, 2)
-
-
-@pytest.fixture(scope="module")
-def tiny_models(synthetic_shards, tmp_path_factory) -> dict:
-    """A 5-step stage-1 and a 3-step stage-2 model (32 px) on the synthetic shards."""
-    from vlogger.training.run import train_motion, train_video
-
-    runs = tmp_path_factory.mktemp("bench_runs")
-    common = [
-        f"data.shards={synthetic_shards}",
-        "data.val_identities=[synth_001]",
-        "trainer.limit_val_batches=1",
-        f"logging.dir={runs}",
-        "logging.logger=csv",
-        "logging.media_every_steps=0",
-    ]
-    steps = ["trainer.max_steps={n}", "trainer.val_every_steps={n}"]
-    motion = load_config(
-        None,
-        "train/motion.yaml",
-        [*common, *(s.format(n=5) for s in steps), "model.width=32", "model.depth=2", "model.heads=2"],
-    )
-    video = load_config(
-        None,
-        "train/video.yaml",
-        [
-            *common,
-            *(s.format(n=3) for s in steps),
-            "phase=clip",
-            "data.size=32",
-            "data.frames=4",
-            "data.batch_size=2",
-            "guidance.overlap=2",
-            "model.channels=[16,32,64]",
-            "sampling.steps=2",
-        ],
-    )
-    return {"motion": train_motion(motion)["last_checkpoint"], "video": train_video(video)["last_checkpoint"]}
 
 
 def _run(bench: dict, models: dict, out: Path, *extra: str) -> int:

@@ -239,6 +239,10 @@ def test_resume_continues_step_optimizer_and_ema(trained, tmp_path):
     assert steps == {40}  # 30 before the restart + 10 after: Adam's step count carried over
     assert int(resumed["state_dict"]["ema.n_averaged"]) == 40
     assert trained["second"]["global_step"] == 40
+    segments = trained["second"]["segments"]  # both starts, for the model card's wall time and hardware
+    assert [s["steps"] for s in segments] == [[0, 30], [30, 40]] and all(
+        "CPU threads" in s["hardware"] for s in segments
+    )
 
 
 @pytest.mark.slow

@@ -149,8 +149,8 @@ def test_cli(zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert run("list") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["name", "cached", "size", "licence", "purpose"]
-    rows = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert lines[0].split() == ["name", "kind", "here", "size", "licence", "purpose"]
+    rows = {line.split()[0]: line.split()[2] for line in lines[1:]}
     assert rows["good"] == "yes" and rows["bad_sha"] == "no" and rows["mine"] == "yes"
 
 
@@ -161,7 +161,9 @@ def test_packaged_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     expected = {"syncnet_v2", "arcface_w600k_r50", "fid_inception_v3", "i3d_torchscript", "blazeface", "3ddfa_v2_mb05"}
     assert expected <= set(registry)
     for entry in registry.values():
-        assert entry.url.startswith(("http://", "https://")) and entry.licence and entry.purpose and entry.format
+        assert entry.licence and entry.purpose and entry.format
+        if entry.kind == "weights" and entry.path is None:  # downloaded from its official URL, never a mirror
+            assert entry.url.startswith(("http://", "https://"))
     assert registry["arcface_w600k_r50"].member == "w600k_r50.onnx"
     assert registry["blazeface"].sha256 and registry["3ddfa_v2_mb05"].sha256
 

@@ -20,6 +20,7 @@ from vlogger.body.reference import read_image
 from vlogger.core.audio import to_flac
 from vlogger.core.errors import BadInput, ContractError
 from vlogger.core.files import write_atomic, write_json
+from vlogger.core.paste_mask import write_paste_mask
 from vlogger.core.spec import DataSpec
 from vlogger.core.video import encode_mp4, probe, read_frames, resample_indices
 from vlogger.generation.pipeline import BodyFiles, inference_config
@@ -123,7 +124,10 @@ def prepare_item(item: Item, root: Path, spec: DataSpec, body: BodyFiles, size: 
     write_atomic(files.audio, to_flac(result.audio, SAMPLE_RATE))
     write_atomic(files.reference, _png(result.reference.crop))
     write_atomic(files.photo, _png(photo))
-    for kind, frames in ((STATIC, np.repeat(still[None], len(truth), 0)), (WARPED, warped_baseline(result, size))):
+    warped, pasted = warped_baseline(result, size)
+    for kind in (WARPED, TRUTH):  # the border scores' contour: the baseline's seam, and the truth's level there
+        write_paste_mask(files.video(kind), pasted)
+    for kind, frames in ((STATIC, np.repeat(still[None], len(truth), 0)), (WARPED, warped)):
         write_atomic(files.video(kind), encode(frames, result.audio, result.fps))
     write_atomic(files.video(TRUTH), encode(truth, result.audio, result.fps))
 

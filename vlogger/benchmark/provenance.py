@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from vlogger.core.config import REPO_ROOT
-from vlogger.training.checkpoints import read_checkpoint
+from vlogger.training.checkpoints import checkpoint_step, read_checkpoint
 
 
 def sha256(path: Path) -> str:
@@ -24,7 +24,7 @@ def sha256(path: Path) -> str:
 def checkpoint_record(path: Path, stage: str) -> dict:
     """sha256, training step and config of a checkpoint (the config says how it samples by default)."""
     cfg, spec, _ = read_checkpoint(path, stage)
-    step = int(torch.load(path, map_location="cpu", weights_only=True).get("global_step", -1))
+    step = checkpoint_step(path, stage)
     return {"path": str(path), "sha256": sha256(path), "step": step, "config": cfg, "spec": spec.to_dict()}
 
 

@@ -23,6 +23,7 @@ from vlogger.benchmark.manifest import Item, Manifest, check_protocol
 from vlogger.benchmark.provenance import checkpoint_record, code_commit, machine
 from vlogger.core.errors import ContractError, UsageError
 from vlogger.core.files import write_json
+from vlogger.core.paste_mask import mask_path
 from vlogger.evaluation.report import write_report
 from vlogger.evaluation.runner import evaluate
 from vlogger.generation.pipeline import BodyFiles, Sampling, generate_motion, generate_video
@@ -71,6 +72,7 @@ def generate_item(item: Item, run: RunDir, models: Models, sampling: Sampling, s
     with tempfile.TemporaryDirectory(dir=run.out) as tmp:
         frames = generate_video(motion, models.video, Path(tmp), sampling, superres=models.superres, size=size)
         run.video(item.id).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(mask_path(Path(tmp) / "video.mp4"), mask_path(run.video(item.id)))  # before the video: it says done
         os.replace(Path(tmp) / "video.mp4", run.video(item.id))
     seconds = time.perf_counter() - t0
     timing = {"seconds": round(seconds, 3), "frames": len(frames), "video_seconds": len(frames) / motion.fps}

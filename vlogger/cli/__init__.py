@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from vlogger.core.errors import UsageError, UserError
+from vlogger.zoo.registry import ZooError
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
@@ -132,6 +133,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from vlogger.generation.pipeline import Sampling, generate_motion, generate_video, write_motion
 
     out = Path(args.out)
+    if args.model:
+        _use_model(args)
+    elif not args.video_checkpoint:
+        raise UsageError("give --video-checkpoint (and --motion-checkpoint), or --model NAME from the zoo")
     for path in [args.video_checkpoint, *args.superres, *[args.motion_checkpoint] * (not args.motion_from)]:
         if path and not Path(path).is_file():  # before stage 1 runs, not after
             raise FileNotFoundError(f"{path}: no such checkpoint")
@@ -170,6 +175,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         for name, path in write_references(rec, out, len(video[0])).items():
             print(f"{name:8s} {path}")
     return 0
+
+
+def _use_model(args: argparse.Namespace) -> None:
+    """--model NAME: the zoo model's files (each verified against its sha256) as the checkpoint options."""
+    from vlogger.zoo.models import model_files
+
+    if args.motion_checkpoint or args.video_checkpoint or args.superres:
+        raise UsageError("--model names every checkpoint: give it without --motion/--video-checkpoint or --superres")
+    files = model_files(args.model)
+    args.motion_checkpoint, args.video_checkpoint, args.superres = files.motion, files.video, list(files.superres)
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -257,7 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="photo + speech -> talking video (stage 1, controls, stage 2)")
     _photo_and_speech_args(p, "out/generate", "folder for video.mp4, controls.mp4, motion.npz", required=False)
     p.add_argument("--motion-checkpoint", help="stage-1 checkpoint (not with --motion-from)")
-    p.add_argument("--video-checkpoint", required=True, help="stage-2 checkpoint")
+    p.add_argument("--video-checkpoint", help="stage-2 checkpoint")
+    p.add_argument(
+        "--model", help="a model of the zoo (`vlogger zoo list`): its stage-1, stage-2 and super-resolution files"
+    )
     p.add_argument("--superres", action="append", default=[], help="super-resolution checkpoint(s), applied in order")
     p.add_argument("--size", type=int, help="output side in pixels (default: the last model's size)")
     p.add_argument("--guidance", type=float, help="stage-2 guidance on reference + controls")
@@ -284,9 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", metavar="PROJECT", help="also log the table to this W&B project")
     p.set_defaults(func=_cmd_leaderboard)
 
+    from vlogger.cli.zoo import add_checkpoint_parser
     from vlogger.zoo.cli import add_zoo_parser
 
-    add_zoo_parser(sub)
+    add_checkpoint_parser(add_zoo_parser(sub))
 
     from vlogger.cli.body import add_body_parser, add_render_parser
 
@@ -314,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, FileNotFoundError) as e:  # what a user can fix: said, not traced; the rest keeps its traceback
+    except (
+        UserError,
+        ZooError,
+        FileNotFoundError,
+    ) as e:  # what a user can fix: said, not traced; the rest keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

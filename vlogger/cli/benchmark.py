@@ -91,8 +91,17 @@ def _cmd_identities(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace):
     from vlogger.benchmark.run import Models
 
+    if args.model:
+        from vlogger.zoo.models import model_files
+
+        if args.motion_checkpoint or args.video_checkpoint or args.superres:
+            raise UsageError(
+                "--model names every checkpoint: give it without --motion/--video-checkpoint or --superres"
+            )
+        files = model_files(args.model)
+        return Models(files.motion, files.video, files.superres)
     if not (args.motion_checkpoint and args.video_checkpoint):
-        raise UsageError("give --motion-checkpoint and --video-checkpoint")
+        raise UsageError("give --motion-checkpoint and --video-checkpoint, or --model NAME from the zoo")
     return Models(Path(args.motion_checkpoint), Path(args.video_checkpoint), tuple(map(Path, args.superres)))
 
 
@@ -249,6 +258,7 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--motion-checkpoint", help="stage-1 checkpoint")
     q.add_argument("--video-checkpoint", help="stage-2 checkpoint")
     q.add_argument("--superres", action="append", default=[], help="super-resolution checkpoint(s), in order")
+    q.add_argument("--model", help="a model of the zoo (`vlogger zoo list`) instead of the checkpoint options")
     q.add_argument("--name", help="leaderboard row name (default: the OUT folder's name)")
     q.add_argument("--steps", type=int, help="stage-2 sampler steps (default: the checkpoint's)")
     q.add_argument("--guidance", type=float, help="stage-2 guidance (default: the checkpoint's)")

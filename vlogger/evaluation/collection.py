@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlogger.evaluation.avsync import AVSync
+from vlogger.evaluation.border import BorderRidge, BorderScore
 from vlogger.evaluation.drift import Drift
 from vlogger.evaluation.fid import FIDScore
 from vlogger.evaluation.fvd import FVDScore
@@ -32,6 +33,8 @@ METRICS: tuple[type[VideoMetric], ...] = (
     HeadPoseError,
     PSNR,
     SSIM,
+    BorderScore,
+    BorderRidge,
     AVSync,
     CSIM,
     IdentityDlib,

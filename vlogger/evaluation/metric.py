@@ -32,13 +32,15 @@ class Needs:
     reference_video: bool = False  # ground truth, paired frame by frame
     reference_image: bool = False  # the identity reference: a reference image, or a reference video's first frame
     weights: tuple[str, ...] = ()  # zoo names; missing ones skip the metric with the command that fetches them
+    paste_mask: bool = False  # the paste mask beside the generated video (vlogger.core.paste_mask)
 
-    def met(self, audio: bool, reference_video: bool, reference_image: bool) -> bool:
+    def met(self, audio: bool, reference_video: bool, reference_image: bool, paste_mask: bool = False) -> bool:
         """Whether a video that brings these inputs can be scored (weights are checked once, up front)."""
         return (
             (audio or not self.audio)
             and (reference_video or not self.reference_video)
             and (reference_image or not self.reference_image)
+            and (paste_mask or not self.paste_mask)
         )
 
 

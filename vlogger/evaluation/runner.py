@@ -3,7 +3,8 @@
 Pairs files by name: generated/NAME.mp4 with reference/NAME.(mp4|mov|mkv|webm) (ground truth:
 paired metrics + identity reference = its first frame) or reference/NAME.(png|jpg|jpeg)
 (identity reference only), and audio/NAME.wav when --audio is given (else the video's
-own track). Metrics whose weights are missing are skipped with the command that fetches
+own track); generated/NAME.paste.npz, where generation wrote one, gives the border scores their
+paste contour. Metrics whose weights are missing are skipped with the command that fetches
 them; a video that cannot be scored is listed with the reason and the rest go on.
 
 Memory does not grow with the number of videos or their length: each video (with its
@@ -29,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vlogger.core.errors import BadInput
+from vlogger.core.paste_mask import mask_path
 from vlogger.core.tracking import filter_native_logs
 from vlogger.evaluation import collection
 from vlogger.evaluation.metric import EvalVideo, FrameReader, Measured, SampledFrames, VideoMetric
@@ -109,6 +111,7 @@ class Scorer:
         audio = video_audio(gen, self.protocol, job.audio)
         has = {"audio": audio is not None, "reference_video": ref is not None}
         has["reference_image"] = ref is not None or image is not None
+        has["paste_mask"] = mask_path(job.gen).is_file()
         active = [m for m in self.metrics if m.needs.met(**has)]
         readers = {m.name: m.reader(gen, ref) for m in active}
         gen_idx, ref_idx = thumbnail_indices(gen.n_frames, ref and ref.n_frames) if self.thumbnails else ([], None)

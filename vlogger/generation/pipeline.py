@@ -20,11 +20,13 @@ from vlogger.body.fitting import BodyModel, load_body
 from vlogger.body.motion import MotionLayout, from_motion, reference_of, reference_vector
 from vlogger.body.params import to_npz_bytes
 from vlogger.body.reference import analyse_reference
+from vlogger.body.render import Controls
 from vlogger.core.audio import load_audio
 from vlogger.core.config import load_config
 from vlogger.core.errors import BadInput, ContractError, UsageError
 from vlogger.core.frames import to_uint8, to_unit
 from vlogger.core.mel import LogMel
+from vlogger.core.paste_mask import write_paste_mask
 from vlogger.core.spec import DataSpec
 from vlogger.core.video import encode_mp4
 from vlogger.models.motion.generate import generate_long
@@ -168,12 +170,14 @@ def load_video_model(path: str | Path, device: str = "cpu") -> VideoDiffusion:
 
 def _run_model(module, result: MotionResult, gen, steps, guidance, lowres: torch.Tensor | None, desc: str):
     """One model of the cascade over the whole clip: controls and reference at its size, frames
-    by outpainting (super-resolution models also get the previous model's frames)."""
+    by outpainting (super-resolution models also get the previous model's frames). Returns the
+    frames and the paste masks (T, S, S) of its controls."""
 
     ref, size = result.reference, module.size
     renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
     controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
-    return generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance, lowres, desc)
+    frames = generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance, lowres, desc)
+    return frames, Controls(controls).mask[:, 0].cpu().numpy() > 0.5
 
 
 def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str = "cpu") -> list:
@@ -211,7 +215,8 @@ def generate_video(
     size: int | None = None,
 ) -> np.ndarray:
     """Stage 2 over the motion, then each super-resolution model, window by window; video.mp4 at
-    25 fps with the recording muxed in, at the last model's size (or `size`). Steps and noise
+    25 fps with the recording muxed in, at the last model's size (or `size`), and beside it stage
+    2's paste masks (video.paste.npz, `vlogger.core.paste_mask`). Steps and noise
     correlation apply to every model, guidance to stage 2 (super-resolution uses its
     checkpoint's). Returns the frames written (T, S, S, 3) uint8."""
     device = sampling.device
@@ -225,9 +230,11 @@ def generate_video(
     cuda = torch.device(device).type == "cuda"
     steps = sampling.steps
     with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # bf16 on a GPU, as benchmarks/gpu_generate.py
-        frames = _run_model(models[0], result, gen, steps, sampling.guidance, None, f"stage 2 ({models[0].size} px)")
+        stage2 = f"stage 2 ({models[0].size} px)"
+        frames, pasted = _run_model(models[0], result, gen, steps, sampling.guidance, None, stage2)
         for m in models[1:]:
-            frames = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
+            frames, _ = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
     video = to_uint8(frames, size)
+    write_paste_mask(out / "video.mp4", pasted)  # where stage 2 started from the pasted warp: the border scores'
     write_video(video, result, out / "video.mp4")
     return video

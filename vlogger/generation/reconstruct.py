@@ -21,6 +21,7 @@ from vlogger.body.params import from_npz
 from vlogger.body.reference import ReferenceImage, analyse_reference
 from vlogger.core.audio import from_flac
 from vlogger.core.errors import BadInput
+from vlogger.core.paste_mask import write_paste_mask
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import filter_native_logs, make_tracker
 from vlogger.core.video import decode_frames
@@ -127,30 +128,36 @@ def reconstruction(
     return Reconstruction(result, frames[1:], first)
 
 
-def warped_baseline(result: MotionResult, size: int) -> np.ndarray:
+def warped_baseline(result: MotionResult, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The baseline stage 2 must beat: the reference image with the renderer's warped reference
-    pasted wherever it carries a colour (T, size, size, 3) uint8."""
+    pasted wherever it carries a colour (T, size, size, 3) uint8, and where that is (T, size, size)
+    bool: its paste masks."""
     import cv2
 
     ref = result.reference
     renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
     image = cv2.resize(ref.crop, (size, size), interpolation=cv2.INTER_AREA)
     image = torch.from_numpy(image).permute(2, 0, 1).float() / 255
-    out = []
+    out, masks = [], []
     for c in renderer.controls(result.params, int(result.params["size"])):
         pasted = c.paste(image)
         out.append((pasted * 255).round().byte().permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
+        masks.append(c.mask[:, 0].numpy() > 0.5)
+    return np.concatenate(out), np.concatenate(masks)
 
 
 def write_references(rec: Reconstruction, out: Path, size: int) -> dict[str, Path]:
     """Beside video.mp4: ground_truth.mp4 (the clip's crop frames, area-resized) and
     warped_reference.mp4 (the baseline), same size, frames and audio: what `vlogger evaluate`
-    and `vlogger.evaluation` compare."""
+    and `vlogger.evaluation` compare; each with the paste masks beside it (NAME.paste.npz), so the
+    truth's own border scores say what a seamless frame scores on the same contour."""
     import cv2
 
-    paths = {"baseline": write_video(warped_baseline(rec.motion, size), rec.motion, out / "warped_reference.mp4")}
+    frames, masks = warped_baseline(rec.motion, size)
+    paths = {"baseline": write_video(frames, rec.motion, out / "warped_reference.mp4")}
+    write_paste_mask(paths["baseline"], masks)
     if rec.ground_truth is not None:
         truth = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in rec.ground_truth])
         paths["truth"] = write_video(truth, rec.motion, out / "ground_truth.mp4")
+        write_paste_mask(paths["truth"], masks)
     return paths

@@ -3,20 +3,25 @@
 A checkpoint's hyper-parameters are `{cfg, spec, config_version}`: the training config, the data
 contract of its shards (`vlogger.core.spec.DataSpec`) and the layout version of both.
 `migrate` brings an older checkpoint's hyper-parameters to the current version, in one place,
-so no other code needs `.get(key, old_default)`. Tensors only (`weights_only=True`): no pickled
-code runs when a downloaded checkpoint is opened.
+so no other code needs `.get(key, old_default)`. Two kinds of file, one reader each, chosen by
+the suffix: `.ckpt` (Lightning, written by training; tensors only, `weights_only=True`, so no
+pickled code runs) and `.safetensors` (the zoo's: the EMA weights in fp16 with the hyper-parameters
+as JSON in its metadata, written by `vlogger.training.export`; no pickle at all).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from vlogger.body.fitting import basis_id
 from vlogger.core.config import load_config
-from vlogger.core.errors import ContractError
+from vlogger.core.errors import BadInput, ContractError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import tracker_class
 
@@ -69,19 +74,65 @@ def migrate(hp: dict, source: str) -> dict:
     return hp
 
 
-def read_checkpoint(path: str | Path, stage: str) -> tuple[dict, DataSpec, dict]:
-    """(training config, data spec, state dict) of a `stage` checkpoint, migrated. The file is
-    memory-mapped: what is not used (optimizer state; every weight when only the spec is read,
-    as `--motion-from` does before generation loads the model) is never read from disk."""
+ZOO_FORMAT = "vlogger-checkpoint-1"  # the `format` a zoo file's metadata names
+HYPER_PARAMETERS = ("cfg", "spec", "config_version")
+
+
+def _read_lightning(path: Path) -> tuple[dict, dict, int]:
+    """A training checkpoint, memory-mapped: what is not used (optimizer state; every weight when
+    only the spec is read, as `--motion-from` does before generation loads the model) is never
+    read from disk."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return ckpt["hyper_parameters"], ckpt["state_dict"], int(ckpt.get("global_step", -1))
+
+
+def _read_safetensors(path: Path) -> tuple[dict, dict, int]:
+    """A zoo file: its fp16 EMA weights (`model.*`) as fp32, loaded into the model and into its EMA
+    copy alike, beside the module's own buffers as they were saved."""
+    try:
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+    except (SafetensorError, OSError) as e:
+        raise BadInput(path, f"not a readable safetensors file: {e}") from e
+    if meta.get("format") != ZOO_FORMAT or any(k not in meta for k in HYPER_PARAMETERS):
+        raise BadInput(path, f"no {ZOO_FORMAT} metadata ({', '.join(HYPER_PARAMETERS)}): not a vlogger zoo checkpoint")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    state |= {"ema.module." + k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    return {k: json.loads(meta[k]) for k in HYPER_PARAMETERS}, state, int(meta.get("step", -1))
+
+
+READERS: dict[str, Callable[[Path], tuple[dict, dict, int]]] = {
+    ".ckpt": _read_lightning,
+    ".safetensors": _read_safetensors,
+}
+
+
+def _read(path: str | Path, stage: str) -> tuple[dict, dict, int]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {stage} checkpoint (train one with `vlogger train {stage}`)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    hp = migrate(ckpt["hyper_parameters"], str(path))
+    reader = READERS.get(path.suffix)
+    if reader is None:
+        raise BadInput(
+            path, f"not a checkpoint: {' or '.join(READERS)} files are read, not {path.suffix or 'no suffix'}"
+        )
+    return reader(path)
+
+
+def read_checkpoint(path: str | Path, stage: str) -> tuple[dict, DataSpec, dict]:
+    """(training config, data spec, state dict) of a `stage` checkpoint of either kind, migrated."""
+    hp, state, _ = _read(path, stage)
+    hp = migrate(hp, str(path))
     got = hp["cfg"].get("stage", stage)
     if got != stage:
         raise ContractError(f"{path}: a {got} checkpoint, where a {stage} checkpoint is needed")
-    return hp["cfg"], DataSpec.from_dict(hp["spec"], str(path)), ckpt["state_dict"]
+    return hp["cfg"], DataSpec.from_dict(hp["spec"], str(path)), state
+
+
+def checkpoint_step(path: str | Path, stage: str) -> int:
+    """The training step a checkpoint of either kind was saved at (-1 when it does not say)."""
+    return _read(path, stage)[2]
 
 
 def ema_weights(state: dict) -> dict:

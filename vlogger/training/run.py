@@ -10,6 +10,8 @@ stream is re-seeded with the step.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +19,14 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from vlogger.body.facemesh import FaceBasis
 from vlogger.core.errors import ContractError, UsageError
 from vlogger.datasets.motion import MotionDataModule
 from vlogger.datasets.video import VideoDataModule
+from vlogger.training.checkpoints import checkpoint_step
 from vlogger.training.logging import make_logger
 from vlogger.training.motion import MotionDiffusion
 from vlogger.training.motion_media import MotionMedia
@@ -57,9 +61,9 @@ def resume_path(run_dir: Path, resume: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def checkpoint_step(path: Path | None) -> int:
-    """The global step stored in a checkpoint (0 without one); loads tensors only."""
-    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"]) if path else 0
+def start_step(path: Path | None, stage: str) -> int:
+    """The step a run resumes from (0 for a fresh start)."""
+    return checkpoint_step(path, stage) if path else 0
 
 
 def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
@@ -110,6 +114,30 @@ def _val_metrics(metrics: dict) -> dict[str, float]:
     return {k.removeprefix("val/"): float(v) for k, v in metrics.items() if k.startswith("val/")}
 
 
+def hardware(trainer: L.Trainer) -> str:
+    """What a run trained on, in words: the GPUs, or the CPU model and its threads."""
+    n = trainer.num_devices * trainer.num_nodes
+    if isinstance(trainer.accelerator, CUDAAccelerator):
+        return f"{n} x {torch.cuda.get_device_name(trainer.strategy.root_device)}"
+    cpuinfo = Path("/proc/cpuinfo")  # Linux; elsewhere the platform's own words
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads"
+
+
+def _earlier_segments(run_dir: Path, ckpt: Path | None) -> list[dict]:
+    """The starts before this one of a resumed run, from its summary.json (a summary written before
+    `segments` existed gives its last start only, without hardware)."""
+    path = run_dir / "summary.json"
+    if ckpt is None or not path.is_file():
+        return []
+    before = json.loads(path.read_text())
+    if "segments" in before:
+        return before["segments"]
+    step = before.get("global_step")
+    return [{"steps": [None, step], "seconds": before["fit_seconds"], "hardware": "not recorded"}] if step else []
+
+
 def _fit(
     cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback], extra: Sequence[Callback]
 ) -> dict:
@@ -120,7 +148,7 @@ def _fit(
         # every validation loss (per part of the motion vector, for stage 1), not just the total
         summary["val_start"] = _val_metrics(trainer.validate(module, dm, verbose=False)[0])
         summary["val_loss_start"] = summary["val_start"]["loss"]
-    start_step, t0 = checkpoint_step(ckpt), time.perf_counter()
+    first_step, t0 = start_step(ckpt, cfg["stage"]), time.perf_counter()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, dm, ckpt_path=ckpt)
@@ -128,12 +156,14 @@ def _fit(
     summary["val_end"] = _val_metrics(trainer.callback_metrics)
     summary["val_loss_end"] = summary["val_end"].get("loss", float("nan"))
     summary["global_step"] = trainer.global_step
-    steps = trainer.global_step - start_step
+    steps = trainer.global_step - first_step
     summary["fit_seconds"] = round(seconds, 1)  # validation and checkpointing included
     summary["steps_per_s"] = round(steps / seconds, 3)
     summary["samples_per_s"] = round(steps * cfg["data"]["batch_size"] * trainer.world_size / seconds, 1)
     if torch.cuda.is_available():
         summary["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    segment = {"steps": [first_step, trainer.global_step], "seconds": round(seconds, 1), "hardware": hardware(trainer)}
+    summary["segments"] = [*_earlier_segments(run_dir, ckpt), segment]  # the model card's wall time and hardware
     summary["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
     summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
     if trainer.is_global_zero:
@@ -146,7 +176,7 @@ def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callb
     (the CLI's in-training benchmark, which this layer cannot import)."""
 
     run_dir, ckpt = _prepare(cfg, resume)
-    dm = MotionDataModule(cfg, seed_offset=checkpoint_step(ckpt))
+    dm = MotionDataModule(cfg, seed_offset=start_step(ckpt, cfg["stage"]))
     basis = None  # the face-mesh basis draws the validation videos; SMPL-X runs plot the motion only
     if dm.spec.body_model == "facemesh":
         basis = FaceBasis.load(cfg["model"]["basis"])
@@ -165,7 +195,7 @@ def train_video(cfg: dict, resume: str | None = None, callbacks: Sequence[Callba
     if cfg["phase"] not in ("single", "clip"):
         raise UsageError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
     run_dir, ckpt = _prepare(cfg, resume)
-    dm = VideoDataModule(cfg, seed_offset=checkpoint_step(ckpt))
+    dm = VideoDataModule(cfg, seed_offset=start_step(ckpt, cfg["stage"]))
     dm.check_val_identities()
     module = VideoDiffusion(cfg, dm.spec)
     media = [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])]

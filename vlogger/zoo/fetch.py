@@ -35,6 +35,9 @@ def cached(entry: ZooEntry) -> Path | None:
 
     The hash recorded at install is compared instead of re-hashing, so metrics start fast even for GB files.
     """
+    if entry.path is not None:  # shipped or added by the user: never downloaded, checked in full by `verified`
+        ok = entry.path.is_file() and (entry.size is None or entry.path.stat().st_size == entry.size)
+        return entry.path if ok else None
     dest = _dest(entry)
     stamp = _stamp(dest)
     if not (dest.is_file() and stamp.is_file()):
@@ -50,6 +53,8 @@ def resolve(name: str) -> Path:
     """The verified cached file for `name`; if absent, `MissingWeights` says which command provides it."""
     entry = get_entry(name)
     path = cached(entry)
+    if path is None and entry.path is not None:
+        raise MissingWeights(f"{entry.path}: the file of {name!r} ({entry.purpose}) is missing or has another size")
     if path is None:
         raise MissingWeights(
             f"weights {name!r} ({entry.purpose}) are not in {cache_dir()}: run `vlogger zoo fetch {name}` "
@@ -65,6 +70,10 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
     The download goes to a `.part` file that is renamed only once verified, so the cache never holds a bad file.
     """
     entry = get_entry(name)
+    if entry.kind == "model":
+        raise ZooError(f"{name!r} is a model: fetch its parts {entry.parts}")
+    if entry.url is None:
+        raise ZooError(f"{name!r} has no URL to fetch from: its file is {entry.path}")
     if not force and (path := cached(entry)):
         return path
     dest = _dest(entry)

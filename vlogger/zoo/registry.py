@@ -1,4 +1,9 @@
-"""What the zoo knows about each weights file: the packaged registry plus the user's local additions."""
+"""What the zoo knows about each weights file: the packaged registry plus the user's local additions.
+
+An entry is a weights file that comes from a `url` (downloaded into the cache) or lies at a `path`
+relative to the registry file that names it (our checkpoints: shipped inside the package under
+`models/`, or added to the user's own zoo), or a `model`: the files of a whole cascade by name.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,11 @@ from urllib.parse import urlparse
 import yaml
 
 PACKAGED_REGISTRY = Path(__file__).with_name("registry.yaml")
-_REQUIRED = ("url", "licence", "purpose", "format")
+MODELS = "models"  # beside a registry file: the folder its checkpoints are in (`path: models/...`)
+SHIPPED_BUDGET = 40_000_000  # bytes of checkpoints shipped inside the package, all together
+_REQUIRED = ("licence", "purpose", "format")
+_MODEL_REQUIRED = ("licence", "purpose")  # its stages come one `add-checkpoint` at a time
+STAGES = ("motion", "video", "superres")  # a model's parts, in the order the cascade runs them
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"\w[\w.-]*")  # also a cache folder name: no separators, no leading dot
 
@@ -26,10 +35,11 @@ class MissingWeights(ZooError):
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One weights file: where it officially comes from, how to check it, and under which terms it may be used."""
+    """One weights file: where it officially comes from (`url`) or lies (`path`), how to check it, and under
+    which terms it may be used; or (`kind` model) the names of a cascade's files in `parts`."""
 
     name: str
-    url: str
+    url: str | None
     licence: str
     purpose: str
     format: str
@@ -37,6 +47,10 @@ class ZooEntry:
     sha256: str | None = None
     size: int | None = None
     member: str | None = None
+    kind: str = "weights"  # weights | model
+    path: Path | None = None  # absolute: a file shipped in the package or in the user's zoo, not downloaded
+    parts: dict | None = None  # model: {motion: NAME, video: NAME, superres: [NAME, ...]}
+    card: Path | None = None  # model: its model card (markdown)
 
 
 def cache_dir() -> Path:
@@ -54,28 +68,58 @@ def load_registry(path: str | Path | None = None) -> dict[str, ZooEntry]:
 
     A local entry overrides the fields it gives, so a user can e.g. point a packaged name at a mirror.
     """
-    path = Path(path or os.environ.get("VLOGGER_ZOO_REGISTRY") or PACKAGED_REGISTRY)
+    path = registry_path(path)
     local = local_registry_path()
-    raw = _read_yaml(path)
-    for name, fields in _read_yaml(local, missing_ok=True).items():
-        raw[name] = {**raw.get(name, {}), **fields}
-    return {name: _entry(name, fields, f"{path} + {local}") for name, fields in raw.items()}
+    raw = {name: (fields, path.parent) for name, fields in read_yaml(path).items()}
+    for name, fields in read_yaml(local, missing_ok=True).items():
+        packaged, base = raw.get(name, ({}, path.parent))
+        own_files = isinstance(fields, dict) and ("path" in fields or "card" in fields)
+        raw[name] = ({**packaged, **fields}, local.parent if own_files else base)
+    return {name: _entry(name, fields, f"{path} + {local}", base) for name, (fields, base) in raw.items()}
+
+
+def registry_path(path: str | Path | None = None) -> Path:
+    """The registry in use: `path`, else `$VLOGGER_ZOO_REGISTRY`, else the packaged one."""
+    return Path(path or os.environ.get("VLOGGER_ZOO_REGISTRY") or PACKAGED_REGISTRY)
 
 
 def write_local_entry(name: str, fields: dict) -> ZooEntry:
     """Check and record a user's entry in the local registry, so later look-ups (and other processes) know it."""
-    path = local_registry_path()
-    entry = _entry(name, fields, str(path))
-    raw = _read_yaml(path, missing_ok=True)
-    raw[name] = fields
+    return write_entries(local_registry_path(), {name: fields})[name]
+
+
+def write_entries(path: Path, entries: dict[str, dict]) -> dict[str, ZooEntry]:
+    """Check and record entries in the registry file `path`, replacing entries of the same names. The
+    file is edited as text, so the comments of every other entry stay as they were."""
+    checked = {name: _entry(name, fields, str(path), path.parent) for name, fields in entries.items()}
+    text = path.read_text() if path.is_file() else ""
+    for name, fields in entries.items():
+        text = _replace_block(text, name, yaml.safe_dump({name: fields}, sort_keys=False))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_text(yaml.safe_dump(raw, sort_keys=True))
+    tmp.write_text(text)
     tmp.replace(path)
-    return entry
+    return checked
 
 
-def _read_yaml(path: Path, missing_ok: bool = False) -> dict:
+def _replace_block(text: str, name: str, block: str) -> str:
+    """`text` with the top-level entry `name` (its key line and the indented lines under it) replaced by
+    `block`, or `block` appended when there is no such entry."""
+    lines = text.splitlines(keepends=True)
+    key = re.compile(rf"{re.escape(name)}\s*:")
+    start = next((i for i, line in enumerate(lines) if key.match(line)), None)
+    if start is None:
+        return text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + block
+    end = start + 1
+    while end < len(lines) and (lines[end][:1] in (" ", "\t") or not lines[end].strip()):
+        end += 1
+    while end > start + 1 and not lines[end - 1].strip():  # the blank lines before the next entry stay
+        end -= 1
+    return "".join(lines[:start]) + block + "".join(lines[end:])
+
+
+def read_yaml(path: Path, missing_ok: bool = False) -> dict:
+    """A registry file's raw mapping name -> fields (empty when `missing_ok` and there is none)."""
     if not path.is_file():
         if missing_ok:
             return {}
@@ -86,19 +130,28 @@ def _read_yaml(path: Path, missing_ok: bool = False) -> dict:
     return data
 
 
-def _entry(name: str, fields: dict, source: str) -> ZooEntry:
+def _entry(name: str, fields: dict, source: str, base: Path | None) -> ZooEntry:
+    """A checked entry; `path` and `card` are relative to `base`, the folder of the registry file that gave them."""
     if not _NAME.fullmatch(str(name)):
         raise ZooError(f"zoo registry {source}: bad entry name {name!r} (letters, digits, _ . - only)")
-    missing = [k for k in _REQUIRED if not (isinstance(fields, dict) and fields.get(k))]
+    if not isinstance(fields, dict):
+        raise ZooError(f"zoo registry {source}: entry {name!r} is not a mapping")
+    if fields.get("kind", "weights") == "model":
+        return _model_entry(name, fields, source, base)
+    missing = [k for k in _REQUIRED if not fields.get(k)]
+    if not (fields.get("url") or fields.get("path")):
+        missing.append("url (or path)")
     if missing:
         raise ZooError(f"zoo registry {source}: entry {name!r} lacks {', '.join(missing)}")
     sha = fields.get("sha256")
     if sha is not None and not _SHA256.fullmatch(str(sha)):
         raise ZooError(f"zoo registry {source}: entry {name!r} has a malformed sha256 {sha!r}")
-    file = fields.get("file") or fields.get("member") or PurePosixPath(urlparse(fields["url"]).path).name
+    path = _relative(fields.get("path"), base, name, source)
+    url_name = PurePosixPath(urlparse(fields.get("url") or "").path).name
+    file = fields.get("file") or fields.get("member") or (path.name if path else url_name)
     return ZooEntry(
         name=name,
-        url=fields["url"],
+        url=fields.get("url"),
         licence=fields["licence"],
         purpose=fields["purpose"],
         format=fields["format"],
@@ -106,4 +159,35 @@ def _entry(name: str, fields: dict, source: str) -> ZooEntry:
         sha256=sha,
         size=fields.get("size"),
         member=fields.get("member"),
+        path=path,
     )
+
+
+def _model_entry(name: str, fields: dict, source: str, base: Path | None) -> ZooEntry:
+    missing = [k for k in _MODEL_REQUIRED if not fields.get(k)]
+    if missing:
+        raise ZooError(f"zoo registry {source}: model {name!r} lacks {', '.join(missing)}")
+    superres = fields.get("superres") or []
+    parts = {s: str(fields[s]) if fields.get(s) else None for s in ("motion", "video")}
+    parts["superres"] = [str(s) for s in superres]
+    return ZooEntry(
+        name=name,
+        url=None,
+        licence=fields["licence"],
+        purpose=fields["purpose"],
+        format="model",
+        file="",
+        kind="model",
+        parts=parts,
+        card=_relative(fields.get("card"), base, name, source),
+    )
+
+
+def _relative(value: str | None, base: Path | None, name: str, source: str) -> Path | None:
+    """A path the registry gives relative to its own folder, kept inside that folder."""
+    if not value:
+        return None
+    rel = PurePosixPath(str(value))
+    if rel.is_absolute() or ".." in rel.parts or base is None:
+        raise ZooError(f"zoo registry {source}: entry {name!r}: {value!r} must be a path relative to the registry")
+    return base / rel
