@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="stage-2 sampler steps")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--out", default="data/bench_zoo")
+    ap.add_argument("--clips", type=int, default=len(HELD_OUT), help="reconstruct the first N held-out clips")
+    ap.add_argument("--photos", type=int, default=len(PHOTOS), help="animate the first N photos")
     ap.add_argument("--label", default="", help="what the models are, for the tables' title")
     ap.add_argument("--append", help="add the markdown block to this file (benchmarks/RESULTS.md)")
     args = ap.parse_args()
@@ -90,7 +92,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     video = [Path(args.video)]
     recon_rows, gain_rows, seam_rows = [], [], []
-    for clip in HELD_OUT:
+    for clip in HELD_OUT[: args.clips]:
         path = SHARED / "corpus" / clip
         r = reconstruct(f"recon_{path.stem}", video, out, args.steps, args.guidance, clip=path, start=1.0)
         gain = frame_gain(out / r["name"], path.stem)
@@ -109,7 +111,7 @@ def main() -> None:
         )
         shutil.copy(r["strip"], REPO_ROOT / "docs" / "images" / f"zoo_recon_{path.stem}.png")
     photo_rows = []
-    for photo in PHOTOS:
+    for photo in PHOTOS[: args.photos]:
         stem = Path(photo).stem
         g = photo_and_speech(f"photo_{stem}", video, out, args.steps, args.guidance, Path(args.motion), photo, SPEECH)
         frames = decode_mp4_bytes((out / f"photo_{stem}" / "video.mp4").read_bytes())
