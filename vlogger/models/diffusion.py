@@ -92,7 +92,9 @@ class Diffusion:
         if sampler not in SAMPLERS:
             raise UsageError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         sched = SAMPLERS[sampler].from_config(self.train_scheduler.config)
-        sched.set_timesteps(steps if sampler != "ddpm" else min(steps, self.num_train_timesteps), device=device)
+        # the schedule stays on the CPU: the scheduler's per-step arithmetic and branches on the
+        # timestep are then host scalars, not reads of a GPU tensor (a host sync every step)
+        sched.set_timesteps(steps if sampler != "ddpm" else min(steps, self.num_train_timesteps), device="cpu")
         if noise is None:
             noise = correlated_noise(shape, 0.0, generator, device)
         x = noise * sched.init_noise_sigma

@@ -20,7 +20,7 @@ from vlogger.core.errors import ContractError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 STAGES = ("motion", "video")
 
 
@@ -45,7 +45,18 @@ def _version_2_to_3(hp: dict) -> dict:
     return hp | {"cfg": cfg, "config_version": 3}
 
 
-MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3}
+def _version_3_to_4(hp: dict) -> dict:
+    """Version 4 can start stage 2's ControlNet branch at a lower level (`model.control_level`;
+    earlier models ran it from the full resolution) and compile its sampling network on a GPU
+    (`sampling.compile`, off before)."""
+    cfg = copy.deepcopy(hp["cfg"])
+    if cfg.get("stage") == "video":
+        cfg["model"].setdefault("control_level", 0)
+        cfg["sampling"].setdefault("compile", False)
+    return hp | {"cfg": cfg, "config_version": 4}
+
+
+MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4}
 
 
 def migrate(hp: dict, source: str) -> dict:

@@ -35,6 +35,7 @@ UNET_KEYS = (
     "head_dim",
     "dropout",
     "gradient_checkpointing",
+    "control_level",
 )
 
 
@@ -106,6 +107,17 @@ class VideoDiffusion(DiffusionModule):
         feather = self.cfg["model"]["paste_feather"] * controls.shape[-1]
         return (ctrl.paste(image, feather) * 2 - 1).unflatten(0, (b, n))
 
+    def _sampling_network(self) -> torch.nn.Module:
+        """The EMA network; with `sampling.compile` on a GPU, compiled once (mode
+        reduce-overhead: CUDA graphs, since outpainting calls it with the same shapes every
+        step of every window) and kept outside the module tree, so checkpoints never hold it."""
+        model = self.ema.module.eval()
+        if not (self.cfg["sampling"]["compile"] and self.device.type == "cuda"):
+            return model
+        if getattr(self, "_compiled", None) is None:
+            object.__setattr__(self, "_compiled", torch.compile(model, mode="reduce-overhead", dynamic=False))
+        return self._compiled
+
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
 
@@ -162,7 +174,7 @@ class VideoDiffusion(DiffusionModule):
         s = self.cfg["sampling"]
         steps = steps or s["steps"]
         guidance = s["guidance"] if guidance is None else guidance
-        model = self.ema.module.eval()
+        model = self._sampling_network()
         b = reference.shape[0]
         fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
         base = self.x0_base(lowres, reference, controls)

@@ -111,3 +111,17 @@ def test_streamed_video_equals_the_video_written_at_the_end(motion, tmp_path):
     assert b"moof" in files["stream"] and b"moof" not in files["whole"]  # fragmented
     decoded = {k: decode_mp4_bytes(v) for k, v in files.items()}
     assert len(decoded["whole"]) == 50 and np.array_equal(decoded["whole"], decoded["stream"])
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm", "ddpm"])
+def test_stage_2_sampling_never_reads_a_value_back_to_the_host(sampler):
+    """On the meta device every read of a tensor's value (.item(), bool(), int()) fails: each
+    would be a host sync per step on a GPU. The whole guided, outpainting sample runs there."""
+    from vlogger.training.video import VideoDiffusion
+
+    sets = [*TINY, "data.size=16", "sampling.guidance=1.5", f"sampling.sampler={sampler}"]
+    module = VideoDiffusion(load_config(None, "train/video.yaml", sets), default_spec()).to("meta").eval()
+    meta = {"device": "meta"}
+    known, mask = torch.zeros(1, 4, 3, 16, 16, **meta), torch.zeros(1, 4, 1, 16, 16, **meta)
+    x = module.sample(torch.zeros(1, 3, 16, 16, **meta), torch.zeros(1, 4, 14, 16, 16, **meta), known, mask, None, 3)
+    assert x.shape == (1, 4, 3, 16, 16)
