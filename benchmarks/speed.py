@@ -7,7 +7,9 @@ the streaming cascade `vlogger generate` runs, so the time to the first frame is
 `--stream` waits: stage 1 over the whole recording, then the first window of every model.
 Stage 1 runs on random mel rows of the recording's length (its output is timed, not rendered).
 Untrained weights: speed does not depend on them. Time per stage: inside each model's `sample`
-(synchronised on a GPU), the renderer and frame conversion being the rest of the cascade's time.
+(synchronised on a GPU), the renderer and frame conversion being the rest of the cascade's time;
+wall time on a GPU, on CPU the process's CPU time (one thread: one core's work, whatever else
+the shared machine runs; the wall time of the cascade is in the JSON beside it).
 
 FLOPs (torch.utils.flop_counter, matmuls, convolutions and attention) per output frame in the
 steady state: one network call (both classifier-free-guidance halves when guided) on a window,
@@ -110,16 +112,22 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def clock(device: str) -> float:
+    """Seconds: wall time on a GPU; on CPU the process's CPU time, which with one thread is one
+    core's work, whatever else the machine runs (shared machines)."""
+    return time.perf_counter() if device == "cuda" else time.process_time()
+
+
 def timed_sample(module: VideoDiffusion, spent: dict, key: str, device: str) -> None:
     """Time spent inside the module's `sample` accumulates in spent[key]."""
     sample = module.sample
 
     def run(*args, **kwargs):
         sync(device)
-        t = time.perf_counter()
+        t = clock(device)
         out = sample(*args, **kwargs)
         sync(device)
-        spent[key] += time.perf_counter() - t
+        spent[key] += clock(device) - t
         return out
 
     module.sample = run
@@ -133,10 +141,10 @@ def stage1(module: MotionDiffusion, n: int, device: str, steps: int | None) -> t
     mel = np.random.default_rng(0).normal(size=(n * d["rows_per_frame"], 80)).astype(np.float32)
     ref = torch.zeros(module.layout.reference_dim)
     sync(device)
-    t = time.perf_counter()
+    t = clock(device)
     generate_long(module, mel, ref, n, torch.Generator(device=device).manual_seed(0), steps=steps)
     sync(device)
-    seconds = time.perf_counter() - t
+    seconds = clock(device) - t
     with FlopCounterMode(display=False) as fc:
         generate_long(module, mel, ref, n, torch.Generator(device=device).manual_seed(0), steps=1)
     return seconds, fc.get_total_flops() * (steps or module.cfg["sampling"]["steps"])
@@ -185,11 +193,11 @@ def run(cascade: Cascade, motion: MotionResult, device: str, steps: int | None, 
     for m, k in zip(models, keys, strict=True):
         timed_sample(m, spent, k, device)
     t1, flops1 = stage1(m1, n, device, steps)
-    t = time.perf_counter()
+    t, wall = clock(device), time.perf_counter()
     first = None
     for _ in video_chunks(motion, models, Sampling(steps=steps, device=device)):
-        first = first or time.perf_counter() - t
-    cascade_s = time.perf_counter() - t
+        first = first or clock(device) - t
+    cascade_s, wall = clock(device) - t, time.perf_counter() - wall
     flops = {"stage 1": flops1 / n, **{k: unet_flops_per_frame(m, steps) for k, m in zip(keys, models, strict=True)}}
     seconds = {"stage 1": t1, "renderer and frames": cascade_s - sum(spent.values()), **spent}
     return {
@@ -204,6 +212,7 @@ def run(cascade: Cascade, motion: MotionResult, device: str, steps: int | None, 
         "peak_memory_gb": round(peak_memory_gb(device), 2),
         "gflop_per_frame": {k: round(v / 1e9, 2) for k, v in flops.items()},
         "warmup_s": round(warmup, 1),
+        "cascade_wall_s": round(wall, 1),
         "params_m": [round(sum(p.numel() for p in m.model.parameters()) / 1e6, 2) for m in models],
     }
 
@@ -235,7 +244,8 @@ def report(out: dict) -> list[str]:
         f"{datetime.date.today()} ({out['machine']})",
         "",
         f"{out['seconds']:g} s of audio ({out['rows'][0]['frames']} frames), untrained weights, load average "
-        f"{out['load'][0]:.1f} before / {out['load'][1]:.1f} after.",
+        f"{out['load'][0]:.1f} before / {out['load'][1]:.1f} after; "
+        + ("wall time." if out["device_arg"] == "cuda" else "CPU time of the one thread (robust to the load)."),
         "",
         "| cascade | steps | stage 1 | renderer + frames | stage 2 | super-resolution | in all | first frame "
         "| peak memory |",
@@ -250,8 +260,11 @@ def report(out: dict) -> list[str]:
             f"| {r['name']} | {steps} | {cell['stage 1']} | {cell['renderer and frames']} | {cell['stage 2']} | {sr} | "
             f"{r['fps_all']} f/s | {r['first_frame_s']} s | {r['peak_memory_gb']} GiB |"
         )
-    lines += ["", "FLOPs per output frame of the base configs (counted on the meta device, not run):", ""]
-    lines += [f"- {f['cascade']}, the {f['size']}-px model: {f['gflop_per_frame']} GFLOP" for f in out["flops_base"]]
+    lines += ["", "FLOPs per output frame of the base configs at their steps (counted on the meta device):", ""]
+    lines += [
+        f"- {f['cascade']}, the {f['size']}-px model: {f['gflop_per_frame'] / 1e3:.1f} TFLOP ({f['steps']} steps)"
+        for f in out["flops_base"]
+    ]
     return lines
 
 
@@ -288,7 +301,7 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
     out["load"] = [load, os.getloadavg()[0]]
-    out["flops_base"] = flops_only(GPU, motion.spec, steps)
+    out["flops_base"] = flops_only(GPU, motion.spec, None)  # at the configs' steps, as a GPU run samples
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     publish(report(out), args.append)

@@ -125,3 +125,98 @@ def test_stage_2_sampling_never_reads_a_value_back_to_the_host(sampler):
     known, mask = torch.zeros(1, 4, 3, 16, 16, **meta), torch.zeros(1, 4, 1, 16, 16, **meta)
     x = module.sample(torch.zeros(1, 3, 16, 16, **meta), torch.zeros(1, 4, 14, 16, 16, **meta), known, mask, None, 3)
     assert x.shape == (1, 4, 3, 16, 16)
+
+
+def test_ddim_step_is_the_samplers_and_the_student_target_inverts_it():
+    from diffusers import DDIMScheduler
+
+    from vlogger.models.diffusion import Diffusion
+
+    d = Diffusion(load_config(None, "train/video.yaml")["diffusion"])
+    sched = DDIMScheduler.from_config(d.train_scheduler.config)
+    sched.set_timesteps(4)
+    assert torch.equal(d.ddim_grid(4), sched.timesteps)
+    g = torch.Generator().manual_seed(0)
+    x_t, x0 = torch.randn(1, 3, 8, 8, generator=g), torch.randn(1, 3, 8, 8, generator=g)
+    for t in sched.timesteps:  # the last step lands on the clean end (t_prev < 0)
+        tt, prev = t.reshape(1), (t - 250).reshape(1)
+        stepped = d.ddim_step(x_t, x0, tt, prev)
+        torch.testing.assert_close(stepped, sched.step(x0, t, x_t).prev_sample)
+        torch.testing.assert_close(d.ddim_x0(x_t, stepped, tt, prev), x0, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_distillation_run_writes_a_student_that_samples_alone_in_2_steps(synthetic_shards, tmp_path):
+    from vlogger.core.spec import DataSpec
+    from vlogger.generation.pipeline import load_video_model
+    from vlogger.training.run import train_video
+
+    teacher = awake(
+        load_config(None, "train/video.yaml", [*TINY, "data.size=16"]), DataSpec.of_shards(synthetic_shards), 0
+    )
+    ckpt = checkpoint(teacher, tmp_path / "teacher.ckpt")
+    sets = [*TINY, "data.size=16", f"data.shards={synthetic_shards}", "data.val_identities=[synth_001]"]
+    sets += ["trainer.max_steps=2", "trainer.val_every_steps=2", "trainer.limit_val_batches=1"]
+    sets += [f"logging.dir={tmp_path}", "logging.logger=csv", "logging.media_every_steps=0"]
+    sets += [f"distill={{teacher: {ckpt}, steps: 2}}"]
+    summary = train_video(load_config(None, "train/video.yaml", sets))
+    (tmp_path / "teacher.ckpt").unlink()  # generation needs the student alone
+    student = load_video_model(summary["last_checkpoint"])
+    assert summary["global_step"] == 2 and student.cfg["sampling"]["steps"] == 2
+    calls = []
+    student.ema.module.register_forward_hook(lambda *_: calls.append(1))
+    frames = student.sample(torch.zeros(1, 3, 16, 16), torch.rand(1, 4, 14, 16, 16))
+    assert frames.shape == (1, 4, 3, 16, 16) and len(calls) == 2
+
+
+@pytest.mark.slow
+def test_distilled_student_moves_towards_what_its_teacher_makes_in_twice_the_steps(tmp_path):
+    """40 optimiser steps on one batch of conditions: the student's 2-step samples come closer to
+    the teacher's 4-step ones than the teacher's own 2-step samples are (it starts as the teacher)."""
+    from vlogger.core.errors import ContractError
+    from vlogger.training.video import VideoDiffusion
+
+    spec = default_spec()
+    teacher = awake(load_config(None, "train/video.yaml", [*TINY, "data.size=16"]), spec, 0)
+    ckpt = checkpoint(teacher, tmp_path / "teacher.ckpt")
+    distill = f"distill={{teacher: {ckpt}, steps: 2}}"
+    with pytest.raises(ContractError, match="in the teacher"):
+        VideoDiffusion(
+            load_config(None, "train/video.yaml", [*TINY, "data.size=16", "model.channels=[8,32]", distill]), spec
+        )
+    student = VideoDiffusion(load_config(None, "train/video.yaml", [*TINY, "data.size=16", distill]), spec)
+    g = torch.Generator().manual_seed(3)
+    ref, ctrl = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 4, 14, 16, 16, generator=g)
+    batch = {"frames": torch.rand(2, 4, 3, 16, 16, generator=g) * 2 - 1, "reference": ref, "controls": ctrl}
+
+    def sample(module, steps: int) -> torch.Tensor:
+        return module.sample(ref, ctrl, generator=torch.Generator().manual_seed(4), steps=steps)
+
+    goal = sample(teacher, 4)
+    before = (sample(teacher, 2) - goal).abs().mean()
+    opt = torch.optim.Adam(student.model.parameters(), lr=1e-3)
+    torch.manual_seed(0)
+    for _ in range(40):
+        loss = student.losses(batch, student.model, None)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    student.ema.module.load_state_dict(student.model.state_dict())
+    after = (sample(student, 2) - goal).abs().mean()
+    assert after < 0.92 * before, (before, after)
+
+
+def test_stream_option_names_the_raw_frames_target(tmp_path):
+    import numpy as np
+
+    from vlogger.cli import _RawFrames, build_parser
+
+    def stream(*extra: str):
+        return build_parser().parse_args(["generate", "--video-checkpoint", "v.ckpt", *extra]).stream
+
+    assert (stream(), stream("--stream"), stream("--stream", "-")) == (None, "", "-")
+    frames = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    with _RawFrames(str(tmp_path / "pipe")) as raw:
+        raw.write(frames[:1])
+        raw.write(frames[1:])
+    assert raw.first is not None and (tmp_path / "pipe").read_bytes() == frames.tobytes()

@@ -164,7 +164,7 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
 def load_video_model(path: str | Path, device: str = "cpu") -> VideoDiffusion:
     """A stage-2 (or super-resolution) checkpoint, in eval mode."""
     cfg, spec, state = read_checkpoint(path, "video")
-    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}}, spec)
+    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}, "distill": None}, spec)
     module.load_state_dict(state)
     return module.to(device).eval()
 

@@ -47,12 +47,13 @@ def _version_2_to_3(hp: dict) -> dict:
 
 def _version_3_to_4(hp: dict) -> dict:
     """Version 4 can start stage 2's ControlNet branch at a lower level (`model.control_level`;
-    earlier models ran it from the full resolution) and compile its sampling network on a GPU
-    (`sampling.compile`, off before)."""
+    earlier models ran it from the full resolution), compile its sampling network on a GPU
+    (`sampling.compile`, off before) and distil a teacher (`distill`, none before)."""
     cfg = copy.deepcopy(hp["cfg"])
     if cfg.get("stage") == "video":
         cfg["model"].setdefault("control_level", 0)
         cfg["sampling"].setdefault("compile", False)
+        cfg.setdefault("distill", None)
     return hp | {"cfg": cfg, "config_version": 4}
 
 
