@@ -96,9 +96,11 @@ def outpaint_windows(
     device: torch.device | str,
     desc: str | None = None,
 ) -> Iterator[torch.Tensor]:
-    """The frames of `outpaint`, yielded window by window as soon as they are final: the first
-    window's frames, then each next window's new ones (those after its `overlap` known frames),
-    up to `n_frames` in all. Only the last `overlap` frames are kept between windows."""
+    """n_frames frames from windows of `window` frames overlapping by `overlap`, each window
+    after the first given the overlapping frames already made (known, with a mask of ones over
+    them); yielded window by window as soon as they are final: the first window's frames, then
+    each next window's new ones, up to `n_frames` in all (join them for the whole sequence).
+    Only the last `overlap` frames are kept between windows. `desc` shows a progress bar."""
     starts = window_starts(n_frames, window, overlap)
     tail = None  # the previous window's last `overlap` frames
     for i, s in enumerate(tqdm(starts, desc=desc, unit="window", disable=desc is None)):
@@ -113,19 +115,3 @@ def outpaint_windows(
         new = frames if first == s else frames[overlap:]
         if first < n_frames:
             yield new[: n_frames - first]
-
-
-@torch.no_grad()
-def outpaint(
-    sample_window: SampleWindow,
-    n_frames: int,
-    window: int,
-    overlap: int,
-    frame_shape: Sequence[int],
-    device: torch.device | str,
-    desc: str | None = None,
-) -> torch.Tensor:
-    """(n_frames, *frame_shape) from windows of `window` frames overlapping by `overlap`; each
-    window after the first is given the overlapping frames already made (known, with a mask of
-    ones over them). `desc` shows a progress bar over windows."""
-    return torch.cat(list(outpaint_windows(sample_window, n_frames, window, overlap, frame_shape, device, desc)))
