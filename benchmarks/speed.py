@@ -232,8 +232,14 @@ def flops_only(cascades: tuple[Cascade, ...], spec, steps: int | None) -> list[d
     for c in cascades:
         for overlays in [c.stage2, *[(*c.stage2, *sr) for sr in c.superres]]:
             m = video_model(overlays, spec, "cpu")
+            flops = round(unet_flops_per_frame(m, steps) / 1e9, 2)
             rows.append(
-                {"cascade": c.name, "size": m.size, "gflop_per_frame": round(unet_flops_per_frame(m, steps) / 1e9, 2)}
+                {
+                    "cascade": c.name,
+                    "size": m.size,
+                    "steps": steps or m.cfg["sampling"]["steps"],
+                    "gflop_per_frame": flops,
+                }
             )
     return rows
 
