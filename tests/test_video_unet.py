@@ -268,3 +268,32 @@ def test_untrained_stage_2_samples_the_pasted_warped_reference():
         load_config(None, "train/video.yaml", [*over, "model.residual_over_warped=false"]), default_spec()
     )
     assert plain.sample(reference, controls, generator=g).abs().max() < 1e-4  # plain x0: the zero image
+
+
+def test_control_branch_from_level_1_skips_its_full_resolution_level_and_still_sees_the_controls():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    inp = make_inputs(t=2, s=16)
+    flops = {}
+    for level in (0, 1):
+        model = make_model(control_level=level).eval()
+        randomise_zero_inits(model)
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            out = model(**inp)
+        flops[level] = fc.get_total_flops()
+        with torch.no_grad():
+            changed = model(**{**inp, "controls": torch.rand_like(inp["controls"])})
+        assert out.shape == inp["x_t"].shape and (out - changed).abs().mean() > 1e-3  # the controls reach the output
+    # the branch's full-resolution level (stem, ResBlock, downsampling) is gone: ~5 % of this small network
+    assert flops[1] < 0.97 * flops[0], flops
+    with pytest.raises(ValueError, match="control_level 3"):
+        make_model(control_level=3)
+
+
+def test_checkpoints_before_control_level_run_the_full_branch():
+    from vlogger.training.checkpoints import CONFIG_VERSION, migrate
+
+    cfg = {"stage": "video", "model": {"channels": [16, 32]}, "sampling": {}}
+    hp = migrate({"cfg": cfg, "spec": {}, "config_version": 3}, "old.ckpt")
+    assert hp["config_version"] == CONFIG_VERSION and hp["cfg"]["model"]["control_level"] == 0
+    assert hp["cfg"]["sampling"]["compile"] is False

@@ -7,9 +7,12 @@ The top layer (docs/architecture.md). Each command imports what it runs inside i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import time
 from pathlib import Path
+from typing import BinaryIO
 
 from vlogger.core.errors import UsageError, UserError
 from vlogger.zoo.registry import ZooError
@@ -130,8 +133,17 @@ def _cmd_generate_motion(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    if args.stream == "-":  # stdout carries the frames: everything said goes to stderr
+        frames_out = sys.stdout.buffer
+        with contextlib.redirect_stdout(sys.stderr):
+            return _generate(args, _RawFrames(frames_out))
+    return _generate(args, _RawFrames(args.stream or None))
+
+
+def _generate(args: argparse.Namespace, raw: _RawFrames) -> int:
     from vlogger.generation.pipeline import Sampling, generate_motion, generate_video, write_motion
 
+    started = time.perf_counter()
     out = Path(args.out)
     if args.model:
         _use_model(args)
@@ -160,6 +172,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         result = generate_motion(
             args.image, args.audio, args.motion_checkpoint, sampling, body_model_path=args.body_model_path
         )
+    motion_done = time.perf_counter()
     sampling = Sampling(
         seed=args.seed,
         steps=args.steps,
@@ -167,9 +180,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         noise_correlation=args.noise_correlation,
         device=args.device,
     )
-    video = generate_video(result, args.video_checkpoint, out, sampling, superres=args.superres, size=args.size)
+    with raw:
+        video = generate_video(
+            result,
+            args.video_checkpoint,
+            out,
+            sampling,
+            superres=args.superres,
+            size=args.size,
+            stream=args.stream is not None,
+            on_frames=raw.write,
+        )
     write_motion(result, out, len(video[0]))
-    print(f"{len(video)} frames ({len(video) / result.fps:.1f} s) at {len(video[0])} px")
+    done = time.perf_counter() - started
+    print(f"{len(video)} frames ({len(video) / result.fps:.1f} s) at {len(video[0])} px in {done:.1f} s")
+    print(f"first frame after {raw.first - started:.1f} s ({raw.first - motion_done:.1f} s after stage 1)")
     print(f"video    {out / 'video.mp4'}\ncontrols {out / 'controls.mp4'}\nmotion   {out / 'motion.npz'}")
     if args.motion_from:
         for name, path in write_references(rec, out, len(video[0])).items():
@@ -185,6 +210,33 @@ def _use_model(args: argparse.Namespace) -> None:
         raise UsageError("--model names every checkpoint: give it without --motion/--video-checkpoint or --superres")
     files = model_files(args.model)
     args.motion_checkpoint, args.video_checkpoint, args.superres = files.motion, files.video, list(files.superres)
+
+
+class _RawFrames:
+    """`vlogger generate --stream TARGET`: every frame as raw rgb24 bytes (S x S x 3, 25 a
+    second) to a binary stream (stdout) or a file or named pipe, as soon as it is made; keeps
+    the time the first frame came (with no target too, for the report)."""
+
+    def __init__(self, target: str | BinaryIO | None):
+        self.target, self.file, self.first = target, None, None
+
+    def __enter__(self) -> _RawFrames:
+        if isinstance(self.target, str):
+            self.file = open(self.target, "wb")  # closed in __exit__
+        else:
+            self.file = self.target
+        return self
+
+    def write(self, frames) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        if self.file is not None:
+            self.file.write(frames.tobytes())
+            self.file.flush()
+
+    def __exit__(self, *exc) -> None:
+        if isinstance(self.target, str):
+            self.file.close()
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -292,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reference-frame", type=int, default=0, help="with --motion-from: the clip's reference frame")
     p.add_argument("--start", type=float, default=0.0, help="with --motion-from: first second of the clip to drive")
+    p.add_argument(
+        "--stream",
+        nargs="?",
+        const="",
+        metavar="TARGET",
+        help="write video.mp4 as a fragmented mp4 while the frames are made; with TARGET (`-` = stdout, "
+        "or a file / named pipe) also every frame as raw rgb24 bytes as soon as it is made",
+    )
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")

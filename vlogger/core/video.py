@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -158,6 +159,82 @@ def _read_pyav(info: VideoInfo, indices: Sequence[int], size) -> Iterator[np.nda
         raise BadInput(info.path, f"video ends early: decoded {pos} of {len(wanted)} frames")
 
 
+class Mp4Writer:
+    """RGB frames (and mono float audio) into an mp4, yuv420p, as they come. `fragmented`: a
+    fragmented mp4 (movflags frag_keyframe+empty_moov, a fragment at least every second, the
+    audio interleaved as the video advances) that a player or a pipe reads while it is
+    written; the encoder and its settings are the same either way, so the decoded frames are
+    too (the first fragment waits for the encoder's lookahead: about a second of frames)."""
+
+    FRAGMENT_US = 1_000_000
+
+    def __init__(
+        self,
+        target: str | Path | BinaryIO,
+        fps: int,
+        codec: str = "libx264",
+        crf: int = 20,
+        preset: str = "veryfast",
+        audio: np.ndarray | None = None,
+        sample_rate: int = 16000,
+        *,
+        fragmented: bool = False,
+    ):
+        options = {}
+        if fragmented:
+            options = {
+                "movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof",
+                "frag_duration": str(self.FRAGMENT_US),
+            }
+        self.out = av.open(str(target) if isinstance(target, Path) else target, "w", format="mp4", options=options)
+        self.fps, self.codec, self.crf, self.preset = fps, codec, crf, preset
+        self.audio, self.sample_rate, self.fragmented = audio, sample_rate, fragmented
+        self.video = self.sound = None
+        self.frames = self.samples = 0  # written so far
+
+    def write(self, frames: Sequence[np.ndarray] | np.ndarray) -> None:
+        if self.video is None:  # the size comes with the first frame; every stream before the first packet
+            h, w = frames[0].shape[:2]
+            opts = {"crf": str(self.crf), "preset": self.preset}
+            self.video = self.out.add_stream(self.codec, rate=self.fps, options=opts)
+            self.video.width, self.video.height, self.video.pix_fmt = w, h, "yuv420p"
+            if self.audio is not None:
+                self.sound = self.out.add_stream("aac", rate=self.sample_rate, layout="mono")
+        for img in frames:
+            for packet in self.video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), "rgb24")):
+                self.out.mux(packet)
+        self.frames += len(frames)
+        if self.fragmented and self.sound is not None:
+            self._audio_until(self.frames * self.sample_rate // self.fps)
+
+    def _audio_until(self, end: int | None) -> None:
+        """Encode the recording's samples [written, end) (to its end when None), in whole
+        1024-sample frames except at the very end."""
+        step, stop = 1024, len(self.audio) if end is None else min(end, len(self.audio))
+        while self.samples < stop and (end is None or self.samples + step <= stop):
+            i = self.samples
+            chunk = np.ascontiguousarray(self.audio[i : i + step], dtype=np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = self.sample_rate, i
+            for packet in self.sound.encode(frame):
+                self.out.mux(packet)
+            self.samples += chunk.shape[1]
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.out.mux(self.video.encode())
+            if self.sound is not None:
+                self._audio_until(None)
+                self.out.mux(self.sound.encode())
+        self.out.close()
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def encode_mp4(
     frames: Sequence[np.ndarray] | np.ndarray,
     fps: int,
@@ -169,32 +246,9 @@ def encode_mp4(
 ) -> bytes:
     """Encode RGB frames (and optionally mono float audio) to mp4 bytes, yuv420p."""
     buf = io.BytesIO()
-    h, w = frames[0].shape[:2]
-    with av.open(buf, "w", format="mp4") as out:
-        vs = out.add_stream(codec, rate=fps, options={"crf": str(crf), "preset": preset})
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        aus = None
-        if audio is not None:
-            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
-        for img in frames:
-            for packet in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), "rgb24")):
-                out.mux(packet)
-        out.mux(vs.encode())
-        if aus is not None:
-            _encode_audio(out, aus, audio, sample_rate)
+    with Mp4Writer(buf, fps, codec, crf, preset, audio, sample_rate) as writer:
+        writer.write(frames)
     return buf.getvalue()
-
-
-def _encode_audio(out: av.container.OutputContainer, stream, audio: np.ndarray, sr: int) -> None:
-    step = 1024
-    for i in range(0, len(audio), step):
-        chunk = np.ascontiguousarray(audio[i : i + step], dtype=np.float32)[None]
-        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-        frame.sample_rate, frame.pts = sr, i
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode():
-        out.mux(packet)
 
 
 def decode_mp4_bytes(data: bytes) -> np.ndarray:

@@ -7,7 +7,7 @@ parameters, and the controls rendered as a video with the recording muxed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +28,9 @@ from vlogger.core.frames import to_uint8, to_unit
 from vlogger.core.mel import LogMel
 from vlogger.core.paste_mask import write_paste_mask
 from vlogger.core.spec import DataSpec
-from vlogger.core.video import encode_mp4
+from vlogger.core.video import Mp4Writer, encode_mp4
 from vlogger.models.motion.generate import generate_long
-from vlogger.models.video.generate import generate_frames
+from vlogger.models.video.generate import stream_frames
 from vlogger.training.checkpoints import read_checkpoint
 from vlogger.training.motion import MotionDiffusion
 from vlogger.training.video import VideoDiffusion
@@ -60,6 +60,9 @@ def speech_features(path: str | Path, spec: DataSpec) -> tuple[np.ndarray, np.nd
         raise BadInput(path, "audio is silent")
     mel = LogMel.from_config(spec.audio_features, sr).for_frames(audio, n_frames, fps)
     return audio, mel, n_frames
+
+
+VIDEO_CODEC = ("libx264", 18, "veryfast")  # codec, crf, preset of video.mp4, streamed or not
 
 
 @dataclass(frozen=True)
@@ -163,21 +166,36 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
 def load_video_model(path: str | Path, device: str = "cpu") -> VideoDiffusion:
     """A stage-2 (or super-resolution) checkpoint, in eval mode."""
     cfg, spec, state = read_checkpoint(path, "video")
-    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}}, spec)
+    module = VideoDiffusion({**cfg, "model": {**cfg["model"], "init_from": None}, "distill": None}, spec)
     module.load_state_dict(state)
     return module.to(device).eval()
 
 
-def _run_model(module, result: MotionResult, gen, steps, guidance, lowres: torch.Tensor | None, desc: str):
-    """One model of the cascade over the whole clip: controls and reference at its size, frames
-    by outpainting (super-resolution models also get the previous model's frames). Returns the
-    frames and the paste masks (T, S, S) of its controls."""
-
+def _model_frames(
+    module,
+    result: MotionResult,
+    gen,
+    steps,
+    guidance,
+    lowres: Iterator[torch.Tensor] | None,
+    desc: str,
+    masks: list[np.ndarray] | None = None,
+) -> Iterator[torch.Tensor]:
+    """One model of the cascade over the whole clip, window by window: controls rendered at its
+    size on its device as the windows need them, frames by outpainting (super-resolution models
+    also take the previous model's frames as they come). `masks` collects the controls' paste
+    masks (k, S, S) as they pass."""
     ref, size = result.reference, module.size
-    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
-    controls = torch.cat([c.stacked for c in renderer.controls(result.params, int(result.params["size"]))])
-    frames = generate_frames(module, to_unit(ref.crop[None], size)[0], controls, gen, steps, guidance, lowres, desc)
-    return frames, Controls(controls).mask[:, 0].cpu().numpy() > 0.5
+    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size, str(module.device))
+    controls = (_kept_mask(c.stacked, masks) for c in renderer.controls(result.params, int(result.params["size"])))
+    reference = to_unit(ref.crop[None], size)[0]
+    return stream_frames(module, reference, controls, len(result.motion), gen, steps, guidance, lowres, desc)
+
+
+def _kept_mask(stacked: torch.Tensor, masks: list[np.ndarray] | None) -> torch.Tensor:
+    if masks is not None:
+        masks.append(Controls(stacked).mask[:, 0].cpu().numpy() > 0.5)
+    return stacked
 
 
 def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str = "cpu") -> list:
@@ -201,8 +219,36 @@ def write_video(frames: np.ndarray, result: MotionResult, path: Path) -> Path:
     """frames at 25 fps with the recording muxed in."""
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode_mp4(frames, result.fps, "libx264", 18, "veryfast", result.audio, 16000))
+    path.write_bytes(encode_mp4(frames, result.fps, *VIDEO_CODEC, result.audio, 16000))
     return path
+
+
+def video_chunks(
+    result: MotionResult,
+    models: Sequence,
+    sampling: Sampling = Sampling(),
+    size: int | None = None,
+    masks: list[np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """The cascade's output, (k, S, S, 3) uint8 per outpainting window of the last model, as it
+    is made: every model pulls the previous one's frames window by window. Each model draws from
+    its own generator (seed + its place in the cascade), so the frames do not depend on how the
+    models' windows interleave. bf16 autocast on a GPU (as benchmarks/gpu_generate.py). `masks`
+    collects stage 2's paste masks as its windows are made."""
+    device = sampling.device
+    frames = None
+    for i, m in enumerate(models):
+        gen = torch.Generator(device=device).manual_seed(sampling.seed + i)
+        guidance = sampling.guidance if i == 0 else None  # super-resolution: its checkpoint's
+        desc = f"stage 2 ({m.size} px)" if i == 0 else f"super-resolution ({m.size} px)"
+        frames = _model_frames(m, result, gen, sampling.steps, guidance, frames, desc, masks if i == 0 else None)
+    cuda = torch.device(device).type == "cuda"
+    while True:
+        with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # around each step of the generators
+            chunk = next(frames, None)
+        if chunk is None:
+            return
+        yield to_uint8(chunk, size)
 
 
 def generate_video(
@@ -213,28 +259,41 @@ def generate_video(
     *,
     superres: Sequence[str | Path] = (),
     size: int | None = None,
+    stream: bool = False,
+    on_frames: Callable[[np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Stage 2 over the motion, then each super-resolution model, window by window; video.mp4 at
     25 fps with the recording muxed in, at the last model's size (or `size`), and beside it stage
     2's paste masks (video.paste.npz, `vlogger.core.paste_mask`). Steps and noise
     correlation apply to every model, guidance to stage 2 (super-resolution uses its
-    checkpoint's). Returns the frames written (T, S, S, 3) uint8."""
-    device = sampling.device
-    models = load_cascade(checkpoint, list(superres), device)
+    checkpoint's). `stream`: video.mp4 is a fragmented mp4 written as the frames are made (the
+    same frames, encoded alike); `on_frames` gets every chunk of frames as it is made. Returns
+    the frames written (T, S, S, 3) uint8."""
+    models = load_cascade(checkpoint, list(superres), sampling.device)
     for path, m in zip([checkpoint, *superres], models, strict=True):
         m.spec.require_same(result.spec, str(path), "the motion's source")
     if sampling.noise_correlation is not None:
         for m in models:
             m.cfg["sampling"]["noise_correlation"] = sampling.noise_correlation
-    gen = torch.Generator(device=device).manual_seed(sampling.seed)
-    cuda = torch.device(device).type == "cuda"
-    steps = sampling.steps
-    with torch.autocast("cuda", torch.bfloat16, enabled=cuda):  # bf16 on a GPU, as benchmarks/gpu_generate.py
-        stage2 = f"stage 2 ({models[0].size} px)"
-        frames, pasted = _run_model(models[0], result, gen, steps, sampling.guidance, None, stage2)
-        for m in models[1:]:
-            frames, _ = _run_model(m, result, gen, steps, None, frames, f"super-resolution ({m.size} px)")
-    video = to_uint8(frames, size)
-    write_paste_mask(out / "video.mp4", pasted)  # where stage 2 started from the pasted warp: the border scores'
-    write_video(video, result, out / "video.mp4")
-    return video
+    masks: list[np.ndarray] = []  # where stage 2 started from the pasted warp: the border scores'
+    chunks = video_chunks(result, models, sampling, size, masks)
+    path = out / "video.mp4"
+    if not stream:
+        video = np.concatenate([_seen(c, on_frames) for c in chunks])
+        write_paste_mask(path, np.concatenate(masks))
+        write_video(video, result, path)
+        return video
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    with Mp4Writer(path, result.fps, *VIDEO_CODEC, result.audio, 16000, fragmented=True) as writer:
+        for c in chunks:
+            writer.write(_seen(c, on_frames))
+            parts.append(c)
+    write_paste_mask(path, np.concatenate(masks))
+    return np.concatenate(parts)
+
+
+def _seen(chunk: np.ndarray, on_frames: Callable[[np.ndarray], None] | None) -> np.ndarray:
+    if on_frames is not None:
+        on_frames(chunk)
+    return chunk

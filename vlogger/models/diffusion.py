@@ -76,6 +76,34 @@ class Diffusion:
     def random_timesteps(self, n: int, device: torch.device, generator: torch.Generator | None = None):
         return torch.randint(0, self.num_train_timesteps, (n,), device=device, generator=generator)
 
+    def ddim_grid(self, steps: int) -> torch.Tensor:
+        """The timesteps `sample` visits with DDIM in `steps` steps, largest first (on the CPU);
+        each step goes from t to t - train_steps // steps (below 0: the clean end)."""
+        sched = DDIMScheduler.from_config(self.train_scheduler.config)
+        sched.set_timesteps(steps, device="cpu")
+        return sched.timesteps
+
+    def _alpha(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Cumulative alpha at steps t (B,), 1 below step 0 (DDIM's clean end), shaped to broadcast over `like`."""
+        cumprod = self.train_scheduler.alphas_cumprod.to(like.device)
+        a = torch.where(t >= 0, cumprod[t.clamp_min(0)], torch.ones((), device=like.device))
+        return a.view(-1, *[1] * (like.dim() - 1)).to(like.dtype)
+
+    def ddim_step(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor) -> torch.Tensor:
+        """Deterministic DDIM (eta 0, as `sample` runs it) from x_t at steps t (B,) to t_prev (B,),
+        given the predicted x0, with a step per sample."""
+        a_t, a_prev = self._alpha(t, x_t), self._alpha(t_prev, x_t)
+        eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+
+    def ddim_x0(self, x_t: torch.Tensor, x_prev: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor) -> torch.Tensor:
+        """The x0 whose DDIM step from x_t at t lands on x_prev at t_prev (`ddim_step` inverted in
+        x0): what a distilled student taking one step must predict to land where its teacher's
+        two steps did (progressive distillation, Salimans and Ho 2022)."""
+        a_t, a_prev = self._alpha(t, x_t), self._alpha(t_prev, x_t)
+        r = ((1 - a_prev) / (1 - a_t)).sqrt()
+        return (x_prev - r * x_t) / (a_prev.sqrt() - r * a_t.sqrt())
+
     @torch.no_grad()
     def sample(
         self,
@@ -92,7 +120,9 @@ class Diffusion:
         if sampler not in SAMPLERS:
             raise UsageError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         sched = SAMPLERS[sampler].from_config(self.train_scheduler.config)
-        sched.set_timesteps(steps if sampler != "ddpm" else min(steps, self.num_train_timesteps), device=device)
+        # the schedule stays on the CPU: the scheduler's per-step arithmetic and branches on the
+        # timestep are then host scalars, not reads of a GPU tensor (a host sync every step)
+        sched.set_timesteps(steps if sampler != "ddpm" else min(steps, self.num_train_timesteps), device="cpu")
         if noise is None:
             noise = correlated_noise(shape, 0.0, generator, device)
         x = noise * sched.init_noise_sigma

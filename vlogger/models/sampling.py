@@ -9,7 +9,7 @@ known-prefix input the models were trained with), so consecutive windows agree w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from tqdm import tqdm
@@ -62,8 +62,32 @@ def window_starts(n_frames: int, window: int, overlap: int) -> list[int]:
     return starts
 
 
+class FrameSource:
+    """Rows of a sequence of known length that arrives in chunks (an iterator, e.g. a renderer's
+    or the previous model's output): `window(start, n)` is `window_of` on the whole sequence,
+    pulling only the chunks it needs. Starts must not decrease; rows before the last start are
+    dropped, so a long video never sits in memory whole."""
+
+    def __init__(self, chunks: torch.Tensor | Iterable[torch.Tensor], length: int):
+        self.chunks = iter([chunks] if isinstance(chunks, torch.Tensor) else chunks)
+        self.length, self.offset = length, 0
+        self.rows: torch.Tensor | None = None
+
+    def window(self, start: int, window: int) -> torch.Tensor:
+        if start < self.offset:
+            raise ValueError(f"window at {start} after one at {self.offset}: windows come in order")
+        need = min(start + window, self.length) - self.offset
+        while self.rows is None or len(self.rows) < need:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                raise ValueError(f"the frames end at {self.offset + len(self.rows)} of {self.length}")
+            self.rows = chunk if self.rows is None else torch.cat([self.rows, chunk])
+        self.rows, self.offset = self.rows[start - self.offset :], start
+        return window_of(self.rows[: min(window, self.length - start)], 0, window)
+
+
 @torch.no_grad()
-def outpaint(
+def outpaint_windows(
     sample_window: SampleWindow,
     n_frames: int,
     window: int,
@@ -71,17 +95,23 @@ def outpaint(
     frame_shape: Sequence[int],
     device: torch.device | str,
     desc: str | None = None,
-) -> torch.Tensor:
-    """(n_frames, *frame_shape) from windows of `window` frames overlapping by `overlap`; each
-    window after the first is given the overlapping frames already made (known, with a mask of
-    ones over them). `desc` shows a progress bar over windows."""
+) -> Iterator[torch.Tensor]:
+    """n_frames frames from windows of `window` frames overlapping by `overlap`, each window
+    after the first given the overlapping frames already made (known, with a mask of ones over
+    them); yielded window by window as soon as they are final: the first window's frames, then
+    each next window's new ones, up to `n_frames` in all (join them for the whole sequence).
+    Only the last `overlap` frames are kept between windows. `desc` shows a progress bar."""
     starts = window_starts(n_frames, window, overlap)
-    out = torch.zeros(starts[-1] + window, *frame_shape, device=device)
+    tail = None  # the previous window's last `overlap` frames
     for i, s in enumerate(tqdm(starts, desc=desc, unit="window", disable=desc is None)):
         known = mask = None
         if i > 0 and overlap:
-            known = out[s : s + window].clone()
+            known = torch.cat([tail, torch.zeros(window - overlap, *frame_shape, device=device, dtype=tail.dtype)])
             mask = torch.zeros(window, *[1] * len(frame_shape), device=device)
             mask[:overlap] = 1.0
-        out[s : s + window] = sample_window(s, known, mask)
-    return out[:n_frames]
+        frames = sample_window(s, known, mask)
+        tail = frames[window - overlap :]
+        first = s if i == 0 or not overlap else s + overlap
+        new = frames if first == s else frames[overlap:]
+        if first < n_frames:
+            yield new[: n_frames - first]

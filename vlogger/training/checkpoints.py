@@ -25,7 +25,7 @@ from vlogger.core.errors import BadInput, ContractError
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 4
+CONFIG_VERSION = 5
 STAGES = ("motion", "video")
 
 
@@ -60,7 +60,19 @@ def _version_3_to_4(hp: dict) -> dict:
     return hp | {"cfg": cfg, "config_version": 4}
 
 
-MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4}
+def _version_4_to_5(hp: dict) -> dict:
+    """Version 5 can start stage 2's ControlNet branch at a lower level (`model.control_level`;
+    earlier models ran it from the full resolution), compile its sampling network on a GPU
+    (`sampling.compile`, off before) and distil a teacher (`distill`, none before)."""
+    cfg = copy.deepcopy(hp["cfg"])
+    if cfg.get("stage") == "video":
+        cfg["model"].setdefault("control_level", 0)
+        cfg["sampling"].setdefault("compile", False)
+        cfg.setdefault("distill", None)
+    return hp | {"cfg": cfg, "config_version": 5}
+
+
+MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4, 4: _version_4_to_5}
 
 
 def migrate(hp: dict, source: str) -> dict:

@@ -10,6 +10,13 @@ The super-resolution model is the same module with a `superres` section: its fra
 the high size and each is conditioned, besides reference and controls, on itself shrunk to
 `superres.from_size` and upsampled back (plus a little noise, so stage 2's imperfect frames
 at generation are not out of distribution).
+
+Distillation (`distill: {teacher, steps}`): progressive distillation (Salimans and Ho 2022) of a
+trained stage-2 or super-resolution checkpoint into a student of the same network that samples
+with DDIM in `steps` steps where the teacher took 2 * steps: the student starts from the
+teacher's EMA weights and learns, at each of its own steps, the x0 that makes one DDIM step land
+where two of the teacher's land. Rounds halve the steps (teacher = the last student). The
+teacher is distilled without guidance (scale 1; both see the same dropped conditions).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from vlogger.body.render import Controls
+from vlogger.core.config import ConfigError
+from vlogger.core.errors import ContractError
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion, correlated_noise
 from vlogger.models.sampling import classifier_free, rows_like
@@ -35,16 +44,24 @@ UNET_KEYS = (
     "head_dim",
     "dropout",
     "gradient_checkpointing",
+    "control_level",
 )
 
 
 class VideoDiffusion(DiffusionModule):
     def __init__(self, cfg: dict, spec: DataSpec):
         super().__init__()
+        if cfg["distill"]:  # the student samples in its own steps
+            steps = cfg["distill"]["steps"]
+            if steps < 1 or cfg["diffusion"]["train_steps"] % (2 * steps):
+                raise ConfigError(f"distill.steps {steps}: 2 x steps must divide diffusion.train_steps")
+            cfg = {**cfg, "sampling": {**cfg["sampling"], "steps": steps, "sampler": "ddim"}}
         self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict(), "config_version": CONFIG_VERSION})
         self.model = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS}, lowres_input=self.superres is not None)
         if cfg["model"].get("init_from"):
             self._init_from(Path(cfg["model"]["init_from"]), spec)
+        if cfg["distill"]:
+            self._load_teacher(Path(cfg["distill"]["teacher"]), spec)
         self.diffusion = Diffusion(cfg["diffusion"])
         self.finish_init()
 
@@ -53,6 +70,21 @@ class VideoDiffusion(DiffusionModule):
         before phase 2."""
         _, init_spec, state = read_checkpoint(path, "video")
         init_spec.require_same(spec, str(path), "this run's shards")
+        self.model.load_state_dict(ema_weights(state))
+
+    def _load_teacher(self, path: Path, spec: DataSpec) -> None:
+        """The teacher's EMA network, frozen and kept outside the module tree (checkpoints hold
+        the student only); the student starts from the same weights."""
+        cfg, teacher_spec, state = read_checkpoint(path, "video")
+        teacher_spec.require_same(spec, str(path), "this run's shards")
+        for key in ("model", "superres"):
+            mine = {k: self.cfg[key][k] for k in UNET_KEYS} if key == "model" else self.cfg[key]
+            theirs = {k: cfg[key][k] for k in UNET_KEYS} if key == "model" else cfg[key]
+            if mine != theirs:
+                raise ContractError(f"{key}: {theirs} in the teacher {path}, {mine} in this run's config")
+        teacher = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS}, lowres_input=self.superres is not None)
+        teacher.load_state_dict(ema_weights(state))
+        object.__setattr__(self, "teacher", teacher.eval().requires_grad_(False))
         self.model.load_state_dict(ema_weights(state))
 
     @property
@@ -106,6 +138,17 @@ class VideoDiffusion(DiffusionModule):
         feather = self.cfg["model"]["paste_feather"] * controls.shape[-1]
         return (ctrl.paste(image, feather) * 2 - 1).unflatten(0, (b, n))
 
+    def _sampling_network(self) -> torch.nn.Module:
+        """The EMA network; with `sampling.compile` on a GPU, compiled once (mode
+        reduce-overhead: CUDA graphs, since outpainting calls it with the same shapes every
+        step of every window) and kept outside the module tree, so checkpoints never hold it."""
+        model = self.ema.module.eval()
+        if not (self.cfg["sampling"]["compile"] and self.device.type == "cuda"):
+            return model
+        if getattr(self, "_compiled", None) is None:
+            object.__setattr__(self, "_compiled", torch.compile(model, mode="reduce-overhead", dynamic=False))
+        return self._compiled
+
     def batch_size(self, batch: dict) -> int:
         return batch["frames"].shape[0]
 
@@ -113,7 +156,11 @@ class VideoDiffusion(DiffusionModule):
         x0 = batch["frames"]
         b, n = x0.shape[:2]
         g = self.cfg["guidance"]
-        t = self.diffusion.random_timesteps(b, self.device, generator)
+        if self.cfg["distill"]:  # the student's own steps
+            grid = self.diffusion.ddim_grid(self.cfg["distill"]["steps"]).to(self.device)
+            t = grid[torch.randint(0, len(grid), (b,), device=self.device, generator=generator)]
+        else:
+            t = self.diffusion.random_timesteps(b, self.device, generator)
         noise = torch.randn(x0.shape, device=self.device, generator=generator)
         x_t = self.diffusion.add_noise(x0, noise, t)
         known_mask = torch.zeros(b, n, 1, *x0.shape[-2:], device=self.device)
@@ -124,23 +171,38 @@ class VideoDiffusion(DiffusionModule):
         drop_ctrl = torch.rand(b, device=self.device, generator=generator) < g["drop_controls"]
         lowres = self.degrade(x0, generator) if self.superres else None
         ref, ctrl = batch["reference"], batch["controls"]
-        pred = model(
-            x_t,
-            t,
-            reference=ref,
-            controls=ctrl,
-            known=x0,
-            known_mask=known_mask,
-            drop_reference=drop_ref,
-            drop_controls=drop_ctrl,
-            temporal=self.temporal,
-            lowres=lowres,
-        )
+        cond = {
+            "reference": ref,
+            "controls": ctrl,
+            "known": x0,
+            "known_mask": known_mask,
+            "drop_reference": drop_ref,
+            "drop_controls": drop_ctrl,
+            "temporal": self.temporal,
+            "lowres": lowres,
+        }
         base = self.x0_base(lowres, ref, ctrl)
+        pred = model(x_t, t, **cond)
         pred = pred if base is None else pred + base
+        target = self._teacher_target(x_t, t, cond, base) if self.cfg["distill"] else x0
         free = 1.0 - known_mask
-        loss = ((pred - x0).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
+        loss = ((pred - target).pow(2) * free).sum() / (free.sum() * 3).clamp_min(1)
         return {"loss": loss}
+
+    @torch.no_grad()
+    def _teacher_target(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict, base: torch.Tensor | None):
+        """The x0 that takes a student's DDIM step from x_t at t to where two of the teacher's
+        (t -> t - half -> t - 2 half) land."""
+        teacher = self.teacher.to(self.device)
+        half = self.diffusion.num_train_timesteps // (2 * self.cfg["distill"]["steps"])
+
+        def x0_at(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            out = teacher(x, s, **cond)
+            return out if base is None else out + base
+
+        mid = self.diffusion.ddim_step(x_t, x0_at(x_t, t), t, t - half)
+        end = self.diffusion.ddim_step(mid, x0_at(mid, t - half), t - half, t - 2 * half)
+        return self.diffusion.ddim_x0(x_t, end, t, t - 2 * half)
 
     @torch.no_grad()
     def sample(
@@ -162,7 +224,7 @@ class VideoDiffusion(DiffusionModule):
         s = self.cfg["sampling"]
         steps = steps or s["steps"]
         guidance = s["guidance"] if guidance is None else guidance
-        model = self.ema.module.eval()
+        model = self._sampling_network()
         b = reference.shape[0]
         fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
         base = self.x0_base(lowres, reference, controls)

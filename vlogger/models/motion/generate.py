@@ -1,4 +1,4 @@
-"""Stage-1 motion for audio of any length (`vlogger.models.sampling.outpaint`), and the seam
+"""Stage-1 motion for audio of any length (`vlogger.models.sampling.outpaint_windows`), and the seam
 measurement."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from vlogger.core.mel import mel_window
-from vlogger.models.sampling import outpaint
+from vlogger.models.sampling import outpaint_windows
 
 
 @torch.no_grad()
@@ -33,7 +33,7 @@ def generate_long(
         known, mask = (None, None) if known is None else (known[None], mask[None])
         return module.sample(m, ref, known, mask, generator=generator, **sample_kw)[0]
 
-    return outpaint(sample_window, n_frames, n, overlap, (module.layout.dim,), dev)
+    return torch.cat(list(outpaint_windows(sample_window, n_frames, n, overlap, (module.layout.dim,), dev)))
 
 
 def seam_jumps(motion: torch.Tensor, starts: list[int], overlap: int, dims: slice) -> dict:

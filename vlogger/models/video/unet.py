@@ -202,6 +202,11 @@ class VideoUNet(nn.Module):
             backward pass while training.
         lowres_input: super-resolution: a low-resolution frame per frame (upsampled to the
             output size) joins the input channels.
+        control_level: the level the ControlNet branch starts at: its inputs (controls and
+            the network's input) area-shrunk by 2**control_level, its residuals joining the
+            skips from that level down. 0: the full branch; 1 halves the side where the
+            branch works (a super-resolution model's controls carry no detail its
+            low-resolution frame lacks), a quarter of its cost.
     """
 
     def __init__(
@@ -218,6 +223,7 @@ class VideoUNet(nn.Module):
         emb_mult: int = 4,
         gradient_checkpointing: bool = False,
         lowres_input: bool = False,
+        control_level: int = 0,
     ):
         super().__init__()
         channels = list(channels)
@@ -228,6 +234,8 @@ class VideoUNet(nn.Module):
         ):
             if any(not 0 <= i < levels for i in lv):
                 raise ValueError(f"{name} {list(lv)}: levels run from 0 to {levels - 1}")
+        if not 0 <= control_level < levels:
+            raise ValueError(f"control_level {control_level}: levels run from 0 to {levels - 1}")
         self.config = {
             "channels": channels,
             "blocks_per_level": blocks_per_level,
@@ -241,6 +249,7 @@ class VideoUNet(nn.Module):
             "emb_mult": emb_mult,
             "gradient_checkpointing": gradient_checkpointing,
             "lowres_input": lowres_input,
+            "control_level": control_level,
         }
         self.in_channels = INPUT_CHANNELS + (IMAGE_CHANNELS if lowres_input else 0)
         self.levels = levels
@@ -253,10 +262,15 @@ class VideoUNet(nn.Module):
         def res(cin: int, cout: int, tconv: bool = False) -> ResBlock:
             return ResBlock(cin, cout, emb_dim, norm_groups, dropout, tconv, temporal_kernel)
 
-        def encoder(temporal: bool) -> tuple[nn.Conv2d, nn.ModuleList, Layers, list[int]]:
-            stem = nn.Conv2d(self.in_channels, c0, 3, padding=1)
-            down, skips, ch = nn.ModuleList(), [c0], c0
+        def encoder(temporal: bool, first: int = 0) -> tuple[nn.Conv2d, nn.ModuleList, Layers, list[int]]:
+            """Levels `first`.. of the encoder (the main one: all; the ControlNet copy: from
+            control_level), and the channels of each skip it gives."""
+            ch = channels[first]
+            stem = nn.Conv2d(self.in_channels, ch, 3, padding=1)
+            down, skips = nn.ModuleList(), [ch]
             for level, c in enumerate(channels):
+                if level < first:
+                    continue
                 for _ in range(blocks_per_level):
                     layers = Layers([res(ch, c, temporal and temporal_conv)])
                     ch = c
@@ -276,15 +290,22 @@ class VideoUNet(nn.Module):
             return stem, down, middle, skips
 
         self.input, self.down, self.middle, skips = encoder(temporal=True)
-        self.control_input, self.control_down, self.control_middle, _ = encoder(temporal=False)
+        self.control_level = control_level
+        self.control_input, self.control_down, self.control_middle, control = encoder(False, control_level)
+        cc = channels[control_level]
         self.control_stem = nn.Sequential(
-            nn.Conv2d(CONTROL_CHANNELS, c0, 3, padding=1),
+            nn.Conv2d(CONTROL_CHANNELS, cc, 3, padding=1),
             nn.SiLU(),
-            nn.Conv2d(c0, c0, 3, padding=1),
+            nn.Conv2d(cc, cc, 3, padding=1),
             nn.SiLU(),
-            _zero(nn.Conv2d(c0, c0, 3, padding=1)),
+            _zero(nn.Conv2d(cc, cc, 3, padding=1)),
         )
-        self.control_skips = nn.ModuleList(_zero(nn.Conv2d(c, c, 1)) for c in skips)
+        # the branch's skips are the main encoder's last ones (same sizes; its stem's output
+        # joins the main skip at its resolution: the previous level's downsampling)
+        self.control_from = len(skips) - len(control)
+        self.control_skips = nn.ModuleList(
+            _zero(nn.Conv2d(c, m, 1)) for c, m in zip(control, skips[self.control_from :], strict=True)
+        )
         self.control_mid = _zero(nn.Conv2d(channels[-1], channels[-1], 1))
 
         self.up = nn.ModuleList()
@@ -363,19 +384,22 @@ class VideoUNet(nn.Module):
         frames = n if temporal else 1
         emb = self.step_mlp(step_embedding(t, self.step_dim)).repeat_interleave(n, 0)
 
-        # ControlNet branch: per-frame residuals for every skip and the middle block
-        c = self.control_input(x_in) + self.control_stem(ctrl)
-        residuals = [self.control_skips[0](c)]
+        # ControlNet branch: per-frame residuals for the skips (from control_level on) and the middle block
+        x_c = x_in
+        if self.control_level:
+            x_c, ctrl = (F.avg_pool2d(v, 2**self.control_level) for v in (x_in, ctrl))
+        c = self.control_input(x_c) + self.control_stem(ctrl)
+        residuals = [None] * self.control_from + [self.control_skips[0](c)]
         for layers, zero in zip(self.control_down, self.control_skips[1:], strict=True):
             c = self._run(layers, c, emb, 1)
             residuals.append(zero(c))
         mid_residual = self.control_mid(self._run(self.control_middle, c, emb, 1))
 
         h = self.input(x_in)
-        skips = [h + residuals[0]]
+        skips = [h if residuals[0] is None else h + residuals[0]]
         for layers, r in zip(self.down, residuals[1:], strict=True):
             h = self._run(layers, h, emb, frames)
-            skips.append(h + r)
+            skips.append(h if r is None else h + r)
         h = self._run(self.middle, h, emb, frames) + mid_residual
         for layers in self.up:
             h = self._run(layers, torch.cat([h, skips.pop()], 1), emb, frames)
