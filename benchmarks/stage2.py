@@ -165,6 +165,8 @@ def reconstruct(
     for kind, src in (("generated", "video"), ("baseline", "warped_reference"), ("truth", "ground_truth")):
         (gen / kind).mkdir(exist_ok=True)
         shutil.copy(gen / f"{src}.mp4", gen / kind / f"{clip.stem}.mp4")
+        if (gen / f"{src}.paste.npz").is_file():  # the paste contour: the border scores'
+            shutil.copy(gen / f"{src}.paste.npz", gen / kind / f"{clip.stem}.paste.npz")
     kinds = ("truth", "baseline", "generated")
     videos = {k: decode_mp4_bytes((gen / k / f"{clip.stem}.mp4").read_bytes()) for k in kinds}
     scores = {}
@@ -214,6 +216,8 @@ def photo_and_speech(
     for kind, src in (("generated", gen / "video.mp4"), ("reference", SHARED / "images" / photo)):
         (gen / kind).mkdir(exist_ok=True)
         shutil.copy(src, gen / kind / f"{stem}{src.suffix}")
+    if (gen / "video.paste.npz").is_file():  # the paste contour: the no-truth border score's
+        shutil.copy(gen / "video.paste.npz", gen / "generated" / f"{stem}.paste.npz")
     return {"seconds": seconds, "scores": evaluate(gen / "generated", gen / "reference", gen / "eval")}
 
 
