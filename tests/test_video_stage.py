@@ -43,6 +43,9 @@ def test_windows_carry_frames_controls_and_a_far_reference(synthetic_shards):
     cfg = tiny(shards, "unused", "x", "clip", 1)
     batch = next(iter(VideoDataModule(cfg).val_dataloader()))
     assert batch["frames"].shape == (2, 4, 3, 32, 32) and batch["reference"].shape == (2, 3, 32, 32)
+    assert batch["controls"].shape == (2, 4, 17, 32, 32)  # the shards' parts: hands and iris classes too
+    legacy = tiny(shards, "unused", "x", "clip", 1, ["model.parts=[face, body]"])
+    batch = next(iter(VideoDataModule(legacy).val_dataloader()))
     assert batch["controls"].shape == (2, 4, 14, 32, 32)
     assert batch["frames"].min() >= -1 and batch["frames"].max() <= 1
     semantic = batch["controls"][:, :, :7]
