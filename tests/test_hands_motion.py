@@ -210,3 +210,37 @@ def test_old_face_and_body_models_keep_generating_beside_new_ones(talking, tmp_p
             3,
         )
     assert decode_mp4_bytes((tmp_path / "old" / "video.mp4").read_bytes()).shape[0] == len(old.motion)
+
+
+@pytest.mark.slow
+def test_shards_of_a_hand_leaving_the_frame_are_valid_and_both_stages_read_them(tmp_path):
+    """Synthetic shards whose right hand leaves the frame for a second and returns: the params say
+    when it is seen, stage 1's windows carry that in the motion vector, stage 2's controls draw
+    both hands as their own classes where they are seen."""
+    from vlogger.body.topology import FULL_REGIONS
+    from vlogger.datasets.motion import MotionDataModule
+    from vlogger.datasets.shards import all_shard_urls, clip_arrays
+    from vlogger.datasets.video import VideoDataModule
+    from vlogger.preprocessing.synthetic import make_synthetic_shards
+
+    make_synthetic_shards(tmp_path, 2, 3.0, val_identities=("synth_001",), overrides=["crop.size=64"], hands=True)
+    for clip in clip_arrays(all_shard_urls(tmp_path), ["params.npz"]):
+        seen = clip["params.npz"]["hand_visible"].max(-1)  # (75, 2)
+        assert (seen[:, 0] == 1).all() and (seen[25:50, 1] == 0).all() and (seen[:25, 1] == 1).all()
+        assert (seen[50:, 1] == 1).all()
+    sets = [f"data.shards={tmp_path}", "data.val_identities=[]", "data.min_ref_gap=10"]
+    dm = MotionDataModule(load_config(None, "train/motion.yaml", [*sets, "data.window=25", "model.hand_components=4"]))
+    stats = dm.stats()
+    assert dm.parts == ALL and stats.mean.shape == (dm.layout.dim,) and torch.isfinite(stats.std).all()
+    window = next(iter(dm.val_dataloader()))
+    seen_right = window["motion"][:, :, dm.layout.hand_visible][..., 1]
+    assert set(seen_right.unique().tolist()) <= {0.0, 1.0} and window["ref"].shape[1] == dm.layout.reference_dim
+    sets += ["data.size=32", "data.frames=25", "data.batch_size=1", "phase=clip"]
+    batch = next(iter(VideoDataModule(load_config(None, "train/video.yaml", sets)).val_dataloader()))
+    semantic = batch["controls"][0, :, : len(FULL_REGIONS)]  # (frames, classes, 32, 32)
+    drawn = semantic.sum((-1, -2))
+    left, right = FULL_REGIONS.index("left_hand"), FULL_REGIONS.index("right_hand")
+    assert (drawn[:, left] > 0).all()  # the left hand is always in view
+    start = int(batch["start"][0])
+    for i in range(25):
+        assert (drawn[i, right] > 0) == (not 25 <= start + i < 50), (start, i)
