@@ -123,7 +123,7 @@ def test_a_model_uses_the_shards_parts_unless_told_fewer():
 
 def _as_version(path, tmp_path, name: str, version: int):
     """The checkpoint as the models of before issue 21's stages wrote it: config_version 4 (3
-    before the jaw weight), no `model.parts` (nor stage 1's hand and eye settings), the spec of
+    before the jaw weight and audio augmentation), no `model.parts` (nor stage 1's hand and eye settings), the spec of
     shards with hands and eyes."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
@@ -133,6 +133,8 @@ def _as_version(path, tmp_path, name: str, version: int):
         cfg["model"].pop(key, None)
     for key in ("hands_weight", "eyes_weight") + ("jaw_weight",) * (version < 4):
         cfg.get("loss", {}).pop(key, None)
+    if version < 4:
+        cfg.pop("augment", None)
     ckpt["hyper_parameters"] = {**hp, "cfg": cfg, "config_version": version}
     out = tmp_path / name
     torch.save(ckpt, out)
