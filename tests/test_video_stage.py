@@ -171,6 +171,7 @@ def test_shared_starting_noise_keeps_frames_alike_across_outpainting_windows():
 
     torch.manual_seed(0)  # the network's initial and perturbed weights
     sets = ["phase=clip", "data.size=16", "data.frames=4", "guidance.overlap=2", "model.channels=[8,16]"]
+    sets += ["model.parts=[face, body]"]  # 14 control channels
     sets += ["model.attention_levels=[]", "model.temporal_attention_levels=[1]", "model.head_dim=8"]
     module = VideoDiffusion(load_config(None, "train/video.yaml", sets), default_spec()).eval()
     with torch.no_grad():  # wake the zero-initialised layers: an output that depends on the noise
