@@ -122,9 +122,10 @@ def test_a_model_uses_the_shards_parts_unless_told_fewer():
 
 
 def _as_version(path, tmp_path, name: str, version: int):
-    """The checkpoint as the models of before issue 21's stages wrote it: config_version 4 (3
-    before the jaw weight and audio augmentation), no `model.parts` (nor stage 1's hand and eye settings), the spec of
-    shards with hands and eyes."""
+    """The checkpoint as the models of before issue 21's stages wrote it: config_version 5, 4
+    (before stage 2's ControlNet level and distillation) or 3 (before the jaw weight and audio
+    augmentation), no `model.parts` (nor stage 1's hand and eye settings), the spec of shards
+    with hands and eyes."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
     assert hp["config_version"] == CONFIG_VERSION == 6 and hp["cfg"]["model"]["parts"] == list(LEGACY_PARTS)
@@ -135,6 +136,10 @@ def _as_version(path, tmp_path, name: str, version: int):
         cfg.get("loss", {}).pop(key, None)
     if version < 4:
         cfg.pop("augment", None)
+    if version < 5:  # stage 2's ControlNet level, compiled sampling, distillation
+        cfg["model"].pop("control_level", None)
+        cfg.get("sampling", {}).pop("compile", None)
+        cfg.pop("distill", None)
     ckpt["hyper_parameters"] = {**hp, "cfg": cfg, "config_version": version}
     out = tmp_path / name
     torch.save(ckpt, out)
