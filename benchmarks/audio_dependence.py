@@ -43,7 +43,7 @@ MIN_FRAMES = 50  # 2 s: shorter pieces say little about a correlation
 
 def _sample(module, clip: dict, mel: np.ndarray, n: int, seed: int) -> torch.Tensor:
     p = clip["params.npz"]
-    ref = reference_vector(reference_of(p, 0), module.layout.n_expression)
+    ref = reference_vector(reference_of(p, 0), module.layout.n_expression, module.motion_layout())
     return generate_long(
         module, mel[: n * module.cfg["data"]["rows_per_frame"]], ref, n, torch.Generator().manual_seed(seed)
     )

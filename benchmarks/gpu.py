@@ -69,14 +69,16 @@ def model_only(cfg: dict, steps: int = 30) -> dict:
     from vlogger.training.motion import MotionDiffusion
 
     dev = "cuda"
-    dim = MotionLayout(cfg["model"]["n_expression"]).dim
-    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), default_spec()).to(dev)
+    m, spec = cfg["model"], default_spec()
+    layout = MotionLayout.of_parts(m["n_expression"], spec.model_parts(m["parts"], "model.parts"), m["hand_components"])
+    dim = layout.dim
+    module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), spec).to(dev)
     d = cfg["data"]
     b = d["batch_size"]
     batch = {
         "motion": torch.randn(b, d["window"], dim, device=dev),
         "mel": torch.randn(b, (d["window"] + 2 * d["mel_context"]) * d["rows_per_frame"], 80, device=dev),
-        "ref": torch.randn(b, MotionLayout(cfg["model"]["n_expression"]).reference_dim, device=dev),
+        "ref": torch.randn(b, layout.reference_dim, device=dev),
     }
     rate, _ = bf16_train_rate(module, batch, steps)
     return {"steps_per_s": round(rate, 2), "samples_per_s": round(rate * b, 1), "batch": b}

@@ -46,7 +46,7 @@ def peak_gb(device: str) -> float | None:
 def timed(module: VideoDiffusion, n: int, lowres: torch.Tensor | None) -> tuple[torch.Tensor, float]:
     s, dev = module.size, module.device.type
     g = torch.Generator(device=dev).manual_seed(0)
-    controls = torch.rand(n, 14, s, s, device=dev)
+    controls = torch.rand(n, module.model.control_channels, s, s, device=dev)
     ref = torch.rand(3, s, s, device=dev) * 2 - 1
     sync(dev)
     t = time.perf_counter()

@@ -27,7 +27,7 @@ def measure(cfg: dict, batch: int, frames: int, steps: int, checkpointing: bool)
     data = {
         "frames": torch.randn(batch, frames, 3, s, s, device="cuda").clamp(-1, 1),
         "reference": torch.randn(batch, 3, s, s, device="cuda").clamp(-1, 1),
-        "controls": torch.rand(batch, frames, 14, s, s, device="cuda"),
+        "controls": torch.rand(batch, frames, module.model.control_channels, s, s, device="cuda"),
     }
     rate, loss = bf16_train_rate(module, data, steps)
     return {

@@ -56,7 +56,7 @@ def _jaw_corr(module, clip: dict, mel: np.ndarray, seed: int) -> float:
     n = len(p["expression"])
     k = module.layout.n_expression
     gen = torch.Generator().manual_seed(seed)
-    sampled = generate_long(module, mel[: n * 4], reference_vector(ref, k), n, gen)[:, 0]
+    sampled = generate_long(module, mel[: n * 4], reference_vector(ref, k, module.motion_layout()), n, gen)[:, 0]
     truth = to_motion(p, ref, k)[:, 0]
     return float(np.corrcoef(sampled.numpy(), truth.numpy())[0, 1])
 
@@ -72,10 +72,10 @@ def _synthetic(module, tmp: Path) -> list[float]:
     n = len(p["expression"])
     start = clip["json"]["source_frames"][0]
     k = module.layout.n_expression
-    out = []
+    out, ref = [], reference_vector(reference_of(p, 0), k, module.motion_layout())
     for seed in SEEDS:
         gen = torch.Generator().manual_seed(seed)
-        jaw = generate_long(module, clip["mel.npy"], reference_vector(reference_of(p, 0), k), n, gen)[:, 0]
+        jaw = generate_long(module, clip["mel.npy"], ref, n, gen)[:, 0]
         out.append(float(np.corrcoef(jaw.numpy(), drive[start : start + n])[0, 1]))
     return out
 
@@ -126,7 +126,7 @@ def main() -> None:
     k = module.layout.n_expression
     t1 = time.perf_counter()
     gen = torch.Generator().manual_seed(0)
-    ref_vec = reference_vector(reference_of(long_clip["params.npz"], 0), k)
+    ref_vec = reference_vector(reference_of(long_clip["params.npz"], 0), k, module.motion_layout())
     motion = generate_long(module, long_mel, ref_vec, n_long, gen)
     gen_s = time.perf_counter() - t1
     starts = window_starts(n_long, cfg["data"]["window"], cfg["guidance"]["overlap"])

@@ -44,8 +44,11 @@ def tiny_overrides(shards: Path, run_dir: Path, name: str, steps: int) -> list[s
     ]
 
 
+SMALL = ["model.width=32", "model.depth=2", "model.heads=2"]
+
+
 def small_module(causal: bool = True) -> MotionDiffusion:
-    cfg = load_config(None, "train/motion.yaml", ["model.width=32", "model.depth=2", "model.heads=2"])
+    cfg = load_config(None, "train/motion.yaml", [*SMALL, "model.parts=[face, body]"])
     cfg["model"]["causal"] = causal
     dim = MotionLayout(cfg["model"]["n_expression"]).dim
     torch.manual_seed(0)
@@ -154,7 +157,7 @@ def test_validation_loss_stays_bounded_where_training_did_not_move(floored):
     """Training clips hold expression coefficient 5 still and never see the body; the validation
     clip moves in both. With the configured group floor every part's loss stays near 1; with the
     plain per-dimension std (floor 0, as before issue 19) the same clip costs hundreds."""
-    cfg = load_config(None, "train/motion.yaml", ["model.width=32", "model.depth=2", "model.heads=2"])
+    cfg = load_config(None, "train/motion.yaml", [*SMALL, "model.parts=[face, body]"])
     k, n = cfg["model"]["n_expression"], cfg["data"]["window"]
     floor = cfg["data"]["std_floor"] if floored else 0.0
     assert floor > 0 or not floored

@@ -43,6 +43,9 @@ def test_windows_carry_frames_controls_and_a_far_reference(synthetic_shards):
     cfg = tiny(shards, "unused", "x", "clip", 1)
     batch = next(iter(VideoDataModule(cfg).val_dataloader()))
     assert batch["frames"].shape == (2, 4, 3, 32, 32) and batch["reference"].shape == (2, 3, 32, 32)
+    assert batch["controls"].shape == (2, 4, 17, 32, 32)  # the shards' parts: hands and iris classes too
+    legacy = tiny(shards, "unused", "x", "clip", 1, ["model.parts=[face, body]"])
+    batch = next(iter(VideoDataModule(legacy).val_dataloader()))
     assert batch["controls"].shape == (2, 4, 14, 32, 32)
     assert batch["frames"].min() >= -1 and batch["frames"].max() <= 1
     semantic = batch["controls"][:, :, :7]
@@ -168,6 +171,7 @@ def test_shared_starting_noise_keeps_frames_alike_across_outpainting_windows():
 
     torch.manual_seed(0)  # the network's initial and perturbed weights
     sets = ["phase=clip", "data.size=16", "data.frames=4", "guidance.overlap=2", "model.channels=[8,16]"]
+    sets += ["model.parts=[face, body]"]  # 14 control channels
     sets += ["model.attention_levels=[]", "model.temporal_attention_levels=[1]", "model.head_dim=8"]
     module = VideoDiffusion(load_config(None, "train/video.yaml", sets), default_spec()).eval()
     with torch.no_grad():  # wake the zero-initialised layers: an output that depends on the noise

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlogger.body.hands import hand_pose
+from vlogger.body.hands import _TEMPLATE, hand_pose
 from vlogger.core.basis_file import read_basis_file
 
 FORMAT = "vlogger-hand-basis"
@@ -49,6 +49,12 @@ class HandBasis:
         """(..., 2, K) coefficients -> (..., 2, 21, 3) hand poses."""
         flat = coeffs @ self.components
         return (flat.reshape(*coeffs.shape[:-1], 21, 3) + self.mean) * _side_signs()
+
+    def truncated(self, k: int) -> HandBasis:
+        """The first `k` components (a model's `hand_components`)."""
+        if k > len(self.components):
+            raise ValueError(f"the hand basis has {len(self.components)} components, {k} asked for")
+        return HandBasis(self.mean, self.components[:k], self.stddev[:k], self.explained[:k], self.info)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -89,4 +95,15 @@ def fit_hand_basis(clips: Iterable[tuple[np.ndarray, np.ndarray]], n_components:
         np.sqrt(var[:n_components]).astype(np.float32),
         (var[:n_components] / var.sum()).astype(np.float32),
         {"hands": len(x)},
+    )
+
+
+def placeholder_hand_basis(n_components: int) -> HandBasis:
+    """What a model uses when its training clips show too few hands to learn a basis (close-ups,
+    synthetic faces): the template open hand as the mean and the first coordinate axes as
+    components, so the motion vector keeps its size and the hands' visibility is all it learns."""
+    mean = np.concatenate([_TEMPLATE, np.zeros((21, 1), np.float32)], 1)
+    k = n_components
+    return HandBasis(
+        mean, np.eye(63, dtype=np.float32)[:k], np.ones(k, np.float32), np.zeros(k, np.float32), {"hands": 0}
     )

@@ -30,12 +30,23 @@ def hand_params(hands: np.ndarray) -> dict:
     return {"hands": np.nan_to_num(hands[..., :3]).astype(np.float32), "hand_visible": hands[..., 3].astype(np.float32)}
 
 
+def hand_seen(visible: np.ndarray) -> np.ndarray:
+    """(..., 2) per hand: its wrist and middle knuckle were seen, so its place, size and shape
+    (`hand_pose`) are known."""
+    return (visible[..., WRIST] > 0) & (visible[..., MIDDLE_MCP] > 0)
+
+
+def palm_length(hands: np.ndarray) -> np.ndarray:
+    """(..., 2) wrist to middle knuckle in the image plane, the hand's size."""
+    return np.linalg.norm(hands[..., MIDDLE_MCP, :2] - hands[..., WRIST, :2], axis=-1)
+
+
 def hand_pose(hands: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """(T, 2, 21, 3) wrist-relative points over the palm length, 0 for unseen hands: the
-    position- and size-free hand shape (the input a learned hand basis will compress)."""
+    position- and size-free hand shape (the input a learned hand basis compresses)."""
     rel = hands - hands[..., WRIST : WRIST + 1, :]
-    palm = np.linalg.norm(rel[..., MIDDLE_MCP, :2], axis=-1)[..., None, None]
-    seen = (visible[..., WRIST] > 0) & (visible[..., MIDDLE_MCP] > 0)
+    palm = palm_length(hands)[..., None, None]
+    seen = hand_seen(visible)
     return np.where(seen[..., None, None], rel / np.maximum(palm, 1e-6), 0).astype(np.float32)
 
 

@@ -13,9 +13,12 @@ import cv2
 import numpy as np
 
 from vlogger.body.fitting import Fitter
+from vlogger.body.parts import part_params
 from vlogger.core.crop import crop_boxes, crop_frame, to_crop_coords
 from vlogger.core.errors import BadInput
-from vlogger.core.tracking import count_large_faces
+from vlogger.core.hands import empty_hands
+from vlogger.core.spec import LEGACY_PARTS
+from vlogger.core.tracking import count_large_faces, detect_hands
 
 
 @dataclass
@@ -40,8 +43,11 @@ def read_image(path: Path) -> np.ndarray:
         raise BadInput(path, "cannot read the image (missing, not an image or video, or corrupt)") from e
 
 
-def track_image(path: Path, image: np.ndarray, tracking: dict) -> tuple[np.ndarray, np.ndarray]:
-    """478 face-mesh points and 33 pose points (source pixels) of the one person in the photo."""
+def track_image(
+    path: Path, image: np.ndarray, tracking: dict, hands: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """478 face-mesh points, 33 pose points and (with `hands`) both hands (2, 21, 4) (source
+    pixels) of the one person in the photo."""
     import mediapipe as mp
 
     sol = mp.solutions
@@ -62,14 +68,21 @@ def track_image(path: Path, image: np.ndarray, tracking: dict) -> tuple[np.ndarr
         r = body.process(image)
     if r.pose_landmarks:
         pose = np.array([[p.x * w, p.y * h, p.z * w, p.visibility] for p in r.pose_landmarks.landmark], np.float32)
-    return lmk, pose
+    found = empty_hands(1)[0]
+    if hands:
+        with sol.hands.Hands(static_image_mode=True, max_num_hands=2, min_detection_confidence=conf) as graph:
+            found = detect_hands(graph, image, pose, tracking["hand_wrist_visibility"])
+    return lmk, pose, found
 
 
-def analyse_reference(path: str | Path, preprocess_cfg: dict, fit: Fitter) -> ReferenceImage:
-    """Crop, landmarks and the body model's fit of a reference photo; BadInput names the file."""
+def analyse_reference(
+    path: str | Path, preprocess_cfg: dict, fit: Fitter, parts: tuple[str, ...] = LEGACY_PARTS
+) -> ReferenceImage:
+    """Crop, landmarks and the body model's fit of a reference photo, with the params of the
+    optional `parts` (a data spec's: hands, eyes); BadInput names the file."""
     path = Path(path)
     image = read_image(path)
-    lmk, pose = track_image(path, image, preprocess_cfg["tracking"])
+    lmk, pose, hands = track_image(path, image, preprocess_cfg["tracking"], "hands" in parts)
     c = preprocess_cfg["crop"]
     inside = (image.shape[1], image.shape[0]) if c["keep_inside"] else None
     box = crop_boxes(lmk[None], preprocess_cfg["ingest"]["fps"], c["scale"], c["shift_down"], 0.0, inside)
@@ -77,4 +90,6 @@ def analyse_reference(path: str | Path, preprocess_cfg: dict, fit: Fitter) -> Re
     lmk_c = to_crop_coords(lmk[None], box, c["size"])
     pose_c = to_crop_coords(pose[None], box, c["size"])
     params = fit(lmk_c, pose_c, c["size"])
+    hands_c = to_crop_coords(hands.reshape(1, -1, 4), box, c["size"]).reshape(1, *hands.shape)
+    params |= part_params(parts, lmk_c, "mediapipe478", hands_c.astype(np.float32), params)
     return ReferenceImage(crop, lmk_c[0], pose_c[0], params)

@@ -38,6 +38,13 @@ HAND_Z_RANGE = 0.35  # a hand point's own depth, and one hand's offset from the 
 _TRAILING = 7  # channels after the semantic ones: coords (3) | warped (3) | mask (1)
 
 
+def control_channels(parts: tuple[str, ...]) -> int:
+    """Channels of the `Controls` of a renderer of `parts`: 14 for the face and body, 17 with
+    hands or eyes (their semantic classes)."""
+    regions = FULL_REGIONS if "hands" in parts or "eyes" in parts else REGIONS
+    return len(regions) + _TRAILING
+
+
 @dataclass
 class Fragments:
     """Per pixel: winning triangle (-1 = background), its barycentrics and depth (+inf on
@@ -266,7 +273,7 @@ class ControlRenderer:
         canonical = ((canonical - lo) / (hi - lo).clamp_min(1e-9)).clamp(0, 1)
         self.size, self.n_verts = size, canonical.shape[0]
         self.hands, self.eyes = "hands" in parts, "eyes" in parts
-        self.regions = FULL_REGIONS if self.hands or self.eyes else REGIONS
+        self.regions = FULL_REGIONS if self.hands or self.eyes else REGIONS  # control_channels' count
         extra_faces, extra_labels, extra_canonical = [_BODY_FACES + self.n_verts], [BODY], [_BODY_CANONICAL]
         if self.hands:
             start = self.n_verts + len(_BODY_CANONICAL)

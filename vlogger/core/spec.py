@@ -21,6 +21,7 @@ SPEC_VERSION = 1
 # parts of the per-frame params (vlogger.body.params.PART_KEYS); a stored spec without the
 # field predates hands and eyes and reads as LEGACY_PARTS
 LEGACY_PARTS = ("face", "body")
+ALL_PARTS = ("face", "body", "hands", "eyes")  # in the order specs and models list them
 
 
 def frame_rows(sample_rate: int, hop_length: int, fps: float) -> int:
@@ -96,11 +97,28 @@ class DataSpec:
             raise ContractError(f"{index}: no data spec (preprocessed by an older vlogger): preprocess again")
         return cls.from_dict(data["spec"], str(index))
 
-    def differences(self, other: DataSpec) -> list[tuple[str, object, object]]:
-        """(setting, mine, theirs) for every setting that differs, nested ones as `crop.scale`."""
+    def model_parts(self, requested: list[str] | tuple[str, ...] | None, where: str) -> tuple[str, ...]:
+        """The parts a model trained on these shards uses: `requested` (a config's `model.parts`,
+        `where` names it in errors) or, when None, all the shards carry. Face and body are always
+        in; a part the shards lack is a ContractError."""
+        if requested is None:
+            return self.parts
+        unknown = sorted(set(requested) - set(ALL_PARTS))
+        if unknown:
+            raise ContractError(f"{where}: unknown parts {unknown} (known: {', '.join(ALL_PARTS)})")
+        if not set(LEGACY_PARTS) <= set(requested):
+            raise ContractError(f"{where}: {list(requested)} lacks face or body, which every model uses")
+        lacking = sorted(set(requested) - set(self.parts))
+        if lacking:
+            raise ContractError(f"{where} asks for {lacking}: the shards' data spec has parts {list(self.parts)}")
+        return tuple(p for p in ALL_PARTS if p in requested)
+
+    def differences(self, other: DataSpec, ignore: tuple[str, ...] = ()) -> list[tuple[str, object, object]]:
+        """(setting, mine, theirs) for every setting that differs, nested ones as `crop.scale`;
+        settings in `ignore` are not compared."""
         out = []
         mine, theirs = self.to_dict(), other.to_dict()
-        for key in mine:
+        for key in (k for k in mine if k not in ignore):
             a, b = mine[key], theirs[key]
             if isinstance(a, dict) and isinstance(b, dict):
                 out += [(f"{key}.{k}", a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
@@ -108,9 +126,10 @@ class DataSpec:
                 out.append((key, a, b))
         return out
 
-    def require_same(self, other: DataSpec, mine: str, theirs: str) -> None:
-        """ContractError naming each differing setting with both values and where each comes from."""
-        diff = self.differences(other)
+    def require_same(self, other: DataSpec, mine: str, theirs: str, ignore: tuple[str, ...] = ()) -> None:
+        """ContractError naming each differing setting (but those in `ignore`) with both values
+        and where each comes from."""
+        diff = self.differences(other, ignore)
         if diff:
             lines = "; ".join(f"{k}: {a!r} in {mine}, {b!r} in {theirs}" for k, a, b in diff)
             raise ContractError(f"data spec mismatch: {lines}")

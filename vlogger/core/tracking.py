@@ -102,6 +102,33 @@ def count_large_faces(boxes: list[tuple[float, float]], ratio: float) -> int:
     return int((areas >= ratio * areas.max()).sum())
 
 
+def detect_hands(graph, frame: np.ndarray, pose: np.ndarray | None, min_vis: float) -> np.ndarray:
+    """(2, 21, 4) the hands mediapipe's Hands `graph` finds in the box around the arms of `pose`
+    (33, 4) (frame pixels), sides assigned, visibility 1 for points inside the frame; none seen
+    (visibility 0, NaN points) when the pose saw no wrist above `min_vis`."""
+    out = np.full((2, N_HAND_POINTS, 4), np.nan, np.float32)
+    out[..., 3] = 0
+    if pose is None or not np.nanmax(pose[list(POSE_WRISTS), 3], initial=0) > min_vis:
+        return out
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = hand_box(pose, w, h)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return out
+    r = graph.process(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+    if not r.multi_hand_landmarks:
+        return out
+    # video mode sometimes returns a third hand (a stale track): keep the two most confident
+    best = sorted(range(len(r.multi_handedness)), key=lambda i: -r.multi_handedness[i].classification[0].score)[:2]
+    pts = np.array([[[p.x, p.y, p.z] for p in r.multi_hand_landmarks[i].landmark] for i in best], np.float32)
+    pts = pts * (x1 - x0, y1 - y0, x1 - x0) + (x0, y0, 0)  # frame pixels
+    labels = [r.multi_handedness[i].classification[0].label for i in best]
+    sides = assign_sides(pts[:, 0, :2], labels, pose, min_vis)
+    for p, side in zip(pts, sides, strict=True):
+        inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+        out[side] = np.concatenate([p, inside[:, None]], 1)
+    return out
+
+
 class MediapipeTracker:
     """mediapipe 0.10.21 solutions: FaceMesh (video mode) + Pose every k-th frame + detector +
     Hands every `hand_stride`-th frame where the last pose saw a wrist, in the box around the
@@ -181,30 +208,9 @@ class MediapipeTracker:
     def _step_hands(self, frame: np.ndarray) -> np.ndarray:
         """(2, 21, 4) this frame's hands; all NaN when the hand model is not run on it. Frames
         whose last pose saw no wrist count as checked with no hand (close-ups cost nothing)."""
-        out = np.full((2, N_HAND_POINTS, 4), np.nan, np.float32)
         if not self._hand_stride or self._k % self._hand_stride:
-            return out
-        out[..., 3] = 0
-        min_vis = self.cfg["hand_wrist_visibility"]
-        if self._last_pose is None or not np.nanmax(self._last_pose[list(POSE_WRISTS), 3], initial=0) > min_vis:
-            return out
-        h, w = frame.shape[:2]
-        x0, y0, x1, y1 = hand_box(self._last_pose, w, h)
-        if x1 - x0 < 16 or y1 - y0 < 16:
-            return out
-        r = self._hands.process(np.ascontiguousarray(frame[y0:y1, x0:x1]))
-        if not r.multi_hand_landmarks:
-            return out
-        # video mode sometimes returns a third hand (a stale track): keep the two most confident
-        best = sorted(range(len(r.multi_handedness)), key=lambda i: -r.multi_handedness[i].classification[0].score)[:2]
-        pts = np.array([[[p.x, p.y, p.z] for p in r.multi_hand_landmarks[i].landmark] for i in best], np.float32)
-        pts = pts * (x1 - x0, y1 - y0, x1 - x0) + (x0, y0, 0)  # frame pixels
-        labels = [r.multi_handedness[i].classification[0].label for i in best]
-        sides = assign_sides(pts[:, 0, :2], labels, self._last_pose, min_vis)
-        for p, side in zip(pts, sides, strict=True):
-            inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
-            out[side] = np.concatenate([p, inside[:, None]], 1)
-        return out
+            return np.full((2, N_HAND_POINTS, 4), np.nan, np.float32)
+        return detect_hands(self._hands, frame, self._last_pose, self.cfg["hand_wrist_visibility"])
 
     def finish(self) -> Track:
         self._mesh.close()

@@ -3,21 +3,41 @@
 A window is N consecutive frames of one clip: its log-mel rows (with context frames either
 side), the motion vectors of those frames relative to a reference frame of the same clip
 taken far from the window (as VLOGGER samples it), and the reference's parameters as a
-vector. No video is decoded, so stage 1 reads shards at tar speed.
+vector. No video is decoded, so stage 1 reads shards at tar speed. With hands in the model's
+parts the motion vector codes them in a hand basis: the file `model.hand_basis`, or one fitted
+on the training clips when the run starts (stored in the checkpoint by the module).
 """
 
 from __future__ import annotations
 
 import io
+import logging
+from functools import cached_property
 
 import numpy as np
 
-from vlogger.body.motion import REFERENCE_KEYS, MotionStats, motion_stats, reference_of, reference_vector, to_motion
-from vlogger.body.params import require_parts
+from vlogger.body.hand_basis import HandBasis, fit_hand_basis, placeholder_hand_basis
+from vlogger.body.motion import (
+    REFERENCE_KEYS,
+    MotionLayout,
+    MotionStats,
+    motion_stats,
+    reference_of,
+    reference_vector,
+    to_motion,
+)
+from vlogger.body.params import PART_KEYS, require_parts
 from vlogger.core.errors import ContractError, UsageError
 from vlogger.core.mel import mel_window
 from vlogger.datasets.shards import clip_arrays
 from vlogger.datasets.windows import ClipWindows, ShardWindows, trains_on
+
+log = logging.getLogger(__name__)
+
+
+def motion_keys(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """The params keys the motion vectors of a model of `parts` are made of."""
+    return REFERENCE_KEYS + tuple(k for part in parts if part not in ("face", "body") for k in PART_KEYS[part])
 
 
 def require_expression(params: dict, n_expression: int, where: str) -> None:
@@ -43,10 +63,13 @@ class ToMotionWindows(ClipWindows):
         seed: int,
         basis_id: str | None = None,
         parts: tuple[str, ...] = (),
+        layout: MotionLayout | None = None,
     ):
+        """`parts`: those the shards' spec promises (checked per clip); `layout`: the motion
+        vector's (default: face and body of `n_expression` coefficients)."""
         super().__init__(window, min_ref_gap, per_clip, seed)
         self.mel_context, self.n_expression, self.basis_id = mel_context, n_expression, basis_id
-        self.parts = parts
+        self.parts, self.layout = parts, layout or MotionLayout(n_expression)
 
     def __call__(self, sample: dict) -> list[dict]:
         key = sample["__key__"]
@@ -62,8 +85,7 @@ class ToMotionWindows(ClipWindows):
         r = meta["mel"]["rows_per_frame"]
         out = []
         for start, ref in self.starts(meta):
-            sl = {k: params[k][start : start + self.window] for k in ("expression", "rotation", "scale")}
-            sl |= {k: params[k][start : start + self.window] for k in ("translation", "body", "body_visible")}
+            sl = {k: params[k][start : start + self.window] for k in motion_keys(self.layout.model_parts)}
             reference = reference_of(params, ref)
             out.append(
                 {
@@ -71,8 +93,8 @@ class ToMotionWindows(ClipWindows):
                     "identity": meta["identity"],
                     "start": start,
                     "ref_index": ref,
-                    "motion": to_motion(sl, reference, self.n_expression).numpy(),
-                    "ref": reference_vector(reference, self.n_expression).numpy(),
+                    "motion": to_motion(sl, reference, layout=self.layout).numpy(),
+                    "ref": reference_vector(reference, self.n_expression, self.layout).numpy(),
                     "mel": mel_window(mel, start, self.window, r, self.mel_context).astype(np.float32),
                 }
             )
@@ -91,20 +113,32 @@ class MotionDataModule(ShardWindows):
                 f"data.rows_per_frame: {r} in the training config, {self.spec.rows_per_frame} in the shards"
             )
 
+    @cached_property
+    def parts(self) -> tuple[str, ...]:
+        """The parts the model uses (`model.parts`, default all the shards carry)."""
+        return self.spec.model_parts(self.cfg["model"]["parts"], "model.parts")
+
+    @cached_property
+    def layout(self) -> MotionLayout:
+        """The motion vector of the model's parts, with its hand basis."""
+        m = self.cfg["model"]
+        return MotionLayout.of_parts(m["n_expression"], self.parts, m["hand_components"], self.hand_basis)
+
     def windows(self, per_clip: int | None, seed: int) -> ToMotionWindows:
         d = self.cfg["data"]
         n_expression = self.cfg["model"]["n_expression"]
         return ToMotionWindows(
             d["window"], d["mel_context"], d["min_ref_gap"], n_expression, per_clip, seed, self.basis_id,
-            self.spec.parts,
+            self.spec.parts, self.layout,
         )  # fmt: skip
 
-    def stats(self) -> MotionStats:
-        """Normalisation statistics over what training reads: the training clips (not the
-        validation identities, not the out-of-sync ones) up to their held-out tail."""
+    @cached_property
+    def training_params(self) -> list[dict]:
+        """What training reads: the params of the training clips (not the validation identities,
+        not the out-of-sync ones) up to their held-out tail, the keys of the model's parts."""
         self.check_val_identities()
         d = self.cfg["data"]
-        frames = self.windows(None, 0).hold_out(d.get("holdout_tail_s")).usable_frames
+        frames = ClipWindows(d["window"], d["min_ref_gap"], None, 0).hold_out(d.get("holdout_tail_s")).usable_frames
         clips = [
             c
             for c in clip_arrays(self.train_urls, ["params.npz"])
@@ -117,5 +151,27 @@ class MotionDataModule(ShardWindows):
             )
         # one body model per shard folder (the data spec), so the first clip speaks for all
         require_expression(clips[0]["params.npz"], self.cfg["model"]["n_expression"], f"{d['shards']}")
-        params = [{k: c["params.npz"][k][: frames(c["json"])] for k in REFERENCE_KEYS} for c in clips]
-        return motion_stats(params, self.cfg["model"]["n_expression"], d["std_floor"])
+        keys = motion_keys(self.parts)
+        for c in clips:
+            require_parts(c["params.npz"], self.parts, f"{d['shards']}: clip {c['key']}")
+        return [{k: c["params.npz"][k][: frames(c["json"])] for k in keys} for c in clips]
+
+    @cached_property
+    def hand_basis(self) -> HandBasis | None:
+        """The hand basis of `model.hand_basis`, else one fitted on the training clips (a
+        placeholder where they show too few hands); None without hands in the model's parts."""
+        m = self.cfg["model"]
+        if "hands" not in self.parts:
+            return None
+        if m["hand_basis"]:
+            return HandBasis.load(m["hand_basis"]).truncated(m["hand_components"])
+        try:
+            return fit_hand_basis(((p["hands"], p["hand_visible"]) for p in self.training_params), m["hand_components"])
+        except ValueError as e:
+            log.warning("no hand basis learnt from %s (%s): a placeholder one", self.cfg["data"]["shards"], e)
+            return placeholder_hand_basis(m["hand_components"])
+
+    def stats(self) -> MotionStats:
+        """Normalisation statistics over what training reads (`training_params`)."""
+        m = self.cfg["model"]
+        return motion_stats(self.training_params, m["n_expression"], self.cfg["data"]["std_floor"], layout=self.layout)

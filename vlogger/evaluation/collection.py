@@ -7,6 +7,15 @@ from vlogger.evaluation.border import BorderRidge, BorderScore
 from vlogger.evaluation.drift import Drift
 from vlogger.evaluation.fid import FIDScore
 from vlogger.evaluation.fvd import FVDScore
+from vlogger.evaluation.gestures import (
+    BeatAlignment,
+    BlinkRate,
+    BlinkRateError,
+    GazeError,
+    GestureMagnitude,
+    HandJitter,
+    HandKeypointError,
+)
 from vlogger.evaluation.identity import CSIM, IdentityDlib
 from vlogger.evaluation.lse import LSE
 from vlogger.evaluation.metric import VideoMetric
@@ -31,6 +40,13 @@ METRICS: tuple[type[VideoMetric], ...] = (
     LipLandmarkError,
     LMD,
     HeadPoseError,
+    BlinkRate,
+    BlinkRateError,
+    GazeError,
+    HandKeypointError,
+    HandJitter,
+    GestureMagnitude,
+    BeatAlignment,
     PSNR,
     SSIM,
     BorderScore,

@@ -67,6 +67,7 @@ class TrackedVideo:
     fps: int
     source: VideoSource | None = None  # None for tracks made by hand (tests)
     landmark_format: str = "mediapipe478"
+    hands: np.ndarray | None = None  # (T, 2, 21, 4) `core.hands` track; None unless the protocol tracks hands
 
     @property
     def n_frames(self) -> int:
@@ -116,7 +117,8 @@ def tracked(source: VideoSource, track, audio: np.ndarray | None, protocol: dict
         raise BadInput(source.path, f"face tracked on only {track.found.mean():.0%} of frames")
     face = interpolate_missing(track.face)
     fps = protocol["video"]["fps"]
-    return TrackedVideo(str(source.path), face, track.found, audio, fps, source, track.landmark_format)
+    hands = track.hands if protocol["tracking"]["hand_stride"] and protocol["tracking"]["pose_stride"] else None
+    return TrackedVideo(str(source.path), face, track.found, audio, fps, source, track.landmark_format, hands)
 
 
 def track_video(path: Path, protocol: dict, tracker, audio_path: Path | None = None) -> TrackedVideo:

@@ -27,7 +27,7 @@ from vlogger.core.errors import BadInput, ContractError, UsageError
 from vlogger.core.frames import to_uint8, to_unit
 from vlogger.core.mel import LogMel
 from vlogger.core.paste_mask import write_paste_mask
-from vlogger.core.spec import DataSpec
+from vlogger.core.spec import LEGACY_PARTS, DataSpec
 from vlogger.core.video import Mp4Writer, encode_mp4
 from vlogger.models.motion.generate import generate_long
 from vlogger.models.video.generate import stream_frames
@@ -39,7 +39,8 @@ from vlogger.training.video import VideoDiffusion
 def load_motion_model(path: str | Path, device: str = "cpu") -> MotionDiffusion:
     """A stage-1 checkpoint (`vlogger.training.checkpoints.read_checkpoint`), in eval mode."""
     cfg, spec, state = read_checkpoint(path, "motion")
-    dim = MotionLayout(cfg["model"]["n_expression"]).dim
+    m = cfg["model"]
+    dim = MotionLayout.of_parts(m["n_expression"], tuple(m["parts"]), m["hand_components"]).dim
     module = MotionDiffusion(cfg, torch.zeros(dim), torch.ones(dim), spec)
     module.load_state_dict(state)
     return module.to(device).eval()
@@ -107,6 +108,7 @@ class MotionResult:
     fps: int
     body: BodyModel
     spec: DataSpec  # the data contract the motion was made under
+    parts: tuple[str, ...] = LEGACY_PARTS  # what `params` carries (a stage-1 model's parts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,14 +139,15 @@ def generate_motion(
     files = BodyFiles(module.cfg["model"]["basis"], body_model_path)
     body = spec_body(spec, files)
     wav, mel, n_frames = speech_features(audio, spec)
-    ref = analyse_reference(image, inference_config(spec, files), body.fit)
+    ref = analyse_reference(image, inference_config(spec, files), body.fit, module.parts)
     reference = reference_of(ref.params, 0)
-    k = module.layout.n_expression
+    layout = module.motion_layout()
     gen = torch.Generator(device=device).manual_seed(sampling.seed)
     kw = {"steps": sampling.steps, "guidance": sampling.guidance, "sampler": sampling.sampler}
-    motion = generate_long(module, mel, reference_vector(reference, k), n_frames, gen, **kw).cpu()
-    params = body.drive(from_motion(motion, reference), ref.params)
-    return MotionResult(params, motion, ref, wav, spec.fps, body, spec)
+    ref_vec = reference_vector(reference, layout.n_expression, layout)
+    motion = generate_long(module, mel, ref_vec, n_frames, gen, **kw).cpu()
+    params = body.drive(from_motion(motion, reference, layout), ref.params)
+    return MotionResult(params, motion, ref, wav, spec.fps, body, spec, module.parts)
 
 
 def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, Path]:
@@ -155,7 +158,7 @@ def write_motion(result: MotionResult, out: Path, size: int = 256) -> dict[str, 
     npz = out / "motion.npz"
     npz.write_bytes(to_npz_bytes({**result.params, "motion": result.motion.numpy(), "fps": result.fps}))
     ref = result.reference
-    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size)
+    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size, parts=result.parts)
     src = int(result.params["size"])
     frames = list(tqdm(renderer.strips(result.params, src), total=len(result.motion), desc="render"))
     video = out / "controls.mp4"
@@ -186,7 +189,7 @@ def _model_frames(
     also take the previous model's frames as they come). `masks` collects the controls' paste
     masks (k, S, S) as they pass."""
     ref, size = result.reference, module.size
-    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size, str(module.device))
+    renderer = ClipRenderer(result.body.mesh, ref.crop, ref.params, size, str(module.device), parts=module.parts)
     controls = (_kept_mask(c.stacked, masks) for c in renderer.controls(result.params, int(result.params["size"])))
     reference = to_unit(ref.crop[None], size)[0]
     return stream_frames(module, reference, controls, len(result.motion), gen, steps, guidance, lowres, desc)
@@ -213,6 +216,18 @@ def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str
             )
         models.append(m)
     return models
+
+
+def require_drivable(model: VideoDiffusion, where: str, result: MotionResult) -> None:
+    """A stage-2 model renders `result` when their data specs agree (but for the parts the shards
+    carried) and the motion carries every part the model draws; else a ContractError naming both."""
+    model.spec.require_same(result.spec, where, "the motion's source", ignore=("parts",))
+    missing = [p for p in model.parts if p not in result.parts]
+    if missing:
+        raise ContractError(
+            f"parts: {where} draws {', '.join(model.parts)}, the motion carries {', '.join(result.parts)} "
+            f"(no {', '.join(missing)}): use a stage-1 model with them or a stage-2 model without"
+        )
 
 
 def write_video(frames: np.ndarray, result: MotionResult, path: Path) -> Path:
@@ -271,7 +286,7 @@ def generate_video(
     the frames written (T, S, S, 3) uint8."""
     models = load_cascade(checkpoint, list(superres), sampling.device)
     for path, m in zip([checkpoint, *superres], models, strict=True):
-        m.spec.require_same(result.spec, str(path), "the motion's source")
+        require_drivable(m, str(path), result)
     if sampling.noise_correlation is not None:
         for m in models:
             m.cfg["sampling"]["noise_correlation"] = sampling.noise_correlation

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vlogger.body.control_video import ClipRenderer, params_slice
-from vlogger.body.motion import from_motion, reference_of, to_motion
+from vlogger.body.motion import carry_parts, from_motion, reference_of, to_motion
 from vlogger.body.params import from_npz
 from vlogger.body.reference import ReferenceImage, analyse_reference
 from vlogger.core.audio import from_flac
@@ -113,9 +113,10 @@ def reconstruction(
     if image is None:
         ref = ReferenceImage(frames[0], lmk[reference_frame], pose[reference_frame], ref_params)
     else:
-        ref = analyse_reference(image, inference_config(spec, files), body.fit)
-        motion = to_motion(driving, reference_of(params, reference_frame))
-        driving = body.drive(from_motion(motion, reference_of(ref.params, 0)), ref.params)
+        ref = analyse_reference(image, inference_config(spec, files), body.fit, spec.parts)
+        src, dst = reference_of(params, reference_frame), reference_of(ref.params, 0)
+        moved = from_motion(to_motion(driving, src), dst) | carry_parts(driving, src, dst)
+        driving = body.drive(moved, ref.params)
     motion = to_motion(driving, reference_of(ref.params, 0))
     if audio is None:
         wav, sr = from_flac(sample["flac"])
@@ -124,7 +125,7 @@ def reconstruction(
             raise BadInput(video, "its audio is silent over the driven frames; give --audio")
     else:
         wav, _, _ = speech_features(audio, spec)
-    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, body, spec)
+    result = MotionResult(driving, torch.as_tensor(motion), ref, wav, fps, body, spec, spec.parts)
     return Reconstruction(result, frames[1:], first)
 
 

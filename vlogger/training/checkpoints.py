@@ -22,10 +22,10 @@ from safetensors import SafetensorError, safe_open
 from vlogger.body.fitting import basis_id
 from vlogger.core.config import load_config
 from vlogger.core.errors import BadInput, ContractError
-from vlogger.core.spec import DataSpec
+from vlogger.core.spec import LEGACY_PARTS, DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 5
+CONFIG_VERSION = 6
 STAGES = ("motion", "video")
 
 
@@ -72,7 +72,21 @@ def _version_4_to_5(hp: dict) -> dict:
     return hp | {"cfg": cfg, "config_version": 5}
 
 
-MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4, 4: _version_4_to_5}
+def _version_5_to_6(hp: dict) -> dict:
+    """Version 6 records the parts a model uses (`model.parts`; issue 21's hands and eyes). Earlier
+    models used the face and body whatever their shards carried: 14 control channels for stage 2,
+    the face-and-body motion vector for stage 1 (whose hand and eye settings are then unused)."""
+    cfg = copy.deepcopy(hp["cfg"])
+    cfg["model"].setdefault("parts", list(LEGACY_PARTS))
+    if "n_expression" in cfg["model"]:  # stage 1 (round-1 configs name no stage)
+        cfg["model"].setdefault("hand_basis", None)
+        cfg["model"].setdefault("hand_components", 0)
+        cfg["loss"].setdefault("hands_weight", 0.0)
+        cfg["loss"].setdefault("eyes_weight", 0.0)
+    return hp | {"cfg": cfg, "config_version": 6}
+
+
+MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4, 4: _version_4_to_5, 5: _version_5_to_6}
 
 
 def migrate(hp: dict, source: str) -> dict:

@@ -1,17 +1,23 @@
 """Stage 1 as a LightningModule: audio + reference -> N frames of motion, by x0-predicting diffusion.
 
-Loss = diffusion loss (MSE on the normalised motion vector, face and body weighted apart)
-+ temporal smoothness loss (MSE between consecutive-frame differences of prediction and
-ground truth, again face and body apart). Frames given as known (the outpainting prefix)
+Loss = diffusion loss (MSE on the normalised motion vector, face, body, hands and eyes weighted
+apart) + temporal smoothness loss (MSE between consecutive-frame differences of prediction and
+ground truth, weighted alike). The parts are the model's (`model.parts`, default the shards');
+with hands the hand basis their coefficients are in is a buffer of the module, so the checkpoint
+decodes its own motion. Frames given as known (the outpainting prefix)
 are left out of both. Audio and reference are dropped with configured probabilities for
 classifier-free guidance. The loss is also reported per part of the vector (`loss_expression`,
-`loss_jaw`, `loss_rotation`, `loss_translation`, `loss_body`), so a large one names its cause.
+`loss_jaw`, `loss_rotation`, `loss_translation`, `loss_body`, and `loss_hand_visible`,
+`loss_hand_place`, `loss_hand_shape`, `loss_gaze`, `loss_eyelid` with hands and eyes), so a large
+one names its cause.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from vlogger.body.hand_basis import HandBasis
 from vlogger.body.motion import MotionLayout
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
@@ -26,12 +32,32 @@ def _per_dim(sq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (sq * mask).sum((0, 1)) / mask.sum().clamp_min(1)
 
 
+HAND_BUFFERS = ("mean", "components", "stddev", "explained")
+
+
 class MotionDiffusion(DiffusionModule):
-    def __init__(self, cfg: dict, motion_mean: torch.Tensor, motion_std: torch.Tensor, spec: DataSpec):
+    def __init__(
+        self,
+        cfg: dict,
+        motion_mean: torch.Tensor,
+        motion_std: torch.Tensor,
+        spec: DataSpec,
+        hand_basis: HandBasis | None = None,
+    ):
+        """`hand_basis`: the one the training motion is coded in (None: a blank one of the
+        configured size, which loading a checkpoint fills)."""
         super().__init__()
+        parts = spec.model_parts(cfg["model"]["parts"], "model.parts")
+        cfg = {**cfg, "model": {**cfg["model"], "parts": list(parts)}}
         self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict(), "config_version": CONFIG_VERSION})
         m, d = cfg["model"], cfg["data"]
-        self.layout = MotionLayout(m["n_expression"])
+        self.layout = MotionLayout.of_parts(m["n_expression"], parts, m["hand_components"])
+        if self.layout.hands:
+            k = self.layout.hand_components
+            blank = HandBasis(np.zeros((21, 3)), np.zeros((k, 63)), np.zeros(k), np.zeros(k))
+            basis = (hand_basis or blank).truncated(k)
+            for name in HAND_BUFFERS:
+                self.register_buffer(f"hand_{name}", torch.as_tensor(getattr(basis, name), dtype=torch.float32))
         self.model = MotionDenoiser(
             self.layout.dim,
             self.layout.reference_dim,
@@ -47,11 +73,28 @@ class MotionDiffusion(DiffusionModule):
         self.register_buffer("motion_mean", torch.as_tensor(motion_mean, dtype=torch.float32))
         self.register_buffer("motion_std", torch.as_tensor(motion_std, dtype=torch.float32))
         self.diffusion = Diffusion(cfg["diffusion"])
-        w = torch.full((self.layout.dim,), float(cfg["loss"]["face_weight"]))
-        w[self.layout.body] = cfg["loss"]["body_weight"]
-        w[self.layout.jaw] *= cfg["loss"]["jaw_weight"]
+        lay, loss = self.layout, cfg["loss"]
+        w = torch.full((lay.dim,), float(loss["face_weight"]))
+        w[lay.body] = loss["body_weight"]
+        w[lay.jaw] *= loss["jaw_weight"]
+        w[lay.base_dim : lay.base_dim + lay.hand_dim] = loss["hands_weight"]
+        w[lay.gaze.start : lay.eyelid.stop] = loss["eyes_weight"]
         self.register_buffer("dim_weight", w, persistent=False)
         self.finish_init()
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts of the data spec the model's motion carries."""
+        return self.layout.model_parts
+
+    def motion_layout(self) -> MotionLayout:
+        """The layout with the module's hand basis: what codes and decodes its motion."""
+        if not self.layout.hands:
+            return self.layout
+        arrays = {name: getattr(self, f"hand_{name}").cpu().numpy() for name in HAND_BUFFERS}
+        return MotionLayout.of_parts(
+            self.layout.n_expression, self.parts, self.layout.hand_components, HandBasis(**arrays)
+        )
 
     def batch_size(self, batch: dict) -> int:
         return batch["motion"].shape[0]

@@ -69,16 +69,16 @@ def plot_motion(pred: torch.Tensor, truth: torch.Tensor, layout: MotionLayout, p
 
 
 def render_motion_pair(
-    pred: torch.Tensor, truth: torch.Tensor, ref: torch.Tensor, basis: FaceBasis, size: int = 128
+    pred: torch.Tensor, truth: torch.Tensor, ref: torch.Tensor, basis: FaceBasis, layout: MotionLayout, size: int = 128
 ) -> np.ndarray:
-    """(N, size, 2·size, 3) uint8: semantic maps of the sampled | ground-truth motion."""
-    layout = MotionLayout.of_dim(pred.shape[1])
+    """(N, size, 2·size, 3) uint8: semantic maps of the sampled | ground-truth motion's face and
+    body (of motion vectors of `layout`)."""
     reference = reference_from_vector(ref, layout, size)
     renderer = ControlRenderer(basis.faces, basis.labels, basis.mean, size)
     blank = renderer.reference(torch.zeros(1, 3, size, size), torch.zeros(1, basis.mean.shape[0], 3))
     panels = []
     for motion in (pred, truth):
-        p = from_motion(motion, reference)
+        p = from_motion(motion[:, : layout.base_dim], reference)
         p["expression"] = torch.cat(
             [p["expression"], torch.zeros(len(motion), basis.n_components - layout.n_expression)], 1
         )
@@ -106,7 +106,7 @@ class MotionMedia(ValidationMedia):
         log_image(trainer.logger, "val/motion_plot", png, step)
         if self.basis is None:
             return
-        frames = render_motion_pair(pred, truth, ref, self.basis)
+        frames = render_motion_pair(pred, truth, ref, self.basis, module.layout)
         mp4 = media / f"motion-{step:07d}.mp4"
         mp4.write_bytes(encode_mp4(frames, self.fps, "libx264", 23, "veryfast"))
         log_video(trainer.logger, "val/motion_video", mp4, step)

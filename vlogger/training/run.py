@@ -184,7 +184,7 @@ def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callb
             shards = cfg["data"]["shards"]
             raise ContractError(f"basis: {basis.basis_id} in model.basis, {dm.spec.basis_id} in {shards}")
     stats = dm.stats()
-    module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec)
+    module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec, dm.hand_basis)
     media = [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)]
     return _fit(cfg, run_dir, ckpt, module, dm, media, callbacks)
 

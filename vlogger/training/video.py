@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vlogger.body.render import Controls
+from vlogger.body.render import Controls, control_channels
 from vlogger.core.config import ConfigError
 from vlogger.core.errors import ContractError
 from vlogger.core.spec import DataSpec
@@ -56,8 +56,11 @@ class VideoDiffusion(DiffusionModule):
             if steps < 1 or cfg["diffusion"]["train_steps"] % (2 * steps):
                 raise ConfigError(f"distill.steps {steps}: 2 x steps must divide diffusion.train_steps")
             cfg = {**cfg, "sampling": {**cfg["sampling"], "steps": steps, "sampler": "ddim"}}
+        parts = spec.model_parts(cfg["model"]["parts"], "model.parts")
+        cfg = {**cfg, "model": {**cfg["model"], "parts": list(parts)}}
         self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict(), "config_version": CONFIG_VERSION})
-        self.model = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS}, lowres_input=self.superres is not None)
+        unet = {k: cfg["model"][k] for k in UNET_KEYS}
+        self.model = VideoUNet(**unet, lowres_input=self.superres is not None, control_channels=control_channels(parts))
         if cfg["model"].get("init_from"):
             self._init_from(Path(cfg["model"]["init_from"]), spec)
         if cfg["distill"]:
@@ -66,10 +69,14 @@ class VideoDiffusion(DiffusionModule):
         self.finish_init()
 
     def _init_from(self, path: Path, spec: DataSpec) -> None:
-        """Weights (the EMA copy) of an earlier run on data of the same contract, e.g. phase 1
-        before phase 2."""
-        _, init_spec, state = read_checkpoint(path, "video")
+        """Weights (the EMA copy) of an earlier run on data of the same contract and parts, e.g.
+        phase 1 before phase 2."""
+        init_cfg, init_spec, state = read_checkpoint(path, "video")
         init_spec.require_same(spec, str(path), "this run's shards")
+        if init_cfg["model"]["parts"] != self.cfg["model"]["parts"]:
+            raise ContractError(
+                f"model.parts: {init_cfg['model']['parts']} in {path}, {self.cfg['model']['parts']} in this run"
+            )
         self.model.load_state_dict(ema_weights(state))
 
     def _load_teacher(self, path: Path, spec: DataSpec) -> None:
@@ -77,15 +84,25 @@ class VideoDiffusion(DiffusionModule):
         the student only); the student starts from the same weights."""
         cfg, teacher_spec, state = read_checkpoint(path, "video")
         teacher_spec.require_same(spec, str(path), "this run's shards")
+        keys = (*UNET_KEYS, "parts")
         for key in ("model", "superres"):
-            mine = {k: self.cfg[key][k] for k in UNET_KEYS} if key == "model" else self.cfg[key]
-            theirs = {k: cfg[key][k] for k in UNET_KEYS} if key == "model" else cfg[key]
+            mine = {k: self.cfg[key][k] for k in keys} if key == "model" else self.cfg[key]
+            theirs = {k: cfg[key][k] for k in keys} if key == "model" else cfg[key]
             if mine != theirs:
                 raise ContractError(f"{key}: {theirs} in the teacher {path}, {mine} in this run's config")
-        teacher = VideoUNet(**{k: cfg["model"][k] for k in UNET_KEYS}, lowres_input=self.superres is not None)
+        teacher = VideoUNet(
+            **{k: cfg["model"][k] for k in UNET_KEYS},
+            lowres_input=self.superres is not None,
+            control_channels=self.model.control_channels,
+        )
         teacher.load_state_dict(ema_weights(state))
         object.__setattr__(self, "teacher", teacher.eval().requires_grad_(False))
         self.model.load_state_dict(ema_weights(state))
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts its controls draw (`model.parts`): what the motion driving it must carry."""
+        return tuple(self.cfg["model"]["parts"])
 
     @property
     def temporal(self) -> bool:

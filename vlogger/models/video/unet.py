@@ -11,10 +11,10 @@ A super-resolution model (`lowres_input=True`) takes a 13th-15th channel: the lo
 frame, upsampled to the output size (the cascaded-diffusion recipe), with everything else as
 stage 2 (reference, controls, outpainting), so its windows stay consistent in time too.
 
-Controls (14 channels, `vlogger.body.render.Controls.stacked`) go through a ControlNet-style
-trainable copy of the encoder: a small convolution stem (last conv zero-initialised) is added
-to the copy's input features, and zero-initialised 1x1 convolutions carry each copy level's
-output to the main UNet's skip connections and middle block. At initialisation the controls
+Controls (`control_channels`: 14, 17 with hands and iris; `vlogger.body.render.Controls.stacked`)
+go through a ControlNet-style trainable copy of the encoder: a small convolution stem (last conv
+zero-initialised) is added to the copy's input features, and zero-initialised 1x1 convolutions
+carry each copy level's output to the main UNet's skip connections and middle block. At initialisation the controls
 therefore have no effect.
 
 Temporal layers, all zero-initialised residuals, so that a fresh model gives exactly the
@@ -47,7 +47,7 @@ from torch.utils.checkpoint import checkpoint
 from vlogger.models.diffusion import step_embedding
 
 IMAGE_CHANNELS = 3
-CONTROL_CHANNELS = 14
+CONTROL_CHANNELS = 14  # the face and body's controls (`render.control_channels`)
 INPUT_CHANNELS = 3 * IMAGE_CHANNELS + 1  # x_t | reference | known | known mask
 
 
@@ -224,8 +224,10 @@ class VideoUNet(nn.Module):
         gradient_checkpointing: bool = False,
         lowres_input: bool = False,
         control_level: int = 0,
+        control_channels: int = CONTROL_CHANNELS,
     ):
         super().__init__()
+        self.control_channels = control_channels
         channels = list(channels)
         levels = len(channels)
         for name, lv in (
@@ -294,7 +296,7 @@ class VideoUNet(nn.Module):
         self.control_input, self.control_down, self.control_middle, control = encoder(False, control_level)
         cc = channels[control_level]
         self.control_stem = nn.Sequential(
-            nn.Conv2d(CONTROL_CHANNELS, cc, 3, padding=1),
+            nn.Conv2d(control_channels, cc, 3, padding=1),
             nn.SiLU(),
             nn.Conv2d(cc, cc, 3, padding=1),
             nn.SiLU(),
@@ -345,7 +347,7 @@ class VideoUNet(nn.Module):
         lowres: torch.Tensor | None = None,
         memory_format: torch.memory_format = torch.contiguous_format,
     ) -> torch.Tensor:
-        """x_t (B, T, 3, H, W), t (B,) long, reference (B, 3, H, W), controls (B, T, 14, H, W),
+        """x_t (B, T, 3, H, W), t (B,) long, reference (B, 3, H, W), controls (B, T, C, H, W),
         known (B, T, 3, H, W) and known_mask (B, T, 1, H, W) or both None, drop_* (B,) bool or
         None, lowres (B, T, 3, H, W) for a super-resolution model. `temporal=False` treats the
         B*T frames as independent images. `memory_format=torch.channels_last` runs the
@@ -354,9 +356,9 @@ class VideoUNet(nn.Module):
         scale = 2 ** (self.levels - 1)
         if height % scale or width % scale:
             raise ValueError(f"frames of {height}x{width}: height and width must be multiples of {scale}")
-        if controls.shape != (b, n, CONTROL_CHANNELS, height, width):
+        if controls.shape != (b, n, self.control_channels, height, width):
             raise ValueError(
-                f"controls of shape {tuple(controls.shape)}, expected {(b, n, CONTROL_CHANNELS, height, width)}"
+                f"controls of shape {tuple(controls.shape)}, expected {(b, n, self.control_channels, height, width)}"
             )
         if reference.shape != (b, IMAGE_CHANNELS, height, width):
             raise ValueError(
@@ -379,7 +381,7 @@ class VideoUNet(nn.Module):
         ref = reference[:, None].expand(b, n, -1, -1, -1).to(x_t.dtype)
         parts = [x_t, ref, known * known_mask, known_mask] + ([lowres.to(x_t.dtype)] if lowres is not None else [])
         x_in = torch.cat(parts, 2).reshape(b * n, self.in_channels, height, width)
-        ctrl = controls.reshape(b * n, CONTROL_CHANNELS, height, width).to(x_in.dtype)
+        ctrl = controls.reshape(b * n, self.control_channels, height, width).to(x_in.dtype)
         x_in, ctrl = x_in.contiguous(memory_format=memory_format), ctrl.contiguous(memory_format=memory_format)
         frames = n if temporal else 1
         emb = self.step_mlp(step_embedding(t, self.step_dim)).repeat_interleave(n, 0)
