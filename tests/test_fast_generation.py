@@ -15,6 +15,7 @@ from vlogger.preprocessing.run import default_spec
 
 TINY = ["phase=clip", "data.frames=4", "guidance.overlap=2", "model.channels=[8,16]", "model.head_dim=8"]
 TINY += ["model.attention_levels=[1]", "model.temporal_attention_levels=[1]", "sampling.steps=2"]
+TINY += ["model.parts=[face, body]"]  # 14 control channels, as the random controls below
 SUPERRES = ["superres={from_size: 16, noise_aug: 0.1, residual: true}", "data.size=32", "model.attention_levels=[]"]
 
 

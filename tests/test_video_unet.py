@@ -223,6 +223,7 @@ def test_super_resolution_condition_is_the_frame_shrunk_and_upsampled():
     from vlogger.training.video import VideoDiffusion
 
     over = ["superres={from_size: 16, noise_aug: 0.0, residual: true}", "data.size=32", "model.channels=[16,32,64]"]
+    over += ["model.parts=[face, body]"]  # 14 control channels
     module = VideoDiffusion(load_config(None, "train/video.yaml", over), default_spec())
     smooth = torch.linspace(-1, 1, 32)[None, None, None, :, None].expand(1, 2, 3, 32, 32)
     low = module.degrade(smooth)
@@ -237,6 +238,7 @@ def test_residual_super_resolution_starts_at_the_upsampled_frames():
     from vlogger.training.video import VideoDiffusion
 
     over = ["superres={from_size: 16, noise_aug: 0.0, residual: true}", "data.size=32", "model.channels=[16,32,64]"]
+    over += ["model.parts=[face, body]"]  # 14 control channels
     over += ["phase=clip", "sampling.steps=3"]
     module = VideoDiffusion(load_config(None, "train/video.yaml", over), default_spec())
     for m in (module.model, module.ema.module):
@@ -254,7 +256,7 @@ def test_untrained_stage_2_samples_the_pasted_warped_reference():
     from vlogger.core.config import load_config
     from vlogger.training.video import VideoDiffusion
 
-    over = ["data.size=32", "model.channels=[16,32,64]", "phase=clip", "sampling.steps=3"]
+    over = ["data.size=32", "model.channels=[16,32,64]", "phase=clip", "sampling.steps=3", "model.parts=[face, body]"]
     module = VideoDiffusion(load_config(None, "train/video.yaml", over), default_spec())
     g = torch.Generator().manual_seed(0)
     reference = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
