@@ -90,7 +90,7 @@ endif
 	cp data/demo/generate/video.paste.npz data/demo/generated/$(basename $(notdir $(DEMO_CLIP))).paste.npz
 	$(BIN)/vlogger evaluate --generated data/demo/generated --reference $(dir $(DEMO_CLIP)) --out data/demo/eval
 	$(BIN)/python -c "from skimage import data, io; io.imsave('data/demo/astronaut.png', data.astronaut())"
-	$(BIN)/vlogger generate --model $(ZOO_MODEL) --image data/demo/astronaut.png --audio $(DEMO_CLIP) --out data/demo/zoo
+	$(BIN)/vlogger generate --model $(ZOO_MODEL) --image data/demo/astronaut.png --audio $(DEMO_CLIP) --out data/demo/zoo --steps $(DEMO_GEN_STEPS)
 	@echo "demo done:"
 	@echo "  shards + contact sheet  data/demo/shards, data/demo/contact_sheet.png"
 	@echo "  3D fit + controls       data/demo/render/*.mp4, data/demo/render/controls_sheet.png"

@@ -47,7 +47,7 @@ SCORES = (
 
 
 @cached
-def static_floor(name: str, out: Path, photo: str, speech: str, size: int) -> dict:
+def static_floor(name: str, photo: str, out: Path, speech: str, size: int) -> dict:
     """The photo's crop held still over the recording at the model's size (the benchmark's
     `static` floor), scored like a model."""
     import cv2
@@ -115,7 +115,7 @@ def main() -> None:
         stem = Path(photo).stem
         g = photo_and_speech(f"photo_{stem}", video, out, args.steps, args.guidance, Path(args.motion), photo, SPEECH)
         frames = decode_mp4_bytes((out / f"photo_{stem}" / "video.mp4").read_bytes())
-        floor = static_floor(f"static_{stem}", out, photo, SPEECH, frames.shape[1])
+        floor = static_floor(f"static_{stem}", photo, out, SPEECH, frames.shape[1])
         photo_rows += [_row(f"{stem}: model", g["scores"]), _row(f"{stem}: static floor", floor["scores"])]
         strip({"generated": frames}, REPO_ROOT / "docs" / "images" / f"zoo_photo_{stem}.png")
     head = "| video | " + " | ".join(SCORES) + " |"

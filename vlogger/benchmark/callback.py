@@ -11,11 +11,12 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from vlogger.benchmark.manifest import load_manifest
-from vlogger.benchmark.run import Models, RunDir, merge, run_shard
+from vlogger.benchmark.run import RunDir, merge, run_shard
 from vlogger.core.config import load_config
 from vlogger.core.errors import UsageError
 from vlogger.generation.pipeline import Sampling
 from vlogger.training.logging import log_video
+from vlogger.zoo.models import ModelFiles
 
 
 class BenchmarkDuringTraining(Callback):
@@ -46,7 +47,9 @@ class BenchmarkDuringTraining(Callback):
             return
         mine = {self.stage: ckpt, "video" if self.stage == "motion" else "motion": self.partner}
         run = RunDir(self.out / f"step{step:07d}", self.out / "items")
-        run_shard(self.manifest, self.root, run, Models(mine["motion"], mine["video"]), self.sampling, self.protocol)
+        run_shard(
+            self.manifest, self.root, run, ModelFiles(mine["motion"], mine["video"]), self.sampling, self.protocol
+        )
         results = merge(self.manifest, run, self.protocol)
         metrics = {f"benchmark/{k}": v for k, v in results["aggregate"].items()}
         metrics["benchmark/scored_fraction"] = results["scored"] / len(self.manifest.items)  # faces found at all

@@ -28,15 +28,9 @@ from vlogger.evaluation.report import write_report
 from vlogger.evaluation.runner import evaluate
 from vlogger.generation.pipeline import BodyFiles, Sampling, generate_motion, generate_video
 from vlogger.training.checkpoints import read_checkpoint
+from vlogger.zoo.models import ModelFiles
 
 VIDEOS = "videos"
-
-
-@dataclass(frozen=True)
-class Models:
-    motion: Path
-    video: Path
-    superres: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -62,7 +56,7 @@ def shard_items(manifest: Manifest, num_shards: int, shard_index: int) -> list[I
     return manifest.items[shard_index::num_shards]
 
 
-def generate_item(item: Item, run: RunDir, models: Models, sampling: Sampling, size: int) -> dict:
+def generate_item(item: Item, run: RunDir, models: ModelFiles, sampling: Sampling, size: int) -> dict:
     """One item's video (atomic), from its prepared reference and audio; returns its timing."""
     files = ItemFiles(run.items_dir, item.id)
     t0 = time.perf_counter()
@@ -80,7 +74,7 @@ def generate_item(item: Item, run: RunDir, models: Models, sampling: Sampling, s
     return timing
 
 
-def run_record(manifest: Manifest, models: Models, sampling: Sampling) -> dict:
+def run_record(manifest: Manifest, models: ModelFiles, sampling: Sampling) -> dict:
     """What every shard of a run must agree on (checked by merge)."""
     return {
         "benchmark": {"name": manifest.name, "version": manifest.version, "items": len(manifest.items)},
@@ -99,7 +93,7 @@ def run_shard(
     manifest: Manifest,
     root: Path,
     run: RunDir,
-    models: Models,
+    models: ModelFiles,
     sampling: Sampling,
     protocol: dict,
     num_shards: int = 1,

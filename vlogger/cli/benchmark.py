@@ -89,7 +89,7 @@ def _cmd_identities(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace):
-    from vlogger.benchmark.run import Models
+    from vlogger.zoo.models import ModelFiles
 
     if args.model:
         from vlogger.zoo.models import model_files
@@ -99,10 +99,10 @@ def _models(args: argparse.Namespace):
                 "--model names every checkpoint: give it without --motion/--video-checkpoint or --superres"
             )
         files = model_files(args.model)
-        return Models(files.motion, files.video, files.superres)
+        return ModelFiles(files.motion, files.video, files.superres)
     if not (args.motion_checkpoint and args.video_checkpoint):
         raise UsageError("give --motion-checkpoint and --video-checkpoint, or --model NAME from the zoo")
-    return Models(Path(args.motion_checkpoint), Path(args.video_checkpoint), tuple(map(Path, args.superres)))
+    return ModelFiles(Path(args.motion_checkpoint), Path(args.video_checkpoint), tuple(map(Path, args.superres)))
 
 
 def _run_dir(args: argparse.Namespace):

@@ -31,7 +31,7 @@ CARD = "README.md"
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """A model's checkpoint files, each verified against the registry's sha256."""
+    """A cascade's checkpoint files (a zoo model's are verified against the registry's sha256 first)."""
 
     motion: Path
     video: Path
