@@ -33,17 +33,7 @@ from vlogger.core.video import decode_mp4_bytes
 HELD_OUT = ("real3dportrait_May_5s.mp4", "pcavs_Audio_Source_00373.mp4", "spectre_mead_W040_level_3_happy_029.mp4")
 PHOTOS = ("portrait_hallo6.jpg", "portrait_sadtalker_people0.png", "portrait_glasses_3ddfa.jpg")
 SPEECH = "retalking_audio1.wav"
-SCORES = (
-    "psnr",
-    "ssim",
-    "identity_cosine",
-    "csim",
-    "jitter",
-    "border_score",
-    "border_ridge",
-    "av_offset",
-    "av_confidence",
-)
+SCORES = ("psnr", "ssim", "csim", "identity_dlib", "jitter", "border_score", "border_ridge", "av_abs_offset", "av_z")
 
 
 @cached
