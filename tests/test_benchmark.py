@@ -256,7 +256,8 @@ def resumed(bench, tiny_models, tmp_path_factory) -> dict:
 @pytest.mark.slow
 def test_a_killed_run_resumes_without_generating_finished_items_again(bench, resumed):
     (done,) = resumed["first"]
-    assert resumed["left"] == [f"{done}.mp4"]  # no half-written video of the item being made
+    # the finished item's video and its paste mask, nothing (half-written) of the item being made
+    assert resumed["left"] == sorted([f"{done}.mp4", f"{done}.paste.npz"])
     assert resumed["second"] == [i.id for i in load_manifest(bench["manifest"]).items if i.id != done]
     assert (resumed["out"] / "videos" / f"{done}.mp4").stat().st_mtime_ns == resumed["stat"].st_mtime_ns
     assert json.loads((resumed["out"] / "results.json").read_text())["videos"] == 2
