@@ -84,8 +84,9 @@ def _stand_in_weights(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_two_workers_give_the_numbers_of_one(tmp_path, monkeypatch, clips_dir):
-    """Real clips, each scored against another (so FID/FVD/LME are not zero and PSNR is skipped for its sizes),
-    FID/FVD with stand-in weights: `workers=2` gives results.json of `workers=1`, to the last digit."""
+    """Real clips, each scored against another (so LME is not zero and PSNR is skipped for its sizes),
+    FID/FVD with stand-in weights (both folders hold the same three clips, so the sets match and FID is
+    ~0): `workers=2` gives results.json of `workers=1`, to the last digit."""
     _stand_in_weights(tmp_path, monkeypatch)
     clips = clips_dir
     names = ["retalking_face5", "liveportrait_d20", "retalking_face2"]
@@ -99,7 +100,7 @@ def test_two_workers_give_the_numbers_of_one(tmp_path, monkeypatch, clips_dir):
     assert "fid" in one["aggregate"] and "fvd" in one["aggregate"], one["skipped_metrics"]
     assert (one["aggregate"]["fid_n_samples"], one["aggregate"]["fvd_n_samples"]) == (24, 3)
     assert len(one["warnings"]) == 2  # 24 frames and 3 clips are far below 2048
-    assert one["aggregate"]["fid"] > 0 and one["aggregate"]["lme"] > 0
+    assert abs(one["aggregate"]["fid"]) < 1e3 and one["aggregate"]["lme"] > 0
     assert "frame sizes differ" in one["per_video"]["retalking_face5.mp4"]["psnr_skipped"]
     assert json.dumps(one) == json.dumps(two)
     for a, b in zip(sorted((tmp_path / "frames1").iterdir()), sorted((tmp_path / "frames2").iterdir()), strict=True):
