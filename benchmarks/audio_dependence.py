@@ -36,7 +36,6 @@ from vlogger.core.mel import LogMel
 from vlogger.datasets.shards import clip_arrays, shard_urls
 from vlogger.generation.pipeline import load_motion_model
 from vlogger.models.motion.generate import generate_long
-from vlogger.training.checkpoints import read_checkpoint
 
 MIN_FRAMES = 50  # 2 s: shorter pieces say little about a correlation
 
@@ -74,7 +73,7 @@ def main() -> None:
     module = load_motion_model(args.checkpoint)
     if args.guidance is not None:
         module.cfg["sampling"]["guidance"] = args.guidance
-    spec = read_checkpoint(args.checkpoint, "motion")[1]
+    spec = module.spec
     body = load_body(spec.body_model, module.cfg["model"]["basis"])
     sync = SyncSettings.from_config(load_config(None, "preprocess/default.yaml")["sync"])
     mel_cfg = LogMel.from_config(spec.audio_features, spec.sample_rate)
