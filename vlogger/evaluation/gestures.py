@@ -6,6 +6,10 @@ pose and hand models (`tracking.pose_stride` and `tracking.hand_stride` > 0; off
 they cost time on every video): without it they record why they were skipped. Blinks and gaze
 read the face mesh's lids and irises (mediapipe478). Lengths are in face heights (the median
 forehead-to-chin distance of the video), so the scores do not depend on the resolution.
+
+The maths works on arrays (`wrist_spread`, `wrist_speed`, `speech_beat_alignment`,
+`blink_starts`, `blinks_per_minute`): these metrics feed them a tracked video, and stage 1's
+benchmark (benchmarks/gestures_stage1.py) its sampled and tracked params.
 """
 
 from __future__ import annotations
@@ -64,22 +68,33 @@ def hand_jitter(v: TrackedVideo) -> float:
     return float(np.linalg.norm(np.diff(x, 3, axis=0), axis=-1)[run].mean() * v.fps**3)
 
 
+def wrist_spread(wrists: np.ndarray, seen: np.ndarray) -> float:
+    """How far the hands move: temporal std of each wrist's position (T, 2, D) over the frames
+    it is `seen` (T, 2), mean over the D coordinates and the hands seen on 2+ frames, in the
+    positions' units (nan when no hand is)."""
+    spreads = [wrists[seen[:, h], h].std(0).mean() for h in range(wrists.shape[1]) if seen[:, h].sum() > 1]
+    return float(np.mean(spreads)) if spreads else float("nan")
+
+
 def gesture_magnitude(v: TrackedVideo) -> float:
-    """How far the hands move: temporal std of each wrist's position over the frames it is seen,
-    mean of x and y and of the hands seen on 2+ frames, in % of face height (0: hands still)."""
+    """`wrist_spread` of the tracked wrists, in % of face height (0: hands still)."""
     x, seen = _hands(v)
-    spreads = [x[seen[:, h, WRIST], h, WRIST].std(0).mean() for h in range(2) if seen[:, h, WRIST].sum() > 1]
-    return float(np.mean(spreads) * 100) if spreads else float("nan")
+    return wrist_spread(x[:, :, WRIST], seen[:, :, WRIST]) * 100
+
+
+def wrist_speed(wrists: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """(T,) mean speed of the wrists (T, 2, D) seen (T, 2) in a frame and the one before, in the
+    positions' units per frame (0 where none is), lightly smoothed."""
+    step = np.linalg.norm(np.diff(wrists, axis=0), axis=-1)  # (T-1, 2)
+    ok = seen[1:] & seen[:-1]
+    speed = np.where(ok, step, 0).sum(1) / np.maximum(ok.sum(1), 1)
+    return gaussian_filter1d(np.concatenate([[0.0], speed]), 1.0)
 
 
 def hand_speed(v: TrackedVideo) -> np.ndarray:
-    """(T,) mean wrist speed of the hands seen in a frame and the one before, face heights per
-    frame (0 where none is), lightly smoothed."""
+    """(T,) `wrist_speed` of the tracked wrists, face heights per frame."""
     x, seen = _hands(v)
-    step = np.linalg.norm(np.diff(x[:, :, WRIST], axis=0), axis=-1)  # (T-1, 2)
-    ok = seen[1:, :, WRIST] & seen[:-1, :, WRIST]
-    speed = np.where(ok, step, 0).sum(1) / np.maximum(ok.sum(1), 1)
-    return gaussian_filter1d(np.concatenate([[0.0], speed]), 1.0)
+    return wrist_speed(x[:, :, WRIST], seen[:, :, WRIST])
 
 
 def speech_onsets(audio: np.ndarray, n_frames: int, fps: int, sample_rate: int) -> np.ndarray:
@@ -101,27 +116,34 @@ def alignment(peaks: np.ndarray, onsets: np.ndarray, sigma: float = BEAT_SIGMA) 
     return float(np.exp(-(d**2) / (2 * sigma**2)).mean())
 
 
-def beat_alignment(v: TrackedVideo, seed: int = 0) -> float:
-    """Alignment of hand-speed peaks with speech onsets above chance: the beat-align score
-    (`alignment`) minus its mean over NULL_SHIFTS circular shifts of the onsets by at least a
-    second (the same speech, out of step). 0: no better than shuffled audio; up to 1."""
-    if v.audio is None:
-        raise ValueError("no audio")
-    n = v.n_frames
-    if n < 3 * v.fps:
+def speech_beat_alignment(speed: np.ndarray, audio: np.ndarray, fps: int, sample_rate: int, seed: int = 0) -> float:
+    """Alignment of the peaks of a movement's `speed` (T,) with the onsets of the speech `audio`
+    (the same T frames at `sample_rate`) above chance: the beat-align score (`alignment`) minus
+    its mean over NULL_SHIFTS circular shifts of the onsets by at least a second (the same
+    speech, out of step). 0: no better than shuffled audio; up to 1; nan under 3 s or without
+    a peak (a still hand)."""
+    n = len(speed)
+    if n < 3 * fps:
         return float("nan")
-    speed = hand_speed(v)
     peaks, _ = find_peaks(speed, height=np.median(speed) + 1e-9, distance=MIN_GAP)
-    onsets = speech_onsets(v.audio, n, v.fps, len(v.audio) * v.fps // n)
-    shifts = np.random.default_rng(seed).integers(v.fps, n - v.fps, NULL_SHIFTS)
+    onsets = speech_onsets(audio, n, fps, sample_rate)
+    shifts = np.random.default_rng(seed).integers(fps, n - fps, NULL_SHIFTS)
     null = np.mean([alignment(peaks, (onsets + s) % n) for s in shifts])
     return alignment(peaks, onsets) - float(null)
 
 
-def blinks(v: TrackedVideo) -> np.ndarray:
-    """Frames where a blink starts: the mean lid gap of both eyes drops below BLINK_DEPTH x its
-    median (at least MIN_GAP frames after the last blink began)."""
-    aperture = landmarks.eye_aperture(v.lmk, v.landmark_format).mean(-1)
+def beat_alignment(v: TrackedVideo, seed: int = 0) -> float:
+    """`speech_beat_alignment` of the tracked hands' speed with the video's own speech."""
+    if v.audio is None:
+        raise ValueError("no audio")
+    n = v.n_frames
+    return speech_beat_alignment(hand_speed(v), v.audio, v.fps, len(v.audio) * v.fps // n, seed)
+
+
+def blink_starts(aperture: np.ndarray) -> np.ndarray:
+    """Frames where a blink starts in a lid-gap series (T,) (any unit: only its ratio to the
+    median counts): the gap drops below BLINK_DEPTH x its median (at least MIN_GAP frames after
+    the last blink began)."""
     closed = aperture < BLINK_DEPTH * np.median(aperture)
     starts = np.flatnonzero(closed & ~np.concatenate([[False], closed[:-1]]))
     keep: list[int] = []
@@ -131,9 +153,25 @@ def blinks(v: TrackedVideo) -> np.ndarray:
     return np.asarray(keep, int)
 
 
+def blinks_per_minute(aperture: np.ndarray, fps: float) -> float:
+    """`blink_starts` per minute of a lid-gap series (T,) at `fps` (people blink about 10 to 20
+    times a minute in conversation)."""
+    return float(len(blink_starts(aperture)) * 60 * fps / len(aperture))
+
+
+def _aperture(v: TrackedVideo) -> np.ndarray:
+    """(T,) mean lid gap of both eyes over the eye width."""
+    return landmarks.eye_aperture(v.lmk, v.landmark_format).mean(-1)
+
+
+def blinks(v: TrackedVideo) -> np.ndarray:
+    """`blink_starts` of the mean lid gap of both eyes."""
+    return blink_starts(_aperture(v))
+
+
 def blink_rate(v: TrackedVideo) -> float:
-    """Blinks per minute (people blink about 10 to 20 times a minute in conversation)."""
-    return float(len(blinks(v)) * 60 * v.fps / v.n_frames)
+    """`blinks_per_minute` of the mean lid gap of both eyes."""
+    return blinks_per_minute(_aperture(v), v.fps)
 
 
 def image_gaze(lmk: np.ndarray, fmt: str) -> np.ndarray:
