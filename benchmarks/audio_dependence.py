@@ -27,7 +27,7 @@ import torch
 from benchmarks.common import machine, publish
 from vlogger.body.control_video import params_slice
 from vlogger.body.fitting import load_body
-from vlogger.body.motion import from_motion, reference_of, reference_vector, to_motion
+from vlogger.body.motion import MotionLayout, from_motion, reference_of, reference_vector, to_motion
 from vlogger.core.audio import from_flac
 from vlogger.core.avsync import SyncSettings, av_sync
 from vlogger.core.config import load_config
@@ -36,11 +36,61 @@ from vlogger.core.mel import LogMel
 from vlogger.datasets.shards import clip_arrays, shard_urls
 from vlogger.generation.pipeline import load_motion_model
 from vlogger.models.motion.generate import generate_long
+from vlogger.training.motion import MotionDiffusion
 
 MIN_FRAMES = 50  # 2 s: shorter pieces say little about a correlation
 
 
-def _sample(module, clip: dict, mel: np.ndarray, n: int, seed: int) -> torch.Tensor:
+def held_out_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a held-out stage-1 benchmark (this one and benchmarks.gestures_stage1)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--shards", required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--guidance", type=float, help="sampler guidance (default: the checkpoint's)")
+    ap.add_argument("--label", default="", help="what this checkpoint is, for the table's title")
+    ap.add_argument("--append", help="append the table to this markdown file")
+    return ap
+
+
+def held_out(args: argparse.Namespace) -> tuple[MotionDiffusion, list[dict]]:
+    """The checkpoint (with `--guidance`) and the clips of `--split` of >= MIN_FRAMES frames
+    (params, mel rows, audio)."""
+    module = load_motion_model(args.checkpoint)
+    if args.guidance is not None:
+        module.cfg["sampling"]["guidance"] = args.guidance
+    urls = shard_urls(args.shards, args.split)
+    clips = [
+        c
+        for c in clip_arrays(urls, ["params.npz", "mel.npy", "flac"])
+        if len(c["params.npz"]["expression"]) >= MIN_FRAMES
+    ]
+    return module, clips
+
+
+def other_people(clip: dict, clips: list[dict]) -> list[dict]:
+    """The clips of everyone but `clip`'s person: whose audio drives it in the other-audio pairs."""
+    return [o for o in clips if o["json"]["identity"] != clip["json"]["identity"]]
+
+
+def heading(title: str, script: str, module: MotionDiffusion, args: argparse.Namespace, clips: list[dict]) -> list[str]:
+    """The title and settings line of a held-out table: what, which checkpoint, when and where,
+    the command (`script` the module's name), clips, sampler, seeds."""
+    s = module.cfg["sampling"]
+    return [
+        f"#### Stage-1 {title} on held-out people: {args.label or args.checkpoint}, {datetime.date.today()} "
+        f"({machine()})",
+        "",
+        f"`python -m benchmarks.{script} {args.checkpoint} --shards {args.shards} --split {args.split}`: "
+        f"{len(clips)} clips of >= {MIN_FRAMES} frames, {s['sampler']} {s['steps']} steps, guidance {s['guidance']}, "
+        f"own audio the median over {args.seeds} seeds, other audio seed 0 cut to the shorter clip.",
+        "",
+    ]
+
+
+def sample_motion(module: MotionDiffusion, clip: dict, mel: np.ndarray, n: int, seed: int) -> torch.Tensor:
+    """(n, D) motion sampled for `clip`'s person (its first frame the reference) from the mel rows `mel`."""
     p = clip["params.npz"]
     ref = reference_vector(reference_of(p, 0), module.layout.n_expression, module.motion_layout())
     return generate_long(
@@ -52,71 +102,49 @@ def _r(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.corrcoef(a.numpy(), b.numpy())[0, 1])
 
 
-def _mouth(motion: torch.Tensor, clip: dict, body) -> np.ndarray:
-    """Lip opening of the mesh the motion poses (the signal the sync score reads)."""
+def _mouth(motion: torch.Tensor, clip: dict, body, layout: MotionLayout) -> np.ndarray:
+    """Lip opening of the mesh the motion poses (the signal the sync score reads): its face and
+    body, the first `layout.base_dim` values (a model's hands and eyes do not move the lips)."""
     p = clip["params.npz"]
-    params = body.drive(from_motion(motion, reference_of(p, 0)), params_slice(p, 0, 1))
+    params = body.drive(from_motion(motion[:, : layout.base_dim], reference_of(p, 0)), params_slice(p, 0, 1))
     verts = body.mesh.vertices(params).numpy()
     return lip_opening(verts, "mediapipe478")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--shards", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--guidance", type=float, help="sampler guidance (default: the checkpoint's)")
-    ap.add_argument("--label", default="", help="what this checkpoint is, for the table's title")
-    ap.add_argument("--append", help="append the table to this markdown file")
-    args = ap.parse_args()
-    module = load_motion_model(args.checkpoint)
-    if args.guidance is not None:
-        module.cfg["sampling"]["guidance"] = args.guidance
+    args = held_out_parser(__doc__).parse_args()
+    module, clips = held_out(args)
     spec = module.spec
     body = load_body(spec.body_model, module.cfg["model"]["basis"])
     sync = SyncSettings.from_config(load_config(None, "preprocess/default.yaml")["sync"])
     mel_cfg = LogMel.from_config(spec.audio_features, spec.sample_rate)
-    urls = shard_urls(args.shards, args.split)
-    clips = [
-        c
-        for c in clip_arrays(urls, ["params.npz", "mel.npy", "flac"])
-        if len(c["params.npz"]["expression"]) >= MIN_FRAMES
-    ]
     k = module.layout.n_expression
     rows, wins, pairs, own_all, off_err = [], 0, 0, [], []
     for clip in clips:
         p = clip["params.npz"]
         n = len(p["expression"])
         truth = to_motion(p, reference_of(p, 0), k)
-        own = [_sample(module, clip, clip["mel.npy"], n, s) for s in range(args.seeds)]
+        own = [sample_motion(module, clip, clip["mel.npy"], n, s) for s in range(args.seeds)]
         own_r = float(np.median([_r(m[:, 0], truth[:, 0]) for m in own]))
         own_all.append(own_r)
         won = 0
-        others = [o for o in clips if o["json"]["identity"] != clip["json"]["identity"]]
+        others = other_people(clip, clips)
         for other in others:
             m = min(n, len(other["params.npz"]["expression"]))
-            swapped = _sample(module, clip, other["mel.npy"], m, 0)
+            swapped = sample_motion(module, clip, other["mel.npy"], m, 0)
             won += _r(own[0][:m, 0], truth[:m, 0]) > _r(swapped[:, 0], truth[:m, 0])
         wins, pairs = wins + won, pairs + len(others)
         audio = from_flac(clip["flac"])[0]
-        gen_sync = av_sync(_mouth(own[0], clip, body), audio, spec.fps, sync, mel_cfg)
-        truth_sync = av_sync(_mouth(truth, clip, body), audio, spec.fps, sync, mel_cfg)
+        gen_sync = av_sync(_mouth(own[0], clip, body, module.layout), audio, spec.fps, sync, mel_cfg)
+        truth_sync = av_sync(_mouth(truth, clip, body, module.layout), audio, spec.fps, sync, mel_cfg)
         off_err.append(abs(gen_sync.offset - truth_sync.offset))
         rows.append(
             f"| {clip['key']} | {n} | {own_r:.2f} | {won}/{len(others)} | {gen_sync.offset:+.0f} "
             f"(z {gen_sync.z:.1f}) | {truth_sync.offset:+.0f} (z {truth_sync.z:.1f}) |"
         )
         print(rows[-1], flush=True)
-    s = module.cfg["sampling"]
     lines = [
-        f"#### Stage-1 audio dependence on held-out people: {args.label or args.checkpoint}, "
-        f"{datetime.date.today()} ({machine()})",
-        "",
-        f"`python -m benchmarks.audio_dependence {args.checkpoint} --shards {args.shards} --split {args.split}`: "
-        f"{len(clips)} clips of >= {MIN_FRAMES} frames, {s['sampler']} {s['steps']} steps, guidance {s['guidance']}, "
-        f"own r the median over {args.seeds} seeds.",
-        "",
+        *heading("audio dependence", "audio_dependence", module, args, clips),
         "| clip | frames | own audio jaw r | own beats other audio | sampled lips offset | truth's offset |",
         "|---|---|---|---|---|---|",
         *rows,
