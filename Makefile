@@ -50,8 +50,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# two workers, one thread each (tests/conftest.py sends each file, and the files sharing a costly
+# fixture, to one worker); TEST_ARGS="-n 0" runs in one process
+TEST_ARGS ?= -n 2 --dist loadgroup
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q $(TEST_ARGS)
 
 # the edit loop: no training runs, no mediapipe over the real clips, no ../shared (docs/architecture.md)
 test-fast: setup

@@ -4,6 +4,10 @@ Tiers (markers, set here from the fixtures a test uses, so they cannot drift):
 - `shared`: reads ../shared (real clips, images, weights); skipped with a reason where it is absent.
 - `slow`: more than ~30 s on 2 cores (training runs, mediapipe over many clips).
 `make test-fast` runs neither (synthetic shards, units, networks); `make test` runs everything.
+
+`make test` runs two pytest-xdist workers (`--dist loadgroup`): each test file goes to one worker
+whole (its module fixtures are built once), and the files that share a costly session fixture
+(SESSION_GROUPS) go to the same worker, so that fixture is built once too.
 """
 
 from __future__ import annotations
@@ -21,13 +25,22 @@ SHARED_FIXTURES = {"shared_dir", "clips_dir", "real_shards"}
 SLOW_FIXTURES = {"real_shards", "bad_run", "tiny_models"}  # bad_run: mediapipe over thirteen broken and good files
 
 
+SESSION_GROUPS = ("real_shards", "tiny_models")  # minutes each: one worker builds each
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    by_file: dict[str, set[str]] = {}
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
+        by_file.setdefault(item.nodeid.split("::")[0], set()).update(used)
         if used & SHARED_FIXTURES:
             item.add_marker(pytest.mark.shared)
         if used & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        group = next((g for g in SESSION_GROUPS if g in by_file[path]), path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +106,22 @@ def talking(tmp_path_factory):
     d = tmp_path_factory.mktemp("talking")
     (path,) = make_sample(d, n_clips=1, seconds=3.0, size=256)
     return decode_mp4_bytes(path.read_bytes()), load_audio(path, 16000), path
+
+
+@pytest.fixture(scope="session")
+def short_clips(tmp_path_factory, clips_dir: Path) -> Path:
+    """The first 60 frames (2.4 s) of three real clips with their audio, re-encoded: for tests that
+    score several videos more than once, where whole clips would cost minutes."""
+    from vlogger.core.audio import load_audio
+    from vlogger.core.video import decode_mp4_bytes, encode_mp4, probe
+
+    out, n = tmp_path_factory.mktemp("short_clips"), 60
+    for name in ("retalking_face5", "liveportrait_d20", "retalking_face2"):
+        path = clips_dir / f"{name}.mp4"
+        fps = round(probe(path).source_fps)
+        frames, audio = decode_mp4_bytes(path.read_bytes())[:n], load_audio(path, 16000)[: n * 16000 // fps]
+        (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps, audio=audio))
+    return out
 
 
 @pytest.fixture

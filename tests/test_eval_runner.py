@@ -83,12 +83,12 @@ def _stand_in_weights(tmp_path: Path, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_two_workers_give_the_numbers_of_one(tmp_path, monkeypatch, clips_dir):
-    """Real clips, each scored against another (so LME is not zero and PSNR is skipped for its sizes),
+def test_two_workers_give_the_numbers_of_one(tmp_path, monkeypatch, short_clips):
+    """Real clips (2.4 s of each), each scored against another (so LME is not zero and PSNR is skipped for its sizes),
     FID/FVD with stand-in weights (both folders hold the same three clips, so the sets match and FID is
     ~0): `workers=2` gives results.json of `workers=1`, to the last digit."""
     _stand_in_weights(tmp_path, monkeypatch)
-    clips = clips_dir
+    clips = short_clips
     names = ["retalking_face5", "liveportrait_d20", "retalking_face2"]
     gen, ref = tmp_path / "gen", tmp_path / "ref"
     for folder, order in ((gen, names), (ref, names[1:] + names[:1])):
@@ -176,17 +176,17 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 @pytest.mark.slow
-def test_memory_does_not_grow_with_the_number_of_videos(tmp_path, clips_dir, link_inputs):
+def test_memory_does_not_grow_with_the_number_of_videos(tmp_path, short_clips, link_inputs):
     """Peak memory over 4 videos is that of 1: nothing is kept per video. Each run in a fresh process
     (its peak RSS; tracemalloc would make the run six times slower), one metric of each way of reading
     (the track only, paired frames, sampled frames); the whole protocol's memory is in benchmarks/RESULTS.md."""
-    clip, peaks = clips_dir / "retalking_face5.mp4", []
+    clip, peaks = short_clips / "retalking_face5.mp4", []
     for n in (1, 4):
         folder = link_inputs(tmp_path / f"n{n}", clip, [f"v{i}.mp4" for i in range(n)])
         run = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(folder)], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
         peaks.append(int(run.stdout.split()[-1]) / 1024)
-    # 4 videos' decoded frames kept (gen + ref, 122 frames of 524 x 524 each) would add 600 MB
+    # 4 videos' decoded frames kept (gen + ref, 60 frames of 524 x 524 each) would add 300 MB
     assert peaks[1] < peaks[0] + 150, peaks
 
 

@@ -21,7 +21,7 @@ from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
 from vlogger.models.sampling import window_starts
 from vlogger.preprocessing.run import default_spec
-from vlogger.training.motion import MotionDiffusion
+from vlogger.training.motion import HAND_BUFFERS, MotionDiffusion
 
 VAL_IDS = "[synth_001]"  # beside the val split's synth_002
 
@@ -224,7 +224,10 @@ def test_training_writes_checkpoints_media_and_logs(trained):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 40
     prefixes = {k.split(".")[0] for k in ckpt["state_dict"]}
-    assert prefixes == {"model", "ema", "motion_mean", "motion_std"}  # the model once, EMA, statistics
+    # the model once, EMA, statistics, and the hand PCA basis its motion is coded in (the synthetic shards have hands)
+    hands = {f"hand_{name}" for name in HAND_BUFFERS}
+    assert prefixes == {"model", "ema", "motion_mean", "motion_std"} | hands
+    assert ckpt["state_dict"]["hand_components"].shape[0] == ckpt["hyper_parameters"]["cfg"]["model"]["hand_components"]
     assert len(list((run / "checkpoints").glob("step*.ckpt"))) >= 1
     assert (run / "media" / "motion-0000000.png").is_file() and (run / "media" / "motion-0000030.mp4").is_file()
     assert list((run / "wandb").glob("offline-run-*"))

@@ -58,10 +58,11 @@ def head_angles(lmk: np.ndarray, fmt: str) -> np.ndarray:
 
 def cpbd_sharpness(frames: np.ndarray) -> float:
     """CPBD (Narvekar & Karam 2011) on the gray frames, mean over them: probability that edges
-    are not perceived as blurred (higher = sharper)."""
-    import cpbd
+    are not perceived as blurred (higher = sharper); `sharpness.cpbd` is the `cpbd` package's
+    maths without its per-pixel loops. Imported here: the package is the `eval` extra's."""
+    from vlogger.evaluation.sharpness import cpbd
 
-    return float(np.mean([cpbd.compute(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64)) for f in frames]))
+    return float(np.mean([cpbd(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64)) for f in frames]))
 
 
 def face_crops(frames: np.ndarray, lmk: np.ndarray, fmt: str, scale: float) -> list[np.ndarray]:
