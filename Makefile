@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml
 
 # two workers, one thread each (tests/conftest.py sends each file, and the files sharing a costly
 # fixture, to one worker); TEST_ARGS="-n 0" runs in one process
-TEST_ARGS ?= -n 2 --dist loadgroup
+TEST_ARGS ?= -n 2 --dist loadfile
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q $(TEST_ARGS)
 

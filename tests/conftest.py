@@ -5,13 +5,16 @@ Tiers (markers, set here from the fixtures a test uses, so they cannot drift):
 - `slow`: more than ~30 s on 2 cores (training runs, mediapipe over many clips).
 `make test-fast` runs neither (synthetic shards, units, networks); `make test` runs everything.
 
-`make test` runs two pytest-xdist workers (`--dist loadgroup`): each test file goes to one worker
-whole (its module fixtures are built once), and the files that share a costly session fixture
-(SESSION_GROUPS) go to the same worker, so that fixture is built once too.
+`make test` runs two pytest-xdist workers (`--dist loadfile`): each test file goes to one worker
+whole (its module fixtures are built once), and the files that name a costly session fixture
+(SESSION_GROUPS) go to the same worker, so that fixture is built once too (`pytest_xdist_make_scheduler`
+below; xdist's own `loadgroup` does not group under pytest 9: it rewrites a node id pytest no longer reads).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,18 +32,32 @@ SESSION_GROUPS = ("real_shards", "tiny_models")  # minutes each: one worker buil
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    by_file: dict[str, set[str]] = {}
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
-        by_file.setdefault(item.nodeid.split("::")[0], set()).update(used)
         if used & SHARED_FIXTURES:
             item.add_marker(pytest.mark.shared)
         if used & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        group = next((g for g in SESSION_GROUPS if g in by_file[path]), path)
-        item.add_marker(pytest.mark.xdist_group(group))
+
+
+if importlib.util.find_spec("xdist"):
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        """`--dist loadfile`, with the files that name a SESSION_GROUPS fixture as one scope."""
+        if config.getvalue("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        @functools.cache
+        def scope(path: str) -> str:
+            text = (config.rootpath / path).read_text()
+            return next((g for g in SESSION_GROUPS if g in text), path)
+
+        class FilesAndSessionGroups(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return scope(nodeid.split("::")[0])
+
+        return FilesAndSessionGroups(config, log)
 
 
 @pytest.fixture(scope="session")
