@@ -194,13 +194,12 @@ def test_leaderboard_logs_a_wandb_table_offline(tmp_path, monkeypatch):
     import wandb  # noqa: F401  (an eval dependency)
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     result = {"protocol_version": "1.0", "identity_backbone": "dlib", "scored": 2, "aggregate": {"jitter": 3.0}}
     (tmp_path / "r.json").write_text(json.dumps(result))
     board = tmp_path / "board.json"
     leaderboard.add(board, tmp_path / "r.json", "ckpt-a")
-    leaderboard.log_wandb(leaderboard.load(board), "vlogger-test")
+    leaderboard.log_wandb(leaderboard.load(board), "vlogger-test", tmp_path)  # beside the board
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
 

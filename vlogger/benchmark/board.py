@@ -250,8 +250,9 @@ def _published_html(published: list[dict]) -> str:
     return "".join(parts)
 
 
-def log_wandb(rows: list[dict], project: str) -> None:
-    """The board as a W&B table (offline unless WANDB_MODE says otherwise)."""
+def log_wandb(rows: list[dict], project: str, folder: Path) -> None:
+    """The board as a W&B table (offline unless WANDB_MODE says otherwise), its run files in
+    `folder`/wandb (beside the board: W&B's own default is the working directory)."""
     import wandb
 
     cols = _columns(rows)
@@ -265,5 +266,6 @@ def log_wandb(rows: list[dict], project: str) -> None:
             r["items"],
             *[r["metrics"].get(c) for c in cols],
         )
-    with wandb.init(project=project, job_type="leaderboard", mode=os.environ.get("WANDB_MODE", "offline")) as run:
+    mode = os.environ.get("WANDB_MODE", "offline")
+    with wandb.init(project=project, job_type="leaderboard", mode=mode, dir=str(folder)) as run:
         run.log({"leaderboard": table})

@@ -251,7 +251,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     print(leaderboard.markdown(entries))
     print(f"html: {leaderboard.write_html(entries, board.with_suffix('.html'))}")
     if args.wandb:
-        leaderboard.log_wandb(entries, args.wandb)
+        leaderboard.log_wandb(entries, args.wandb, board.parent)
     return 0
 
 

@@ -41,7 +41,7 @@ def _show(entries: list[dict], board: Path, args: argparse.Namespace) -> None:
     print(lb.markdown(entries, published))
     print(f"leaderboard: {board}\nhtml:        {lb.write_html(entries, board.with_suffix('.html'), published)}")
     if args.wandb:
-        lb.log_wandb(entries, args.wandb)
+        lb.log_wandb(entries, args.wandb, board.parent)
 
 
 def training_callbacks(cfg: dict, stage: str) -> list:

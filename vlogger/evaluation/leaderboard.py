@@ -102,13 +102,14 @@ document.querySelectorAll('th').forEach((th, i) => th.onclick = () => {
     return path
 
 
-def log_wandb(entries: list[dict], project: str) -> None:
-    """The board as a W&B table (offline unless the user has set W&B up)."""
+def log_wandb(entries: list[dict], project: str, folder: Path) -> None:
+    """The board as a W&B table (offline unless the user has set W&B up), its run files in
+    `folder`/wandb (beside the board: W&B's own default is the working directory)."""
     import wandb
 
     cols = sorted({k for e in entries for k in e["metrics"]})
     table = wandb.Table(columns=["name", "group", *cols])
     for e in entries:
         table.add_data(e["name"], group_title(e), *[e["metrics"].get(c) for c in cols])
-    with wandb.init(project=project, job_type="leaderboard") as run:
+    with wandb.init(project=project, job_type="leaderboard", dir=str(folder)) as run:
         run.log({"leaderboard": table})
