@@ -27,6 +27,9 @@ from vlogger.body.smplx_fit import fit_smplx, smplx_vertices
 from vlogger.body.smplx_model import (
     BODY_JOINT_IDS,
     FACE_POINTS,
+    HAND_JOINT_IDS,
+    HAND_JOINT_POINTS,
+    HAND_TIPS,
     HEAD,
     IMAGE_FROM_SMPLX,
     JOINTS,
@@ -136,13 +139,14 @@ def test_mediapipe_correspondence_follows_the_face():
     assert heights == sorted(heights)
 
 
-def _smplx_forward(layer, betas, expr, global_orient, body_pose, jaw):
+def _smplx_forward(layer, betas, expr, global_orient, body_pose, jaw, hands=None):
     n = len(expr)
     zeros = torch.zeros
+    hands = zeros(n, 2, 45) if hands is None else hands
     return layer(
         betas=betas, expression=expr, global_orient=global_orient, body_pose=body_pose.reshape(n, 63),
         jaw_pose=jaw, leye_pose=zeros(n, 3), reye_pose=zeros(n, 3),
-        left_hand_pose=zeros(n, 45), right_hand_pose=zeros(n, 45), transl=zeros(n, 3),
+        left_hand_pose=hands[:, 0], right_hand_pose=hands[:, 1], transl=zeros(n, 3),
     )  # fmt: skip
 
 
@@ -153,10 +157,16 @@ def _wave(rng: np.random.Generator, n: int, dims: int, amplitude: float, max_fre
     return (amplitude / 2 * np.sin(2 * np.pi * freq * t + phase).sum(1)).astype(np.float32)
 
 
-def synthetic_clip(model, reference, n: int, noise: float, seed: int = 0, size: int = 256) -> tuple:
+def synthetic_clip(
+    model, reference, n: int, noise: float, seed: int = 0, size: int = 256, hand_components: int = 0
+) -> tuple:
     """A clip posed by smplx's own forward from known parameters and projected into a crop;
     returns (lmk (n, 478, 3), pose (n, 33, 4)) as the tracker would (only the points the
-    correspondence maps, the rest NaN) and the ground truth."""
+    correspondence maps, the rest NaN) and the ground truth. With `hand_components`, the wrists
+    turn and the fingers move along that many of the model's hand PCA components (truth
+    `wrists` (n, 2, 3), `hand_coefficients` (n, 2, K), `hand_pose` (n, 2, 45)) and the truth's
+    `hand_track` (n, 2, 21, 4) is the tracked hands: the points at SMPL-X joints, and the tips
+    where the model has fingertip vertices."""
     rng = np.random.default_rng(seed)
     body = np.zeros((n, 21, 3), np.float32)
     for name in ("spine3", "neck", "head"):
@@ -176,10 +186,18 @@ def synthetic_clip(model, reference, n: int, noise: float, seed: int = 0, size: 
         * size
         / 256,
     }
+    hand_pose = None
+    if hand_components:
+        truth["wrists"] = _wave(rng, n, 6, 0.4, 0.05).reshape(n, 2, 3)
+        body[:, [JOINTS["left_wrist"] - 1, JOINTS["right_wrist"] - 1]] = truth["wrists"]
+        coefficients = _wave(rng, n, 2 * hand_components, 0.8, 0.05).reshape(n, 2, hand_components)
+        truth["hand_coefficients"] = coefficients
+        truth["hand_pose"] = np.einsum("tsk,skp->tsp", coefficients, model.hand_components[:, :hand_components])
+        hand_pose = torch.as_tensor(truth["hand_pose"])
     t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in truth.items()}
     with torch.no_grad():
         out = _smplx_forward(
-            reference, t["betas"][None], t["expression"], t["global_orient"], torch.tensor(body), t["jaw"]
+            reference, t["betas"][None], t["expression"], t["global_orient"], torch.tensor(body), t["jaw"], hand_pose
         )
         tri, bary = model.static_landmark_weights()
         face = torch.einsum("tlkc,lk->tlc", out.vertices[:, torch.as_tensor(tri)], torch.as_tensor(bary).float())
@@ -203,6 +221,18 @@ def synthetic_clip(model, reference, n: int, noise: float, seed: int = 0, size: 
     pose[:, ids, :3] = body_px.numpy()
     pose[:, ids, :2] += rng.normal(scale=noise, size=(n, len(ids), 2))
     pose[:, ids, 3] = [0.95] * 6 + [0.1] * 2  # hips below the crop: low visibility
+    if hand_components:
+        track = np.full((n, 2, 21, 4), np.nan, np.float32)
+        points = HAND_JOINT_POINTS + (list(HAND_TIPS) if model.fingertips is not None else [])
+        with torch.no_grad():
+            at = out.joints[:, HAND_JOINT_IDS]
+            if model.fingertips is not None:
+                at = torch.cat([at, out.vertices[:, torch.as_tensor(model.fingertips)]], 2)
+            px = t["scale"][:, None, None, None] * at @ flip.T + shift[:, None, None]
+        track[:, :, points, :3] = px.numpy()
+        track[:, :, points, :2] += rng.normal(scale=noise, size=(n, 2, len(points), 2))
+        track[..., 3] = np.isfinite(track[..., 0])
+        truth["hand_track"] = track
     return lmk, pose, truth
 
 
