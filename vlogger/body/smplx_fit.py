@@ -80,7 +80,7 @@ WRISTS = [JOINTS["left_wrist"] - 1, JOINTS["right_wrist"] - 1]  # index into bod
 # crop (a face ~100 px high: 1/40 rad of head rotation or of log scale), so L-BFGS sees a
 # well-conditioned problem.
 _STEP = {"global_orient": 1 / 40, "head": 1 / 40, "body_pose": 1 / 40, "jaw_pose": 1 / 40, "log_scale": 1 / 40}
-_STEP |= {"wrists": 1 / 40, "hand_pose": 1 / 40}
+_STEP |= {"wrists": 1 / 40, "hand_pose": 1 / 4}
 # Per-frame parameters are sums over a temporal pyramid (blocks of 1, 4, 16, ... frames up to
 # the whole clip, each scaled by 1/sqrt(block)): a change shared by many frames, like a head
 # pitch traded against the per-clip shape or motion held together by the smoothness terms, is
@@ -91,13 +91,13 @@ _PYRAMID = 4
 class _Fit(torch.nn.Module):
     """The free parameters of one clip; `forward` projects the fitted points to crop pixels."""
 
-    def __init__(self, model: SmplxModel, cfg: dict, n_frames: int, size: int, hands: bool = False):
+    def __init__(self, model: SmplxModel, cfg: dict, n_frames: int, size: int, hands: torch.Tensor | None = None):
         super().__init__()
         self.model = model
         self.size = size
-        self.hands = hands
+        self.hands = hands is not None  # hands: (2,) 1 for a hand seen on some frame, else 0
         tri, bary = model.static_landmark_weights()
-        self.tips = hands and model.fingertips is not None
+        self.tips = self.hands and model.fingertips is not None
         tips = model.fingertips.ravel() if self.tips else np.zeros(0, np.int64)
         used = np.unique(np.concatenate([tri.ravel(), tips]))
         self.rig = Rig(model, cfg["num_betas"], cfg["num_expression"], used)
@@ -125,7 +125,8 @@ class _Fit(torch.nn.Module):
             "log_scale": (n_frames,),
             "shift": (n_frames, 2),  # image position of the face landmarks' centroid, px of a 256 crop
         }
-        if hands:
+        if self.hands:
+            self.register_buffer("hand_seen", hands.float()[:, None])  # a hand never seen stays the mean hand
             k = cfg["hands"]["num_components"]
             if not 1 <= k <= 45:
                 raise ValueError(f"hands.num_components: {k}; SMPL-X's hand bases have 1 to 45 components")
@@ -175,14 +176,14 @@ class _Fit(torch.nn.Module):
         body[:, self.free] = body[:, self.free] + self.value("body_pose")
         hands = None
         if self.hands:
-            body[:, WRISTS] = body[:, WRISTS] + self.value("wrists")
+            body[:, WRISTS] = body[:, WRISTS] + self.value("wrists") * self.hand_seen
             hands = self.hand_pose()
         rots = joint_rotations(self.value("global_orient"), body, self.value("jaw_pose"), self.model, hands)
         return with_head(rots, self.model, batch_rodrigues(self.value("head")))
 
     def hand_pose(self) -> torch.Tensor:
         """(T, 2, 45) axis-angle of both hands' finger joints from their PCA coefficients."""
-        return torch.einsum("tsk,skp->tsp", self.value("hand_pose"), self.hand_basis)
+        return torch.einsum("tsk,skp->tsp", self.value("hand_pose"), self.hand_basis) * self.hand_seen
 
     def forward(self) -> dict[str, torch.Tensor]:
         rots = self.rotations()
@@ -313,7 +314,7 @@ def fit_smplx(
         found += _hand_targets(hands, _hand_points(model.fingertips is not None), n)
         if not found[-1].any():  # no hand seen in the clip: the fit without hands
             found = found[:4]
-    fit = _Fit(model, cfg, n, size, hands=len(found) > 4)
+    fit = _Fit(model, cfg, n, size, (found[-1] > 0).any(2).any(0) if len(found) > 4 else None)
     fit.rig.to(device)
     fit.to(device)
     targets = tuple(x.to(device) for x in found)
