@@ -10,6 +10,12 @@ position 1.37 px, expression RMS error 0.24 (truth RMS 0.71, correlation 0.96), 
 error 0.05 rad (truth 0.13 on average).
 At 1.5 px noise the landmark jitter (second difference of the error to the truth) is 4.58 px
 tracked, 1.04 px fitted with smoothing and 1.69 px without.
+Hands (8 frames, wrists turned and fingers posed along 12 PCA components, tips tracked, 0.5 px
+noise, the right hand unseen on 3 frames): hand points re-projected within 0.64 px, PCA
+coefficient RMS error 0.135 (truth RMS 0.46; the synthetic fingers are straight chains whose
+bone twists move no point, so part of each coefficient is unseen), wrist error 0.28 rad (traded
+against finger rotations that move the hand alike), the unseen frames' coefficients within
+0.3 of the line joining their neighbours'.
 """
 
 from __future__ import annotations

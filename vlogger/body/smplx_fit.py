@@ -35,7 +35,9 @@ relative to the head, like mediapipe's). `expression` is the SMPL-X expression c
 followed by the jaw's axis-angle rotation. `left_hand_pose` and `right_hand_pose` (T, 45) are
 the 15 finger joints' axis-angle rotations relative to the model's mean hand (smplx's forward
 with `use_pca=False` and the default `flat_hand_mean=False` takes them as they are), zeros
-when the clip had no hands; the wrists' rotations are in `body_pose`.
+when the clip had no hands; the wrists' rotations are in `body_pose`. A fit with hands adds
+`hand_residual_px` (T, 2): the mean 2D distance of its hand points to the tracked ones, NaN
+where the hand was not seen.
 """
 
 from __future__ import annotations
@@ -363,30 +365,29 @@ def _params(fit: _Fit, targets: tuple, pose, size: int, cfg: dict) -> dict:
         visible = body_from_pose(np.asarray(pose), cfg["min_visibility"])[1]
     v = {k: fit.value(k).cpu() for k in fit.blocks}
     hand_pose = fit.hand_pose().cpu() if fit.hands else torch.zeros(len(head), 2, 45)
-    extra = {"hand_residual_px": _f32(_residual(out["hands"], *hands)[1])} if fit.hands else {}
-    return (
-        {
-            "model": "smplx",
-            "basis_id": f"smplx:{fit.model.path.name}",  # what training checks against the data spec
-            "size": size,
-            "expression": _f32(torch.cat([v["expression"], v["jaw_pose"]], -1)),
-            "rotation": _f32(out["head_rotation"]),
-            "scale": _f32(out["scale"]),
-            "translation": _f32(torch.nn.functional.pad(head[:, :2], (0, 1))),
-            "body": _f32(body),
-            "body_visible": _f32(visible),
-            "residual_px": _f32(per_frame),
-            "residual_p95_px": np.float32(torch.quantile(residual[seen], 0.95)),
-            "model_file": fit.model.path.name,
-            "betas": _f32(v["betas"][0]),
-            "global_orient": _f32(v["global_orient"]),
-            "body_pose": _f32(_axis_angle(fit.rotations()[:, 1:22]).reshape(len(head), -1)),
-            "jaw_pose": _f32(v["jaw_pose"]),
-            "left_hand_pose": _f32(hand_pose[:, 0]),
-            "right_hand_pose": _f32(hand_pose[:, 1]),
-        }
-        | extra
-    )
+    params = {
+        "model": "smplx",
+        "basis_id": f"smplx:{fit.model.path.name}",  # what training checks against the data spec
+        "size": size,
+        "expression": _f32(torch.cat([v["expression"], v["jaw_pose"]], -1)),
+        "rotation": _f32(out["head_rotation"]),
+        "scale": _f32(out["scale"]),
+        "translation": _f32(torch.nn.functional.pad(head[:, :2], (0, 1))),
+        "body": _f32(body),
+        "body_visible": _f32(visible),
+        "residual_px": _f32(per_frame),
+        "residual_p95_px": np.float32(torch.quantile(residual[seen], 0.95)),
+        "model_file": fit.model.path.name,
+        "betas": _f32(v["betas"][0]),
+        "global_orient": _f32(v["global_orient"]),
+        "body_pose": _f32(_axis_angle(fit.rotations()[:, 1:22]).reshape(len(head), -1)),
+        "jaw_pose": _f32(v["jaw_pose"]),
+        "left_hand_pose": _f32(hand_pose[:, 0]),
+        "right_hand_pose": _f32(hand_pose[:, 1]),
+    }
+    if fit.hands:
+        params["hand_residual_px"] = _f32(_residual(out["hands"], *hands)[1])
+    return params
 
 
 def _residual(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
