@@ -24,6 +24,8 @@ def test_preprocess_fits_smplx_when_configured(tmp_path, clips_dir, link_inputs)
     p = clip["params.npz"]
     n = len(clip["lmk.npy"])
     assert p["model"] == "smplx" and p["expression"].shape == (n, 13) and p["betas"].ndim == 1
+    assert p["left_hand_pose"].shape == p["right_hand_pose"].shape == (n, 45)  # zeros where no hand was seen
+    assert np.isfinite(p["left_hand_pose"]).all() and np.isfinite(p["right_hand_pose"]).all()
     assert np.isfinite(p["residual_px"]).all() and clip["json"]["quality"]["fit_residual_px"] > 0
 
 

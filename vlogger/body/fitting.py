@@ -23,7 +23,7 @@ from vlogger.body.smplx_model import load_smplx
 from vlogger.core.config import load_config
 from vlogger.core.errors import UsageError
 
-Fitter = Callable[[np.ndarray, np.ndarray, int], dict]
+Fitter = Callable[..., dict]  # (lmk, pose, size, hands=None) -> params, as `BodyModel.fit`
 MODELS = ("facemesh", "smplx")
 
 
@@ -44,7 +44,7 @@ class BodyModel:
 
     name: str
     basis_id: str  # what the data contract records (face-mesh basis hash, SMPL-X model file)
-    fit: Fitter  # (lmk (T,478,3), pose (T,33,4), size) -> params
+    fit: Fitter  # (lmk (T,478,3), pose (T,33,4), size, hands (T,2,21,4) or None) -> params; SMPL-X fits the hands
     mesh: MeshModel
     per_clip: tuple[str, ...]  # the model's own values that hold for the whole clip
     per_frame: tuple[str, ...]  # the model's own per-frame values stage 1 does not predict
@@ -67,7 +67,7 @@ def load_body(name: str, basis: str | None = None, model_path: str | None = None
         fb = FaceBasis.load(basis)
         mesh = MeshModel(fb.faces, fb.labels, fb.mean, lambda p: facemesh_vertices(p, fb))
 
-        def fit(lmk: np.ndarray, pose: np.ndarray, size: int) -> dict:
+        def fit(lmk: np.ndarray, pose: np.ndarray, size: int, hands: np.ndarray | None = None) -> dict:
             return fit_facemesh(lmk, pose, fb, size)
 
         return BodyModel(name, fb.basis_id, fit, mesh, ("identity",), ())
@@ -76,8 +76,8 @@ def load_body(name: str, basis: str | None = None, model_path: str | None = None
         cfg = load_config(None, "body/smplx.yaml")
         mesh = MeshModel(m.faces, m.labels, m.canonical, lambda p: smplx_vertices(p, m))
 
-        def fit_body(lmk: np.ndarray, pose: np.ndarray, size: int) -> dict:
-            return fit_smplx(lmk, pose, m, size, cfg)
+        def fit_body(lmk: np.ndarray, pose: np.ndarray, size: int, hands: np.ndarray | None = None) -> dict:
+            return fit_smplx(lmk, pose, m, size, cfg, hands)
 
         return BodyModel(
             name, f"smplx:{m.path.name}", fit_body, mesh, ("betas", "model_file"), ("global_orient", "body_pose")

@@ -15,12 +15,29 @@ travel through five joints that share it. What stays weakly determined: under an
 orthographic camera only the depth differences between landmarks reveal pitch and yaw, so
 the per-clip shape can absorb a pitch offset of a degree or two.
 
+Hands, when the clip's tracked hands (mediapipe's 21 points per hand) are given and seen on some
+frame: per frame, each wrist's rotation and each hand's pose as `hands.num_components`
+coefficients of the model's MANO PCA basis (hands_componentsl/r, as smplx's `use_pca`: a dozen
+coefficients span natural hand shapes, and the 2D points could not pin 45 free angles: the
+twist of a finger bone moves no joint). Their data term is the robust 2D distance of SMPL-X's
+wrist and 15 finger joints, and of the fingertip vertices on SMPL-X's own mesh, to the tracked
+points weighted by visibility; a model without SMPL-X's fingertip vertex ids (another mesh,
+like the tests' synthetic one) fits the 16 points at joints and leaves the tips out. An L2
+prior on the coefficients and the wrist rotations and frame-to-frame smoothness hold a hand
+through the frames it is not seen. Without hands nothing of this is set up and the fit is the
+one above.
+
 The result follows the contract of `vlogger.body.params`: `rotation` is the head's rotation
 in the image frame and `scale * rotation @ X + translation` places a point X of the head in
 crop pixels, where X is in the head joint's frame (metres, SMPL-X template posed at rest,
 rotated to image axes) and `translation` is the head joint's image position (z = 0: depth is
 relative to the head, like mediapipe's). `expression` is the SMPL-X expression coefficients
-followed by the jaw's axis-angle rotation.
+followed by the jaw's axis-angle rotation. `left_hand_pose` and `right_hand_pose` (T, 45) are
+the 15 finger joints' axis-angle rotations relative to the model's mean hand (smplx's forward
+with `use_pca=False` and the default `flat_hand_mean=False` takes them as they are), zeros
+when the clip had no hands; the wrists' rotations are in `body_pose`. A fit with hands adds
+`hand_residual_px` (T, 2): the mean 2D distance of its hand points to the tracked ones, NaN
+where the hand was not seen.
 """
 
 from __future__ import annotations
@@ -35,6 +52,9 @@ from vlogger.body.smplx_model import (
     BODY_JOINT_IDS,
     FACE_POINTS,
     FORMAT_BY_POINTS,
+    HAND_JOINT_IDS,
+    HAND_JOINT_POINTS,
+    HAND_TIPS,
     HEAD,
     IMAGE_FROM_SMPLX,
     JOINTS,
@@ -55,11 +75,14 @@ GROUPS = {  # optimiser groups of the config's stages -> parameters
     "jaw_pose": ("jaw_pose",),
     "expression": ("expression",),
     "betas": ("betas",),
+    "hands": ("wrists", "hand_pose"),  # nothing when the clip has no hands
 }
+WRISTS = [JOINTS["left_wrist"] - 1, JOINTS["right_wrist"] - 1]  # index into body_pose
 # Parameters are stored in steps that move the face landmarks by about a pixel of a 256-px
 # crop (a face ~100 px high: 1/40 rad of head rotation or of log scale), so L-BFGS sees a
 # well-conditioned problem.
 _STEP = {"global_orient": 1 / 40, "head": 1 / 40, "body_pose": 1 / 40, "jaw_pose": 1 / 40, "log_scale": 1 / 40}
+_STEP |= {"wrists": 1 / 40, "hand_pose": 1 / 4}
 # Per-frame parameters are sums over a temporal pyramid (blocks of 1, 4, 16, ... frames up to
 # the whole clip, each scaled by 1/sqrt(block)): a change shared by many frames, like a head
 # pitch traded against the per-clip shape or motion held together by the smoothness terms, is
@@ -70,14 +93,18 @@ _PYRAMID = 4
 class _Fit(torch.nn.Module):
     """The free parameters of one clip; `forward` projects the fitted points to crop pixels."""
 
-    def __init__(self, model: SmplxModel, cfg: dict, n_frames: int, size: int):
+    def __init__(self, model: SmplxModel, cfg: dict, n_frames: int, size: int, hands: torch.Tensor | None = None):
         super().__init__()
         self.model = model
         self.size = size
+        self.hands = hands is not None  # hands: (2,) 1 for a hand seen on some frame, else 0
         tri, bary = model.static_landmark_weights()
-        used, local = np.unique(tri, return_inverse=True)
+        self.tips = self.hands and model.fingertips is not None
+        tips = model.fingertips.ravel() if self.tips else np.zeros(0, np.int64)
+        used = np.unique(np.concatenate([tri.ravel(), tips]))
         self.rig = Rig(model, cfg["num_betas"], cfg["num_expression"], used)
-        self.register_buffer("tri", torch.as_tensor(local.reshape(tri.shape)))
+        self.register_buffer("tri", torch.as_tensor(np.searchsorted(used, tri)))
+        self.register_buffer("tip_ids", torch.as_tensor(np.searchsorted(used, tips)).view(-1, 5))
         self.register_buffer("bary", torch.as_tensor(bary, dtype=torch.float32))
         for key in ("free_joints", "prior_pose"):
             unknown = [j for j in cfg[key] if j not in JOINTS or not 1 <= JOINTS[j] <= 21 or j == "head"]
@@ -100,6 +127,13 @@ class _Fit(torch.nn.Module):
             "log_scale": (n_frames,),
             "shift": (n_frames, 2),  # image position of the face landmarks' centroid, px of a 256 crop
         }
+        if self.hands:
+            self.register_buffer("hand_seen", hands.float()[:, None])  # a hand never seen stays the mean hand
+            k = cfg["hands"]["num_components"]
+            if not 1 <= k <= 45:
+                raise ValueError(f"hands.num_components: {k}; SMPL-X's hand bases have 1 to 45 components")
+            self.register_buffer("hand_basis", torch.as_tensor(model.hand_components[:, :k]))  # (2, K, 45)
+            shapes |= {"wrists": (n_frames, 2, 3), "hand_pose": (n_frames, 2, k)}  # the person's left, right
         self.n_frames = n_frames
         self.blocks = {k: _blocks(n_frames) if k != "betas" else [1] for k in shapes}
         self.raw = torch.nn.ParameterDict()
@@ -108,7 +142,8 @@ class _Fit(torch.nn.Module):
                 self.raw[f"{key}__{b}"] = torch.nn.Parameter(torch.zeros(-(-shape[0] // b), *shape[1:]))
 
     def params(self, name: str) -> list[torch.nn.Parameter]:
-        return [self.raw[f"{name}__{b}"] for b in self.blocks[name]]
+        """The pyramid's levels of `name`; none for the hands' of a fit without them."""
+        return [self.raw[f"{name}__{b}"] for b in self.blocks.get(name, ())]
 
     def value(self, name: str) -> torch.Tensor:
         fine, *coarse = self.params(name)
@@ -141,8 +176,16 @@ class _Fit(torch.nn.Module):
         n = self.n_frames
         body = self.prior.expand(n, -1, -1).clone()
         body[:, self.free] = body[:, self.free] + self.value("body_pose")
-        rots = joint_rotations(self.value("global_orient"), body, self.value("jaw_pose"), self.model)
+        hands = None
+        if self.hands:
+            body[:, WRISTS] = body[:, WRISTS] + self.value("wrists") * self.hand_seen
+            hands = self.hand_pose()
+        rots = joint_rotations(self.value("global_orient"), body, self.value("jaw_pose"), self.model, hands)
         return with_head(rots, self.model, batch_rodrigues(self.value("head")))
+
+    def hand_pose(self) -> torch.Tensor:
+        """(T, 2, 45) axis-angle of both hands' finger joints from their PCA coefficients."""
+        return torch.einsum("tsk,skp->tsp", self.value("hand_pose"), self.hand_basis) * self.hand_seen
 
     def forward(self) -> dict[str, torch.Tensor]:
         rots = self.rotations()
@@ -153,7 +196,7 @@ class _Fit(torch.nn.Module):
         # barely move it, which keeps them from trading off against the shift
         centroid = to_image(face.mean(1, keepdim=True), scale, torch.zeros_like(face[:, 0]))[:, 0]
         shift = torch.nn.functional.pad(self.value("shift") * self.size / REFERENCE_SIZE, (0, 1)) - centroid
-        return {
+        out = {
             "face": to_image(face, scale, shift),
             "body": to_image(joints[:, BODY_JOINT_IDS], scale, shift),
             "head": to_image(joints[:, HEAD : HEAD + 1], scale, shift)[:, 0],
@@ -161,6 +204,12 @@ class _Fit(torch.nn.Module):
             "scale": scale,
             "head_local": rots[:, HEAD],
         }
+        if self.hands:  # (T, 2, P, 3): the points of `_hand_points`, per hand
+            points = joints[:, HAND_JOINT_IDS]
+            if self.tips:
+                points = torch.cat([points, verts[:, self.tip_ids]], 2)
+            out["hands"] = to_image(points.flatten(1, 2), scale, shift).view(*points.shape)
+        return out
 
 
 def _blocks(n_frames: int) -> list[int]:
@@ -168,6 +217,21 @@ def _blocks(n_frames: int) -> list[int]:
     while sizes[-1] < n_frames:
         sizes.append(sizes[-1] * _PYRAMID)
     return sizes
+
+
+def _hand_points(tips: bool) -> list[int]:
+    """The mediapipe hand points the fit compares, in the order of `_Fit.forward`'s."""
+    return HAND_JOINT_POINTS + list(HAND_TIPS) if tips else HAND_JOINT_POINTS
+
+
+def _hand_targets(hands: np.ndarray, points: list[int], n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tracked 2D hand points (T, 2, P, 2) and their weights (T, 2, P) from a (T, 2, 21, 4) track."""
+    hands = np.asarray(hands, np.float32)
+    if hands.shape != (n_frames, 2, 21, 4):
+        raise ValueError(f"SMPL-X fit needs a ({n_frames}, 2, 21, 4) hand track (x, y, z, visibility): {hands.shape}")
+    xy = hands[:, :, points, :2]
+    weight = np.nan_to_num(hands[:, :, points, 3]) * np.isfinite(xy).all(-1)
+    return torch.as_tensor(np.nan_to_num(xy)), torch.as_tensor(weight.astype(np.float32))
 
 
 def _targets(lmk: np.ndarray, pose: np.ndarray | None, min_visibility: float):
@@ -195,7 +259,7 @@ def _robust(sq: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _loss(fit: _Fit, out: dict, targets, cfg: dict) -> torch.Tensor:
-    face, face_w, body, body_w = targets
+    face, face_w, body, body_w, *hands = targets
     w = cfg["weights"]
     px = REFERENCE_SIZE / fit.size
     sigma = cfg["robust_sigma_px"]
@@ -220,39 +284,58 @@ def _loss(fit: _Fit, out: dict, targets, cfg: dict) -> torch.Tensor:
         loss = loss + w["smooth_pose"] * (step(v["global_orient"]) + step(v["head"]) + step(v["body_pose"]))
         loss = loss + w["smooth_expression"] * (step(v["expression"]) + step(v["jaw_pose"]))
         loss = loss + w["smooth_shift"] * step(v["shift"]) + w["smooth_scale"] * step(v["log_scale"])
+    if fit.hands:
+        loss = loss + w["hand"] * data(out["hands"], *hands, sigma["hand"])
+        loss = loss + w["hand_pose"] * sq(v["hand_pose"]) + w["wrist"] * sq(v["wrists"])
+        if n > 1:
+            loss = loss + w["smooth_hand"] * (step(v["hand_pose"]) + step(v["wrists"]))
     return loss
 
 
 def fit_smplx(
-    lmk: np.ndarray, pose: np.ndarray | None, model: SmplxModel, size: int = 256, cfg: dict | None = None
+    lmk: np.ndarray,
+    pose: np.ndarray | None,
+    model: SmplxModel,
+    size: int = 256,
+    cfg: dict | None = None,
+    hands: np.ndarray | None = None,
 ) -> dict:
     """Per-frame SMPL-X parameters of one clip from tracked landmarks in crop pixels.
 
     lmk: (T, 478, 3) mediapipe face mesh (or (T, 68, 3) iBUG points); pose: (T, 33, 4)
-    mediapipe pose (x, y, z, visibility) or None; NaN marks what was not tracked. cfg is
+    mediapipe pose (x, y, z, visibility) or None; hands: (T, 2, 21, 4) hand track
+    (`vlogger.core.hands`) or None; NaN marks what was not tracked. cfg is
     `load_config(None, "body/smplx.yaml")` (the default when None).
     """
     if cfg is None:
         cfg = load_config(None, "body/smplx.yaml")
     device = torch.device(cfg["device"])
-    face, face_w, body, body_w = _targets(lmk, pose, cfg["min_visibility"])
-    fit = _Fit(model, cfg, len(face), size)
+    found = _targets(lmk, pose, cfg["min_visibility"])
+    n = len(found[0])
+    if hands is not None:
+        found += _hand_targets(hands, _hand_points(model.fingertips is not None), n)
+        if not found[-1].any():  # no hand seen in the clip: the fit without hands
+            found = found[:4]
+    fit = _Fit(model, cfg, n, size, (found[-1] > 0).any(2).any(0) if len(found) > 4 else None)
     fit.rig.to(device)
     fit.to(device)
-    targets = tuple(x.to(device) for x in (face, face_w, body, body_w))
+    targets = tuple(x.to(device) for x in found)
     fit.start_camera(*targets[:2])
     for stage in cfg["stages"]:
         bad = set(stage["groups"]) - set(GROUPS)
         if bad:
             raise ValueError(f"stages: unknown parameter groups {sorted(bad)} (choose from {', '.join(GROUPS)})")
         _run_stage(fit, stage, targets, cfg)
-    return _params(fit, face, face_w, pose, size, cfg)
+    return _params(fit, found, pose, size, cfg)
 
 
 def _run_stage(fit: _Fit, stage: dict, targets: tuple, cfg: dict) -> None:
     """L-BFGS with a strong-Wolfe line search on the stage's parameter groups."""
+    params = [p for g in stage["groups"] for name in GROUPS[g] for p in fit.params(name)]
+    if not params:  # a stage of the hands only, on a clip without them
+        return
     opt = torch.optim.LBFGS(
-        [p for g in stage["groups"] for name in GROUPS[g] for p in fit.params(name)],
+        params,
         max_iter=stage["iterations"],
         history_size=stage["history"],
         line_search_fn="strong_wolfe",
@@ -269,20 +352,20 @@ def _run_stage(fit: _Fit, stage: dict, targets: tuple, cfg: dict) -> None:
 
 
 @torch.no_grad()
-def _params(fit: _Fit, face: torch.Tensor, face_w: torch.Tensor, pose, size: int, cfg: dict) -> dict:
+def _params(fit: _Fit, targets: tuple, pose, size: int, cfg: dict) -> dict:
     out = {k: v.cpu() for k, v in fit().items()}
     head = out["head"]
-    residual = (out["face"][..., :2] - face).norm(dim=-1)
+    face, face_w, _, _, *hands = targets
+    residual, per_frame = _residual(out["face"], face, face_w)
     seen = face_w > 0
-    per_frame = (residual * seen).sum(1) / seen.sum(1).clamp_min(1)
-    per_frame[~seen.any(1)] = float("nan")
     body = out["body"] - torch.nn.functional.pad(head[:, 2:], (2, 0))[:, None]  # depth relative to the head
     if pose is None:
         visible = np.zeros(body.shape[:2], np.float32)
     else:
         visible = body_from_pose(np.asarray(pose), cfg["min_visibility"])[1]
     v = {k: fit.value(k).cpu() for k in fit.blocks}
-    return {
+    hand_pose = fit.hand_pose().cpu() if fit.hands else torch.zeros(len(head), 2, 45)
+    params = {
         "model": "smplx",
         "basis_id": f"smplx:{fit.model.path.name}",  # what training checks against the data spec
         "size": size,
@@ -299,7 +382,21 @@ def _params(fit: _Fit, face: torch.Tensor, face_w: torch.Tensor, pose, size: int
         "global_orient": _f32(v["global_orient"]),
         "body_pose": _f32(_axis_angle(fit.rotations()[:, 1:22]).reshape(len(head), -1)),
         "jaw_pose": _f32(v["jaw_pose"]),
+        "left_hand_pose": _f32(hand_pose[:, 0]),
+        "right_hand_pose": _f32(hand_pose[:, 1]),
     }
+    if fit.hands:
+        params["hand_residual_px"] = _f32(_residual(out["hands"], *hands)[1])
+    return params
+
+
+def _residual(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """2D distances (..., P) of fitted to tracked points and their mean over the points seen
+    (weight > 0), NaN where none was."""
+    residual = (pred[..., :2] - target).norm(dim=-1)
+    seen = weight > 0
+    mean = (residual * seen).sum(-1) / seen.sum(-1).clamp_min(1)
+    return residual, mean.masked_fill(~seen.any(-1), float("nan"))
 
 
 def _f32(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -317,8 +414,9 @@ def smplx_vertices(params: dict, model: SmplxModel) -> torch.Tensor:
     The contract's keys drive the face and head: `expression` (coefficients + jaw),
     `rotation` (the head joint is re-posed so the head has exactly this rotation), `scale`
     and `translation` (the head joint's image position); the rest of the body comes from the
-    model-specific `betas`, `global_orient` and `body_pose`. On a fit's own output this
-    reproduces the fitted mesh.
+    model-specific `betas`, `global_orient`, `body_pose` and the hands' `left_hand_pose`,
+    `right_hand_pose` (the mean hand where absent, as in params written before the hand fit).
+    On a fit's own output this reproduces the fitted mesh.
     """
 
     def t(key: str) -> torch.Tensor:
@@ -329,7 +427,10 @@ def smplx_vertices(params: dict, model: SmplxModel) -> torch.Tensor:
     betas = t("betas")[None]
     rig = Rig(model, betas.shape[1], n_expr)
     body_pose = t("body_pose").view(len(expression), 21, 3)
-    rots = joint_rotations(t("global_orient"), body_pose, expression[:, n_expr:], model)
+    hands = None
+    if "left_hand_pose" in params:
+        hands = torch.stack([t("left_hand_pose"), t("right_hand_pose")], 1)
+    rots = joint_rotations(t("global_orient"), body_pose, expression[:, n_expr:], model, hands)
     flip = IMAGE_FROM_SMPLX
     verts, joints, _ = rig.pose(betas, expression[:, :n_expr], with_head(rots, model, flip.T @ rotation))
     shift = translation - scale[:, None] * joints[:, HEAD] @ flip.T

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from smplx.joint_names import JOINT_NAMES
 from smplx.lbs import batch_rigid_transform, batch_rodrigues
+from smplx.vertex_ids import vertex_ids
 
 from vlogger.body.params import BODY_JOINTS
 from vlogger.body.topology import BODY, BROWS, EYES, INNER_MOUTH, LIPS, SKIN
@@ -34,6 +35,20 @@ HEAD, NECK = JOINTS["head"], JOINTS["neck"]
 # the contract's upper-body joints (mediapipe names) have the same names in SMPL-X, and
 # both mean the person's own left/right: mediapipe pose 11 "left_shoulder" <-> SMPL-X 16
 BODY_JOINT_IDS = [JOINTS[name] for name in BODY_JOINTS]
+
+# mediapipe's 21 hand points per hand (the person's left, then right: `vlogger.core.hands`): the
+# wrist, then per finger (thumb, index, middle, ring, pinky) three joints and the tip. SMPL-X's
+# joints for the first four of each finger are its wrist and finger joints 1-3 (the thumb's
+# CMC, MCP and IP joints are thumb1-3); a tip is a vertex of the mesh (`SmplxModel.fingertips`).
+HAND_FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+HAND_TIPS = (4, 8, 12, 16, 20)  # mediapipe index of each finger's tip
+HAND_JOINT_POINTS = [p for p in range(21) if p not in HAND_TIPS]  # the 16 points at SMPL-X joints
+HAND_JOINT_IDS = [
+    [JOINTS[f"{side}_wrist"]] + [JOINTS[f"{side}_{finger}{k}"] for finger in HAND_FINGERS for k in (1, 2, 3)]
+    for side in ("left", "right")
+]  # (2, 16) SMPL-X joint of each point in HAND_JOINT_POINTS
+HAND_POSE = {"left": JOINTS["left_index1"], "right": JOINTS["right_index1"]}  # first of each hand's 15 joints
+N_VERTICES = 10_475  # the real SMPL-X mesh, whose fingertip vertex ids smplx ships
 
 IMAGE_FROM_SMPLX = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 
@@ -77,13 +92,19 @@ _EYE_JOINTS = (JOINTS["left_eye_smplhf"], JOINTS["right_eye_smplhf"])
 @dataclass
 class SmplxModel:
     """A loaded SMPL-X model and what the renderer needs: faces (F, 3) int64, labels (F,)
-    into `vlogger.body.topology.REGIONS`, canonical (V, 3) template in [0, 1]^3."""
+    into `vlogger.body.topology.REGIONS`, canonical (V, 3) template in [0, 1]^3; the fit's hand
+    bases: `hand_components` (2, 45, 45) the file's hands_componentsl/r (MANO's PCA of the 15
+    finger joints' axis-angle pose, rows by decreasing variance) and `fingertips` (2, 5) the
+    tip vertex of each finger (thumb to pinky, left hand then right), None for a mesh other than
+    SMPL-X's own 10 475 vertices, whose ids smplx ships."""
 
     layer: torch.nn.Module  # smplx.SMPLX, loaded with all shape and expression components
     path: Path
     faces: np.ndarray
     labels: np.ndarray
     canonical: np.ndarray
+    hand_components: np.ndarray
+    fingertips: np.ndarray | None = None
 
     @property
     def n_betas(self) -> int:
@@ -138,6 +159,7 @@ def load_smplx(model_path: str | Path | None, gender: str = "neutral") -> SmplxM
             num_betas=300,
             num_expression_coeffs=100,
             use_pca=False,
+            num_pca_comps=45,  # all of the hand bases, kept (np_*_hand_components) for the fit
             use_face_contour=False,
         )
     except Exception as e:  # a truncated download, another model's file, a missing key
@@ -154,7 +176,14 @@ def load_smplx(model_path: str | Path | None, gender: str = "neutral") -> SmplxM
     layer.requires_grad_(False)
     faces = layer.faces_tensor.cpu().numpy().astype(np.int64)
     template = layer.v_template.cpu().numpy() @ IMAGE_FROM_SMPLX.numpy().T
-    model = SmplxModel(layer, path, faces, np.zeros(len(faces), np.int64), _canonical(template))
+    components = np.stack([layer.np_left_hand_components, layer.np_right_hand_components]).astype(np.float32)
+    if components.shape != (2, 45, 45):
+        raise ValueError(f"{path}: hands_componentsl/r have shape {components.shape[1:]} where SMPL-X has (45, 45)")
+    tips = None
+    if len(layer.v_template) == N_VERTICES:
+        tips = np.array([[vertex_ids["smplx"][f"{s}{f}"] for f in HAND_FINGERS] for s in "lr"], np.int64)
+    labels = np.zeros(len(faces), np.int64)
+    model = SmplxModel(layer, path, faces, labels, _canonical(template), components, tips)
     model.labels = region_labels(model)
     return model
 
@@ -217,14 +246,25 @@ def _polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[:, None] - (a + t[..., None] * ab), axis=-1).min(1)
 
 
-def joint_rotations(global_orient: torch.Tensor, body_pose: torch.Tensor, jaw_pose: torch.Tensor, model: SmplxModel):
+def joint_rotations(
+    global_orient: torch.Tensor,
+    body_pose: torch.Tensor,
+    jaw_pose: torch.Tensor,
+    model: SmplxModel,
+    hand_pose: torch.Tensor | None = None,
+):
     """(T, 55, 3, 3) local joint rotations from axis-angle global (T, 3), body (T, 21, 3) and jaw
-    (T, 3) poses; eyes at rest, hands at the model's mean (relaxed) pose."""
+    (T, 3) poses; eyes at rest. `hand_pose` (T, 2, 45): the left and right hand's 15 joints
+    relative to the model's mean (relaxed) hand, smplx's `left/right_hand_pose` without PCA
+    (None: the mean hand)."""
     n = len(global_orient)
     full = torch.zeros(n, N_JOINTS, 3, dtype=global_orient.dtype, device=global_orient.device)
     full[:, 0] = global_orient
     full[:, 1:22] = body_pose
     full[:, 22] = jaw_pose
+    if hand_pose is not None:
+        for k, first in enumerate(HAND_POSE.values()):
+            full[:, first : first + 15] = hand_pose[:, k].reshape(n, 15, 3)
     full = full + model.layer.pose_mean.view(N_JOINTS, 3).to(full)
     return batch_rodrigues(full.reshape(-1, 3)).view(n, N_JOINTS, 3, 3)
 

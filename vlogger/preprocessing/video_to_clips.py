@@ -168,7 +168,7 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, r
     fitter = make_fitter(cfg["fit"])
     if fitter is not None:
         with _Stage(res.timings, "fit"):
-            params = fitter(lmk, pose_crop, c["size"])
+            params = fitter(lmk, pose_crop, c["size"], hands if "hands" in parts else None)
             params |= part_params(parts, lmk, fmt, hands, params)
         scores.update(residual_scores(params))
         limit = cfg["fit"]["max_residual_px"] * c["size"] / 256
