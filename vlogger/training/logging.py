@@ -36,6 +36,15 @@ def make_logger(cfg: dict, run_dir: Path) -> Logger:
     raise UsageError(f"logging.logger={kind!r}: choose wandb, tensorboard or csv")
 
 
+def finish(logger: Logger | None) -> None:
+    """Close a W&B run when its training ends: left open, the next run in the same process (a
+    resumed or second training, a leaderboard table) is logged into it."""
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        wandb.finish()
+
+
 def log_image(logger: Logger, key: str, path: Path, step: int) -> None:
     """A PNG already written under the run folder, also shown in the logger's UI."""
     if isinstance(logger, WandbLogger):

@@ -27,7 +27,7 @@ from vlogger.core.errors import ContractError, UsageError
 from vlogger.datasets.motion import MotionDataModule
 from vlogger.datasets.video import VideoDataModule
 from vlogger.training.checkpoints import checkpoint_step
-from vlogger.training.logging import make_logger
+from vlogger.training.logging import finish, make_logger
 from vlogger.training.motion import MotionDiffusion
 from vlogger.training.motion_media import MotionMedia
 from vlogger.training.video import VideoDiffusion
@@ -168,6 +168,7 @@ def _fit(
     summary["last_checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    finish(trainer.logger)
     return summary
 
 
