@@ -89,17 +89,14 @@ def _cmd_identities(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace):
-    from vlogger.zoo.models import ModelFiles
+    from vlogger.zoo.models import ModelFiles, model_files
 
     if args.model:
-        from vlogger.zoo.models import model_files
-
         if args.motion_checkpoint or args.video_checkpoint or args.superres:
             raise UsageError(
                 "--model names every checkpoint: give it without --motion/--video-checkpoint or --superres"
             )
-        files = model_files(args.model)
-        return ModelFiles(files.motion, files.video, files.superres)
+        return model_files(args.model)
     if not (args.motion_checkpoint and args.video_checkpoint):
         raise UsageError("give --motion-checkpoint and --video-checkpoint, or --model NAME from the zoo")
     return ModelFiles(Path(args.motion_checkpoint), Path(args.video_checkpoint), tuple(map(Path, args.superres)))

@@ -42,21 +42,18 @@ def edge_widths(edges: np.ndarray, image: np.ndarray) -> np.ndarray:
     if not np.any(angles):
         return widths
     q = 45 * np.round(angles / 45)
+    # 0 where there is no neighbour (column 0, column W - 1): neither rising nor falling, so a run stops
     d_left = np.zeros(image.shape)  # image[k - 1] - image[k] at column k >= 1
     d_left[:, 1:] = image[:, :-1] - image[:, 1:]
     d_right = np.zeros(image.shape)  # image[k + 1] - image[k] at column k <= W - 2
     d_right[:, :-1] = image[:, 1:] - image[:, :-1]
-    has_left = np.zeros(image.shape, bool)
-    has_left[:, 1:] = True
-    has_right = np.zeros(image.shape, bool)
-    has_right[:, :-1] = True
     inner = np.zeros(image.shape, bool)
     inner[1:-1, 1:-1] = True
     edge = inner & (edges == 1)
     for rising_left, mask in ((True, (q == 180) | (q == -180)), (False, q == 0)):
         # rising_left: brighter to the left of the edge (180 degrees), else to the right (0)
-        left = _run_left(has_left & ((d_left > 0) if rising_left else (d_left < 0)))
-        right = _run_right(has_right & ((d_right < 0) if rising_left else (d_right > 0)))
+        left = _run_left((d_left > 0) if rising_left else (d_left < 0))
+        right = _run_right((d_right < 0) if rising_left else (d_right > 0))
         w = np.zeros(image.shape)
         w[:, 1:-1] = 2 + np.minimum(left[:, :-2], MAX_MARGIN) + np.minimum(right[:, 2:], MAX_MARGIN)
         widths = np.where(edge & mask, w, widths)
