@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlogger.benchmark import board
 from vlogger.benchmark.manifest import load_manifest, make_manifest
 from vlogger.core.config import REPO_ROOT, load_config
 from vlogger.core.errors import BadInput
+from vlogger.evaluation import leaderboard as board
 
 PEOPLE = ["retalking_face5", "retalking_face2"]  # the shortest real clips: tracking them is the test's cost
 

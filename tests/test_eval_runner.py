@@ -51,20 +51,24 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
     assert all(f"frames/{p.name}" in page for p in strips)
     assert all(cv2.imread(str(p)).shape[0] == 2 * 160 and p.stat().st_size < 1_000_000 for p in strips)
 
+    # `vlogger leaderboard add`: the benchmark board, the evaluated folder as its benchmark
     board = tmp_path / "board.json"
-    leaderboard.add(board, out / "results.json", "ground-truth")
+    add = [sys.executable, "-m", "vlogger.cli", "leaderboard", "add", str(out / "results.json")]
+    subprocess.run([*add, "--name", "ground-truth", "--leaderboard", str(board)], check=True)
     # a 1.0 result (identity backbone, no LSE mode) and a reference-mode LSE result: each its own table
     old = {k: v for k, v in res.items() if k != "lse_mode"} | {"protocol_version": "1.0", "identity_backbone": "dlib"}
-    (tmp_path / "old.json").write_text(json.dumps(old))
-    leaderboard.add(board, tmp_path / "old.json", "old-protocol")
-    (tmp_path / "ref.json").write_text(json.dumps(dict(res, lse_mode="reference")))
-    leaderboard.add(board, tmp_path / "ref.json", "ground-truth")
+    leaderboard.add(board, leaderboard.make_row(old, "old-protocol", "model", None))
+    leaderboard.add(board, leaderboard.make_row(dict(res, lse_mode="reference"), "ground-truth", "model", None))
+    (row, *_) = leaderboard.load(board)
+    assert (row["benchmark"], row["items"], row["of"]) == ("folder", 2, 4)
+    assert row["report"] == str(out / "report.html")
     md = leaderboard.markdown(leaderboard.load(board))
-    assert "### protocol 2.0, LSE mode fast" in md and "### protocol 2.0, LSE mode reference" in md
-    assert "### protocol 1.0, identity backbone dlib" in md  # 1.0 stays readable, never mixed
-    assert md.count("| ground-truth |") == 2 and md.count("| old-protocol |") == 1
+    assert "### folder — protocol version 2.0, lse mode fast" in md
+    assert "### folder — protocol version 2.0, lse mode reference" in md
+    assert "### folder — protocol version 1.0, identity backbone dlib" in md  # 1.0 stays readable, never mixed
+    assert md.count("| ground-truth | 2/4 |") == 2 and md.count("| old-protocol |") == 1
     html = leaderboard.write_html(leaderboard.load(board), tmp_path / "board.html").read_text()
-    assert html.count("<table>") == 3 and "onclick" in html
+    assert html.count("<table class='ranked'>") == 3 and "onclick" in html and "href='eval/report.html'" in html
 
 
 def _stand_in_weights(tmp_path: Path, monkeypatch) -> None:
@@ -195,21 +199,19 @@ def test_leaderboard_logs_a_wandb_table_offline(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    result = {"protocol_version": "1.0", "identity_backbone": "dlib", "scored": 2, "aggregate": {"jitter": 3.0}}
-    (tmp_path / "r.json").write_text(json.dumps(result))
+    result = {"protocol_version": "1.0", "identity_backbone": "dlib", "videos": 2, "scored": 2}
     board = tmp_path / "board.json"
-    leaderboard.add(board, tmp_path / "r.json", "ckpt-a")
+    leaderboard.add(board, leaderboard.make_row(result | {"aggregate": {"jitter": 3.0}}, "ckpt-a", "model", None))
     leaderboard.log_wandb(leaderboard.load(board), "vlogger-test", tmp_path)  # beside the board
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
 
 
 def test_leaderboard_reads_each_direction_from_its_metric(tmp_path, monkeypatch):
-    result = {"protocol_version": "1.0", "identity_backbone": "dlib", "scored": 2}
+    result = {"protocol_version": "1.0", "identity_backbone": "dlib", "videos": 2, "scored": 2}
     result["aggregate"] = {"jitter": 3.0, "psnr": 30.0, "lse_offset": -1.0}
-    (tmp_path / "r.json").write_text(json.dumps(result))
     board = tmp_path / "board.json"
-    leaderboard.add(board, tmp_path / "r.json", "ckpt-a")
+    leaderboard.add(board, leaderboard.make_row(result, "ckpt-a", "model", None))
     head = leaderboard.markdown(leaderboard.load(board)).splitlines()[2]
     assert "jitter ↓" in head and "psnr ↑" in head and "| lse_offset |" in head  # a signed offset has no better side
     monkeypatch.setattr(Jitter, "higher_is_better", True)

@@ -239,22 +239,6 @@ class _RawFrames:
             self.file.close()
 
 
-def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from vlogger.evaluation import leaderboard
-
-    board = Path(args.board)
-    if args.action == "add":
-        if not args.result or not args.name:
-            raise SystemExit("leaderboard add needs RESULT.json and --name")
-        leaderboard.add(board, Path(args.result), args.name)
-    entries = leaderboard.load(board)
-    print(leaderboard.markdown(entries))
-    print(f"html: {leaderboard.write_html(entries, board.with_suffix('.html'))}")
-    if args.wandb:
-        leaderboard.log_wandb(entries, args.wandb, board.parent)
-    return 0
-
-
 def _photo_and_speech_args(p: argparse.ArgumentParser, out: str, out_help: str, required: bool = True) -> None:
     """The inputs and output options both generation commands take."""
     p.add_argument("--image", required=required, help="reference photo of one person (or a video: its first frame)")
@@ -354,14 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("leaderboard", help="add an evaluation to the leaderboard, or show it")
-    p.add_argument("action", choices=["add", "show"])
-    p.add_argument("result", nargs="?", help="results.json written by `vlogger evaluate` (for add)")
-    p.add_argument("--name", help="checkpoint / method name (for add)")
-    p.add_argument("--board", default="leaderboard.json", help="leaderboard file (an .html is written beside it)")
-    p.add_argument("--wandb", metavar="PROJECT", help="also log the table to this W&B project")
-    p.set_defaults(func=_cmd_leaderboard)
-
     from vlogger.cli.zoo import add_checkpoint_parser
     from vlogger.zoo.cli import add_zoo_parser
 
@@ -376,9 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dataset_parser(sub)
 
-    from vlogger.cli.benchmark import add_benchmark_parser
+    from vlogger.cli.benchmark import add_benchmark_parser, add_leaderboard_parser
 
     add_benchmark_parser(sub)
+    add_leaderboard_parser(sub)
 
     p = sub.add_parser("make-sample", help="write the small synthetic talking-face sample used by the demo")
     p.add_argument("--out", default="data/sample")

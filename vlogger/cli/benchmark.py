@@ -27,7 +27,7 @@ def _board(args: argparse.Namespace) -> Path:
 
 
 def _add_rows(board: Path, rows: list[dict], args: argparse.Namespace) -> None:
-    from vlogger.benchmark import board as lb
+    from vlogger.evaluation import leaderboard as lb
 
     for row in rows:
         entries = lb.add(board, row)
@@ -35,7 +35,7 @@ def _add_rows(board: Path, rows: list[dict], args: argparse.Namespace) -> None:
 
 
 def _show(entries: list[dict], board: Path, args: argparse.Namespace) -> None:
-    from vlogger.benchmark import board as lb
+    from vlogger.evaluation import leaderboard as lb
 
     published = lb.load_published(Path(args.published)) if args.published else []
     print(lb.markdown(entries, published))
@@ -131,8 +131,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _finish(manifest, protocol: dict, args: argparse.Namespace) -> int:
-    from vlogger.benchmark import board as lb
     from vlogger.benchmark.run import merge
+    from vlogger.evaluation import leaderboard as lb
 
     out = Path(args.out)
     results = merge(manifest, _run_dir(args), protocol)
@@ -161,9 +161,9 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_baselines(args: argparse.Namespace) -> int:
-    from vlogger.benchmark import board as lb
     from vlogger.benchmark.baselines import BASELINES, run_baselines
     from vlogger.benchmark.manifest import load_manifest
+    from vlogger.evaluation import leaderboard as lb
 
     manifest, out = load_manifest(args.manifest), Path(args.out)
     items = Path(args.items_dir) if args.items_dir else None
@@ -174,12 +174,12 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from vlogger.benchmark import board as lb
     from vlogger.benchmark.items import prepare
     from vlogger.benchmark.manifest import check_protocol, load_manifest
     from vlogger.benchmark.provenance import code_commit
     from vlogger.benchmark.run import VIDEOS, score_folder
     from vlogger.benchmark.score import check_videos
+    from vlogger.evaluation import leaderboard as lb
     from vlogger.preprocessing.run import default_spec
 
     manifest, protocol, run = load_manifest(args.manifest), _protocol(args), _run_dir(args)
@@ -206,10 +206,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
-    from vlogger.benchmark import board as lb
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    import json
+
+    from vlogger.evaluation import leaderboard as lb
 
     board = Path(args.leaderboard)
+    if args.action == "add":
+        if not args.result or not args.name:
+            raise UsageError("leaderboard add needs RESULT.json and --name")
+        result = Path(args.result)
+        lb.add(board, lb.make_row(json.loads(result.read_text()), args.name, "model", result.parent / "report.html"))
     _show(lb.load(board), board, args)
     return 0
 
@@ -280,8 +287,11 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--name", required=True, help="leaderboard row name (the method)")
     q.set_defaults(func=_cmd_score)
 
-    q = bsub.add_parser("show", help="print the leaderboard and write its HTML page")
-    q.add_argument("--leaderboard", default="leaderboard.json")
-    q.add_argument("--published", default=PUBLISHED)
-    q.add_argument("--wandb", metavar="PROJECT")
-    q.set_defaults(func=_cmd_show)
+
+def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("leaderboard", help="add a `vlogger evaluate` result to a leaderboard, or show one")
+    p.add_argument("action", choices=["add", "show"])
+    p.add_argument("result", nargs="?", help="results.json written by `vlogger evaluate` (for add)")
+    p.add_argument("--name", help="checkpoint / method name (for add)")
+    _views(p, default="leaderboard.json")
+    p.set_defaults(func=_cmd_leaderboard)

@@ -1,115 +1,275 @@
-"""A leaderboard of evaluated checkpoints: a JSON file of entries, shown as markdown and a
-sortable HTML table. Entries are grouped by protocol version and by what else changes the numbers
-(2.0: the LSE mode; 1.0: the identity backbone): numbers from different groups are never put in
-one table. 1.0 entries stay readable in tables of their own."""
+"""The leaderboard: measured rows (checkpoints, other methods' videos, baselines) in a JSON file,
+shown as markdown, a sortable self-contained HTML page, or a W&B table. The one board of the
+toolkit: `vlogger benchmark` adds a row per run of a manifest, `vlogger leaderboard add` one per
+`vlogger evaluate` of a folder (benchmark "folder").
+
+Rows are grouped by benchmark (name and version) and by the conditions their numbers were made
+under (every text-valued field of the results: protocol version, identity backbone, ...), so
+numbers of two protocols never share a table. Columns come from the rows, arrows from each
+metric's direction. Published numbers (another test set, another protocol) are shown in a
+section of their own with their source, never ranked with measured rows.
+"""
 
 from __future__ import annotations
 
 import datetime
 import html
 import json
+import math
+import os
 from pathlib import Path
 
+import yaml
+
+from vlogger.core.errors import BadInput
+from vlogger.core.files import write_atomic
 from vlogger.evaluation.collection import directions
 
-ARROWS = {True: " ↑", False: " ↓", None: ""}  # higher is better, lower is, neither (or a column no metric reports)
+ARROWS = {True: "↑", False: "↓", None: ""}
+MARKS = {"floor": "floor", "ceiling": "ceiling", "baseline": "baseline", "external": "other method's videos"}
+
+
+def make_row(results: dict, name: str, kind: str, report: Path | None) -> dict:
+    """A leaderboard row of one evaluation (`kind`: model, external, floor, baseline, ceiling): of a
+    benchmark run (its results carry the manifest and provenance) or of `vlogger evaluate` on a
+    folder (benchmark "folder", out of the folder's videos)."""
+    bench = results.get("benchmark")
+    conditions = {k: v for k, v in results.items() if isinstance(v, str) or (v is None and not k.startswith("_"))}
+    return {
+        "name": name,
+        "kind": kind,
+        "benchmark": f"{bench['benchmark']['name']} v{bench['benchmark']['version']}" if bench else "folder",
+        "conditions": conditions,
+        "items": results["scored"],
+        "of": bench["benchmark"]["items"] if bench else results["videos"],
+        "metrics": results["aggregate"],
+        "report": str(report) if report else None,
+        "added": datetime.date.today().isoformat(),
+        "provenance": {k: v for k, v in bench.items() if k != "benchmark"} if bench else {},
+    }
+
+
+def _key(row: dict) -> tuple:
+    return row["benchmark"], json.dumps(row["conditions"], sort_keys=True)
 
 
 def load(board: Path) -> list[dict]:
-    return json.loads(board.read_text()) if board.exists() else []
+    return json.loads(board.read_text()) if board.is_file() else []
 
 
-def add(board: Path, result_path: Path, name: str) -> dict:
-    """Append (or replace, same name and group) one evaluation's aggregate."""
-    result = json.loads(result_path.read_text())
-    entry = {
-        "name": name,
-        "protocol_version": result["protocol_version"],
-        "lse_mode": result.get("lse_mode"),  # 2.0
-        "identity_backbone": result.get("identity_backbone"),  # 1.0
-        "videos": result["scored"],
-        "added": datetime.date.today().isoformat(),
-        "metrics": result["aggregate"],
-    }
-    key = (name, group_title(entry))
-    entries = [e for e in load(board) if (e["name"], group_title(e)) != key] + [entry]
-    board.parent.mkdir(parents=True, exist_ok=True)
-    board.write_text(json.dumps(entries, indent=1))
-    return entry
+def add(board: Path, row: dict) -> list[dict]:
+    """Add a row (replacing the row of the same name, benchmark and conditions); atomic."""
+    rows = [r for r in load(board) if (r["name"], *_key(r)) != (row["name"], *_key(row))] + [row]
+    write_atomic(board, json.dumps(rows, indent=1, default=float))
+    return rows
 
 
-def group_title(e: dict) -> str:
-    """What an entry's numbers are comparable under: the protocol, and its LSE mode or (1.0) identity backbone."""
-    if e.get("lse_mode") is not None:
-        return f"protocol {e['protocol_version']}, LSE mode {e['lse_mode']}"
-    return f"protocol {e['protocol_version']}, identity backbone {e.get('identity_backbone')}"
-
-
-def groups(entries: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for e in entries:
-        out.setdefault(group_title(e), []).append(e)
+def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(_key(r), []).append(r)
     return out
 
 
+PUBLISHED_KEYS = ("method", "paper", "table", "benchmark", "protocol", "source", "values")
+
+
+def load_published(path: Path) -> list[dict]:
+    """Published reference numbers: a YAML list of {method, paper, table, benchmark, protocol, source
+    (the URL the numbers were read from), values (metric -> the number as printed), verified, copy}.
+    Values stay as written (no rounding); an entry counts as checked only with `verified: true`."""
+    try:
+        rows = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError) as e:
+        raise BadInput(path, f"cannot read published numbers: {e}") from e
+    if not isinstance(rows, list):
+        raise BadInput(path, "published numbers must be a YAML list of entries")
+    for k, r in enumerate(rows):
+        if not isinstance(r, dict) or set(PUBLISHED_KEYS) - set(r):
+            raise BadInput(path, f"entry {k}: needs {list(PUBLISHED_KEYS)}")
+        if not str(r["source"]).startswith(("https://", "http://")):
+            raise BadInput(path, f"entry {k} ({r['method']}): source must be an http(s) URL, not {r['source']!r}")
+        if not isinstance(r["values"], dict) or not r["values"]:
+            raise BadInput(path, f"entry {k} ({r['method']}): values must map metric names to numbers")
+        for name, v in r["values"].items():
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise BadInput(path, f"entry {k} ({r['method']}): {name} = {v!r} is not a number") from None
+    return rows
+
+
+def _published_groups(published: list[dict]) -> dict[tuple, list[dict]]:
+    """One table per paper table and benchmark (its own columns), in file order."""
+    out: dict[tuple, list[dict]] = {}
+    for p in published:
+        out.setdefault((p["paper"], p["table"], p["benchmark"], p["protocol"], p["source"]), []).append(p)
+    return out
+
+
+def _published_columns(group: list[dict]) -> list[str]:
+    return list(dict.fromkeys(c for p in group for c in p["values"]))  # the paper's column order
+
+
+def _method(p: dict) -> str:
+    return p["method"] + ("" if p.get("verified") is True else " (unverified)")
+
+
 def _columns(rows: list[dict]) -> list[str]:
-    return sorted({k for e in rows for k in e["metrics"]})
+    return sorted({k for r in rows for k in r["metrics"]})
 
 
-def markdown(entries: list[dict]) -> str:
-    """One table per protocol and backbone; each column's arrow is its metric's `higher_is_better`."""
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v)) else "–"
+
+
+def _title(key: tuple) -> str:
+    bench, conditions = key
+    return f"{bench} — " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in json.loads(conditions).items())
+
+
+def _name(row: dict) -> str:
+    mark = MARKS.get(row["kind"])
+    return row["name"] + (f" ({mark})" if mark else "")
+
+
+def markdown(rows: list[dict], published: list[dict] = ()) -> str:
     better, parts = directions(), []
-    for title, rows in groups(entries).items():
-        cols = _columns(rows)
-        head = "| name | videos | " + " | ".join(c + ARROWS[better.get(c)] for c in cols) + " |"
-        lines = [f"### {title}", "", head, "|---" * (len(cols) + 2) + "|"]
-        for e in rows:
-            vals = " | ".join(f"{e['metrics'][c]:.4g}" if c in e["metrics"] else "–" for c in cols)
-            lines.append(f"| {e['name']} | {e['videos']} | {vals} |")
+    for key, group in groups(rows).items():
+        cols = _columns(group)
+        head = "| name | items | " + " | ".join(f"{c} {ARROWS[better.get(c)]}".strip() for c in cols) + " |"
+        lines = [f"### {_title(key)}", "", head, "|---" * (len(cols) + 2) + "|"]
+        for r in group:
+            vals = " | ".join(_fmt(r["metrics"].get(c)) for c in cols)
+            lines.append(f"| {_name(r)} | {r['items']}/{r['of']} | {vals} |")
+        if not any(r["kind"] in ("floor", "ceiling") for r in group):
+            lines += ["", "(no floor or ceiling here: run `vlogger benchmark baselines` on this benchmark)"]
         parts.append("\n".join(lines))
+    if published:
+        parts.append(_published_markdown(list(published)))
     return "\n\n".join(parts) or "(empty leaderboard)"
 
 
-def write_html(entries: list[dict], path: Path) -> Path:
-    """Tables that sort by a column when its header is clicked (a few lines of inline JS)."""
-    tables = []
-    for title, rows in groups(entries).items():
-        cols = _columns(rows)
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["name", "videos", *cols])
+def _published_markdown(published: list[dict]) -> str:
+    lines = [
+        "### Published numbers (other test sets and protocols: for reference, not ranked with the rows above)",
+        "",
+        "Copied as printed from each paper's table; each paper chose its own test clips, crops, resolution and "
+        "evaluator versions, so these numbers compare neither with each other across tables nor with ours.",
+    ]
+    for (paper, table, bench, protocol, source), group in _published_groups(published).items():
+        cols = _published_columns(group)
+        lines += [
+            "",
+            f"**{paper}, {table}** — {bench}. Protocol: {protocol} [source]({source})",
+            "",
+            "| method | " + " | ".join(cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+        ]
+        lines += [f"| {_method(p)} | " + " | ".join(str(p["values"].get(c, "–")) for c in cols) + " |" for p in group]
+    return "\n".join(lines)
+
+
+_SCRIPT = """<script>
+document.querySelectorAll('table.ranked th').forEach((th, i) => th.onclick = () => {
+  const body = th.closest('table').tBodies[0], rows = [...body.rows];
+  const asc = th.dataset.order !== 'asc';
+  th.closest('tr').querySelectorAll('th').forEach(h => delete h.dataset.order);
+  th.dataset.order = asc ? 'asc' : 'desc';
+  const val = r => { const t = r.cells[i].dataset.v ?? r.cells[i].innerText, n = parseFloat(t);
+                     return isNaN(n) ? (i ? null : t) : n; };
+  rows.sort((a, b) => { const x = val(a), y = val(b);
+    if (x === null || y === null) return (x === null) - (y === null);  // no value: always last
+    return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1); }).forEach(r => body.appendChild(r));
+});</script>"""
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em} td,th{padding:3px 8px;text-align:right;white-space:nowrap} td:first-child,"
+    "th:first-child{text-align:left} th{cursor:pointer;background:#eee} tr.floor{background:#fde2e1}"
+    " tr.ceiling{background:#dff3e3} tr.baseline{background:#f3f1dc} tr.external{background:#e4ecf7}"
+    " th[data-order=asc]::after{content:' ▲'} th[data-order=desc]::after{content:' ▼'}"
+    " table.published th{cursor:default} .note{color:#555;font-size:90%}"
+)
+
+
+def _link(row: dict, page: Path) -> str:
+    name = html.escape(_name(row))
+    if not row.get("report"):
+        return name
+    rel = os.path.relpath(Path(row["report"]).resolve(), page.resolve().parent)
+    return f"<a href='{html.escape(Path(rel).as_posix())}'>{name}</a>"
+
+
+def write_html(rows: list[dict], path: Path, published: list[dict] = ()) -> Path:
+    """A self-contained page: a sortable table per group (click a header; again to reverse),
+    floor and ceiling coloured, each row linking to its report; published numbers apart."""
+    better, tables = directions(), []
+    for key, group in groups(rows).items():
+        cols = _columns(group)
+        head = "<th>name</th><th>items</th>" + "".join(
+            f"<th title='{'higher' if better.get(c) else 'lower' if better.get(c) is False else 'no'} is better'>"
+            f"{html.escape(c)} {ARROWS[better.get(c)]}</th>"
+            for c in cols
+        )
         body = "".join(
-            "<tr><td>"
-            + html.escape(e["name"])
-            + f"</td><td>{e['videos']}</td>"
-            + "".join(f"<td>{e['metrics'].get(c, float('nan')):.4g}</td>" for c in cols)
-            + "</tr>"
-            for e in rows
+            f"<tr class='{html.escape(r['kind'])}'><td>{_link(r, path)}</td><td data-v='{r['items']}'>"
+            f"{r['items']}/{r['of']}</td>" + "".join(f"<td>{_fmt(r['metrics'].get(c))}</td>" for c in cols) + "</tr>"
+            for r in group
         )
         tables.append(
-            f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<h2>{html.escape(_title(key))}</h2><table class='ranked'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
         )
-    script = """<script>
-document.querySelectorAll('th').forEach((th, i) => th.onclick = () => {
-  const body = th.closest('table').tBodies[0], rows = [...body.rows], asc = th.dataset.asc !== '1';
-  th.dataset.asc = asc ? '1' : '0';
-  const val = r => { const t = r.cells[i].innerText, n = parseFloat(t); return isNaN(n) ? t : n; };
-  rows.sort((a, b) => (val(a) > val(b) ? 1 : -1) * (asc ? 1 : -1)).forEach(r => body.appendChild(r));
-});</script>"""
-    path.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>vlogger leaderboard</title><style>"
-        "body{font-family:sans-serif;margin:2em} td,th{padding:3px 8px} th{cursor:pointer;background:#eee}"
-        f"</style></head><body><h1>Leaderboard</h1>{''.join(tables)}{script}</body></html>"
+    if published:
+        tables.append(_published_html(list(published)))
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>vlogger leaderboard</title><style>{_STYLE}</style>"
+        "</head><body><h1>Leaderboard</h1><p class='note'>↑ higher is better, ↓ lower is better; "
+        "<span style='background:#fde2e1'>floor</span> and <span style='background:#dff3e3'>ceiling</span> "
+        f"bracket every model. Click a column to sort.</p>{''.join(tables)}{_SCRIPT}</body></html>"
     )
-    return path
+    return write_atomic(path, page)
 
 
-def log_wandb(entries: list[dict], project: str, folder: Path) -> None:
-    """The board as a W&B table (offline unless the user has set W&B up), its run files in
+def _published_html(published: list[dict]) -> str:
+    parts = [
+        "<h2>Published numbers</h2><p class='note'>Other test sets and protocols: for reference, never ranked with "
+        "the measured rows. Copied as printed from each paper's table; each paper chose its own clips, crops, "
+        "resolution and evaluator versions.</p>"
+    ]
+    for (paper, table, bench, protocol, source), group in _published_groups(published).items():
+        cols = _published_columns(group)
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", *cols])
+        body = "".join(
+            f"<tr><td>{html.escape(_method(p))}</td>"
+            + "".join(f"<td>{html.escape(str(p['values'].get(c, '–')))}</td>" for c in cols)
+            + "</tr>"
+            for p in group
+        )
+        parts.append(
+            f"<h3>{html.escape(paper)}, {html.escape(table)} — {html.escape(bench)}</h3><p class='note'>Protocol: "
+            f"{html.escape(protocol)} <a href='{html.escape(source, quote=True)}'>source</a></p>"
+            f"<table class='published'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def log_wandb(rows: list[dict], project: str, folder: Path) -> None:
+    """The board as a W&B table (offline unless WANDB_MODE says otherwise), its run files in
     `folder`/wandb (beside the board: W&B's own default is the working directory)."""
     import wandb
 
-    cols = sorted({k for e in entries for k in e["metrics"]})
-    table = wandb.Table(columns=["name", "group", *cols])
-    for e in entries:
-        table.add_data(e["name"], group_title(e), *[e["metrics"].get(c) for c in cols])
-    with wandb.init(project=project, job_type="leaderboard", dir=str(folder)) as run:
+    cols = _columns(rows)
+    table = wandb.Table(columns=["name", "kind", "benchmark", "conditions", "items", *cols])
+    for r in rows:
+        table.add_data(
+            r["name"],
+            r["kind"],
+            r["benchmark"],
+            json.dumps(r["conditions"]),
+            r["items"],
+            *[r["metrics"].get(c) for c in cols],
+        )
+    mode = os.environ.get("WANDB_MODE", "offline")
+    with wandb.init(project=project, job_type="leaderboard", mode=mode, dir=str(folder)) as run:
         run.log({"leaderboard": table})
