@@ -58,7 +58,7 @@ test: setup
 
 # the edit loop: no training runs, no mediapipe over the real clips, no ../shared (docs/architecture.md)
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not shared"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow and not shared" $(TEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check vlogger tests benchmarks

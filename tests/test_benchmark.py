@@ -264,13 +264,13 @@ def test_a_killed_run_resumes_without_generating_finished_items_again(bench, res
 
 
 @pytest.mark.slow
-def test_two_shards_merged_give_the_row_of_one_run(bench, tiny_models, resumed, tmp_path):
+def test_two_shards_merged_give_the_row_of_one_run_also_scored_by_two_workers(bench, tiny_models, resumed, tmp_path):
     one, split = resumed["out"], tmp_path / "split"
     for index in ("0", "1"):
         assert _run(bench, tiny_models, split, "--name", "tiny", "--num-shards", "2", "--shard-index", index) == 0
     assert not (split / "results.json").exists()  # a shard scores nothing on its own
     merge = ["benchmark", "merge", bench["manifest"], "--out", split, "--items-dir", bench["tmp"] / "model_items"]
-    assert _main(*merge, "--name", "tiny-sharded") == 0
+    assert _main(*merge, "--name", "tiny-sharded", "--workers", "2") == 0  # the one run scored in one process
     rows = {r["name"]: r for r in board.load(tmp_path / "leaderboard.json")}
     (a,) = [r for r in board.load(one.parent / "leaderboard.json") if r["name"] == "tiny"]
     b = rows["tiny-sharded"]

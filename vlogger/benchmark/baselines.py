@@ -22,7 +22,9 @@ BASELINES = {
 }
 
 
-def run_baselines(manifest: Manifest, root: Path, out: Path, protocol: dict, items_dir: Path | None = None) -> dict:
+def run_baselines(
+    manifest: Manifest, root: Path, out: Path, protocol: dict, items_dir: Path | None = None, workers: int = 1
+) -> dict:
     """Prepare the items with today's default data spec and score the three baselines; returns
     name -> results (each in out/NAME/results.json + report.html)."""
     check_protocol(manifest, protocol)
@@ -31,7 +33,7 @@ def run_baselines(manifest: Manifest, root: Path, out: Path, protocol: dict, ite
     bench = {"name": manifest.name, "version": manifest.version, "items": len(manifest.items)}
     results = {}
     for name, (folder, kind, what) in BASELINES.items():
-        run = RunDir(out / name, items_dir)
+        run = RunDir(out / name, items_dir, workers)
         provenance = {"benchmark": bench, "baseline": what, "kind": kind, "code_commit": code_commit()}
         results[name] = score_folder(items_dir / folder, run, protocol, provenance, failed)
     return results

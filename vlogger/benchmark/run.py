@@ -35,10 +35,12 @@ VIDEOS = "videos"
 
 @dataclass
 class RunDir:
-    """A benchmark run's folder: videos/, timing/, run-I.json, results.json, report.html."""
+    """A benchmark run's folder: videos/, timing/, run-I.json, results.json, report.html; and how
+    many processes score its videos (scoring is CPU work: tracking both videos of every item)."""
 
     out: Path
     items_dir: Path | None = None  # prepared items (default out/items)
+    workers: int = 1
 
     def __post_init__(self) -> None:
         self.items_dir = self.items_dir or self.out / "items"
@@ -160,7 +162,9 @@ def score_folder(videos: Path, run: RunDir, protocol: dict, provenance: dict, no
     """Evaluate `videos` against the prepared truth and audio; writes results.json and report.html
     into run.out and returns the results (with `benchmark` provenance and the items not scored)."""
     t0 = time.perf_counter()
-    results = evaluate(videos, run.items_dir / TRUTH, run.items_dir / AUDIO, protocol, run.out / "frames")
+    results = evaluate(
+        videos, run.items_dir / TRUTH, run.items_dir / AUDIO, protocol, run.out / "frames", workers=run.workers
+    )
     results["evaluation_seconds"] = round(time.perf_counter() - t0, 1)
     results["benchmark"] = {**provenance, "not_scored": not_scored}
     write_json(run.out / "results.json", results)

@@ -105,7 +105,7 @@ def _models(args: argparse.Namespace):
 def _run_dir(args: argparse.Namespace):
     from vlogger.benchmark.run import RunDir
 
-    return RunDir(Path(args.out), Path(args.items_dir) if args.items_dir else None)
+    return RunDir(Path(args.out), Path(args.items_dir) if args.items_dir else None, args.workers)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -167,7 +167,7 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 
     manifest, out = load_manifest(args.manifest), Path(args.out)
     items = Path(args.items_dir) if args.items_dir else None
-    results = run_baselines(manifest, manifest.root(args.data_root), out, _protocol(args), items)
+    results = run_baselines(manifest, manifest.root(args.data_root), out, _protocol(args), items, args.workers)
     rows = [lb.make_row(r, name, BASELINES[name][1], out / name / "report.html") for name, r in results.items()]
     _add_rows(_board(args), rows, args)
     return 0
@@ -228,6 +228,7 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     p.add_argument("--items-dir", help="prepared items to share between runs of one data spec (default OUT/items)")
     p.add_argument("--protocol", help="YAML merged over configs/eval/protocol.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="protocol override")
+    p.add_argument("--workers", type=int, default=1, help="processes scoring the videos (same numbers as one)")
     _views(p, default=None)
 
 
