@@ -63,9 +63,10 @@ def test_evaluate_folder_report_and_leaderboard(tmp_path, clips_dir):
     assert (row["benchmark"], row["items"], row["of"]) == ("folder", 2, 4)
     assert row["report"] == str(out / "report.html")
     md = leaderboard.markdown(leaderboard.load(board))
-    assert "### folder — protocol version 2.0, lse mode fast" in md
-    assert "### folder — protocol version 2.0, lse mode reference" in md
-    assert "### folder — protocol version 1.0, identity backbone dlib" in md  # 1.0 stays readable, never mixed
+    assert "### folder — lse mode fast, protocol version 2.0" in md
+    assert "### folder — lse mode reference, protocol version 2.0" in md
+    assert "### folder — identity backbone dlib, protocol version 1.0" in md  # 1.0 stays readable, never mixed
+    assert "no floor or ceiling" not in md  # a folder has no baselines to run
     assert md.count("| ground-truth | 2/4 |") == 2 and md.count("| old-protocol |") == 1
     html = leaderboard.write_html(leaderboard.load(board), tmp_path / "board.html").read_text()
     assert html.count("<table class='ranked'>") == 3 and "onclick" in html and "href='eval/report.html'" in html

@@ -26,6 +26,7 @@ from vlogger.core.files import write_atomic
 from vlogger.evaluation.collection import directions
 
 ARROWS = {True: "↑", False: "↓", None: ""}
+FOLDER = "folder"  # the benchmark of a `vlogger evaluate` result: that folder's videos, no manifest
 MARKS = {"floor": "floor", "ceiling": "ceiling", "baseline": "baseline", "external": "other method's videos"}
 
 
@@ -38,7 +39,7 @@ def make_row(results: dict, name: str, kind: str, report: Path | None) -> dict:
     return {
         "name": name,
         "kind": kind,
-        "benchmark": f"{bench['benchmark']['name']} v{bench['benchmark']['version']}" if bench else "folder",
+        "benchmark": f"{bench['benchmark']['name']} v{bench['benchmark']['version']}" if bench else FOLDER,
         "conditions": conditions,
         "items": results["scored"],
         "of": bench["benchmark"]["items"] if bench else results["videos"],
@@ -142,7 +143,7 @@ def markdown(rows: list[dict], published: list[dict] = ()) -> str:
         for r in group:
             vals = " | ".join(_fmt(r["metrics"].get(c)) for c in cols)
             lines.append(f"| {_name(r)} | {r['items']}/{r['of']} | {vals} |")
-        if not any(r["kind"] in ("floor", "ceiling") for r in group):
+        if key[0] != FOLDER and not any(r["kind"] in ("floor", "ceiling") for r in group):
             lines += ["", "(no floor or ceiling here: run `vlogger benchmark baselines` on this benchmark)"]
         parts.append("\n".join(lines))
     if published:
