@@ -11,7 +11,7 @@
 # Needs (carried beside the working tree, ~40 MB): data/zoo/clips_shards (the teacher's shards) and
 # data/bench/corpus-val/items (prepared items: `vlogger benchmark baselines` once writes them).
 # Settings by environment: DISTILL_STEPS (per round, default 1500), BATCH (16), MANIFEST, ITEMS,
-# SHARDS, ROUNDS ("4 2 1"), TEACHER_STEPS ("25 8 4 2"), DEVICE (cuda), WORKERS (2 per row).
+# SHARDS, VAL_IDS (its people kept for validation), ROUNDS ("4 2 1"), TEACHER_STEPS ("25 8 4 2"), DEVICE (cuda), WORKERS (2 per row).
 set -e
 out=${1:-.}
 py=${PYTHON:-python}
@@ -29,7 +29,8 @@ for steps in ${ROUNDS:-4 2 1}; do
   ckpt=$out/runs/$name/checkpoints/last.ckpt
   if [ ! -f "$ckpt" ]; then
     $py -m vlogger.cli train video --set phase=clip --set "model.parts=[face,body]" \
-      --set "data.shards=[$shards]" --set "data.batch_size=${BATCH:-16}" \
+      --set "data.shards=[$shards]" --set "data.val_identities=${VAL_IDS:-[retalking_face4]}" \
+      --set "data.batch_size=${BATCH:-16}" \
       --set "distill={teacher: $teacher, steps: $steps}" --set "trainer.max_steps=${DISTILL_STEPS:-1500}" \
       --set trainer.accelerator=$accel --set trainer.val_every_steps=500 --set trainer.limit_val_batches=2 \
       --set optim.lr=1.0e-4 --set optim.warmup_steps=50 --set optim.ema_decay=0.99 \
