@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -82,14 +83,35 @@ def train_pair(runs: Path, phase: str, sets: dict[str, list[str]], threads: int)
     return {name: runs / f"{name}-{phase}" / "checkpoints" / "last.ckpt" for name in sets}
 
 
-def reconstruct(clip: Path, start: float, ckpt: Path, out: Path, steps: int) -> Path:
-    """`vlogger generate --motion-from` of `clip` from `start` s (frame 0 the reference) into `out`."""
+def shard_clip(shards: Path, identity: str) -> dict:
+    """The first clip of `identity` in the shards as preprocessing made it (crop video, tracks,
+    params.npz, audio): what `vlogger generate --motion-from` would track again."""
+    import webdataset as wds
+
+    urls = sorted(str(p) for p in shards.glob("shard-*.tar"))
+    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        meta = json.loads(raw["json"])
+        if meta["identity"] == identity and raw["__key__"].endswith("-000"):
+            arrays = {k: np.load(io.BytesIO(raw[k])) for k in ("lmk.npy", "pose.npy")}
+            return {**raw, **arrays, "json": meta}
+    raise SystemExit(f"{shards}: no clip of {identity}")
+
+
+def reconstruct(sample: dict, first: int, ckpt: Path, out: Path, steps: int) -> Path:
+    """`vlogger generate --motion-from` of a preprocessed clip from frame `first` on (frame 0 the
+    reference, seed 0) into `out`: video.mp4, motion.npz, ground_truth.mp4, warped_reference.mp4.
+    The clip's tracks come from the shards instead of tracking the video once per model."""
+    from vlogger.generation.pipeline import BodyFiles, Sampling, generate_video, write_motion
+    from vlogger.generation.reconstruct import reconstruction, write_references
+    from vlogger.training.checkpoints import read_checkpoint
+
     if not (out / "ground_truth.mp4").is_file():
-        args = ["generate", "--motion-from", str(clip), "--start", f"{start:g}", "--reference-frame", "0"]
-        args += ["--video-checkpoint", str(ckpt), "--out", str(out), "--steps", str(steps), "--seed", "0"]
         t = time.perf_counter()
-        if vlogger(*args).wait():
-            raise SystemExit(f"generation into {out} failed")
+        cfg, spec, _ = read_checkpoint(ckpt, "video")
+        rec = reconstruction(sample, spec, BodyFiles(cfg["model"]["basis"], None), 0, first)
+        video = generate_video(rec.motion, ckpt, out, Sampling(seed=0, steps=steps))
+        write_motion(rec.motion, out, len(video[0]))
+        write_references(rec, out, len(video[0]))
         (out / "bench_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - t}))
     return out
 
@@ -165,7 +187,7 @@ def picture(gens: dict[str, dict[str, Path]], scores: dict, path: Path, n: int =
         frames = [decode_mp4_bytes(p.read_bytes())[t] for p in vids]
         m = hand_masks(g["hands"] / "motion.npz", frames[0].shape[0])[t]
         ys, xs = np.nonzero(m)
-        half = max(ys.ptp(), xs.ptp(), 16) // 2 + 4
+        half = int(max(np.ptp(ys), np.ptp(xs), 16)) // 2 + 4
         cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
         pad = [np.pad(f, ((half, half), (half, half), (0, 0)), mode="edge") for f in frames]
         crops = [p[cy : cy + 2 * half, cx : cx + 2 * half] for p in pad]
@@ -260,7 +282,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     shards = preprocess(CLIPS, DATA / "hands_shards")
     val = preprocess((VAL_CLIP,), DATA / "hands_val_shards", "shards.val_fraction=1.0")
-    common = [f"data.shards=[{shards},{val}]", f"data.holdout_tail_s={args.holdout_s}", f"data.size={args.size}"]
+    tails = ", ".join(f"{Path(c).stem}: {args.holdout_s}" for c in CLIPS)  # not the short validation clip's
+    common = [f"data.shards=[{shards},{val}]", f"data.holdout_tail_s={{{tails}}}", f"data.size={args.size}"]
     common += ["seed=0", "logging.media_every_steps=100000"]
     single_sets = [*common, f"trainer.max_steps={args.single_steps}", f"trainer.max_time={args.single_time}"]
     single_sets.append(f"trainer.val_every_steps={max(1, args.single_steps // 2)}")
@@ -276,19 +299,14 @@ def main() -> None:
         for p in ("single", "clip")
         for m in MODELS
     }
-    index = json.loads((shards / "index.json").read_text())
     gens, scores, gen_seconds = {}, {}, {}
     for c in CLIPS:
-        video, stem = SHARED / c, Path(c).stem
-        first = min((c for c in index["clip_list"] if c["identity"] == stem), key=lambda c: c["key"])
-        start = first["frames"] / first["fps"] - args.holdout_s  # the tail the training never saw
-        gens[stem] = {m: reconstruct(video, start, clip[m], out / stem / m, args.steps) for m in MODELS}
-        gen_seconds.update(
-            {
-                f"{stem} {m}": json.loads((g / "bench_seconds.json").read_text())["seconds"]
-                for m, g in gens[stem].items()
-            }
-        )
+        stem = Path(c).stem
+        sample = shard_clip(shards, stem)
+        first = sample["json"]["n_frames"] - round(args.holdout_s * sample["json"]["fps"])  # never trained on
+        gens[stem] = {m: reconstruct(sample, first, clip[m], out / stem / m, args.steps) for m in MODELS}
+        for m, g in gens[stem].items():
+            gen_seconds[f"{stem} {m}"] = json.loads((g / "bench_seconds.json").read_text())["seconds"]
         scores[stem] = score(gens[stem])
     table = summarise(scores)
     pic = picture(gens, scores, Path(args.picture))
