@@ -1,7 +1,7 @@
 """Stage 2 with and without hand controls (issue 21), on upper-body clips with gesturing hands, on CPU.
 
 1. Preprocesses CLIPS (a folder of links under data/) with configs/preprocess/upper_body.yaml into
-   data/hands_shards, and VAL_CLIP (another upper-body speaker) into data/hands_val_shards as the
+   data/hands_shards, and VAL_CLIP (another upper-body speaker) into the same folder as its
    validation split; the last --holdout-s seconds of every clip are kept out of training
    (data.holdout_tail_s).
 2. Trains two tiny stage-2 models (configs/train/video.yaml) identical but for `model.parts`:
@@ -51,10 +51,11 @@ def vlogger(*args: str, threads: int | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vlogger.cli", *args], env=env)
 
 
-def preprocess(clips: tuple[str, ...], out: Path, *sets: str) -> Path:
-    """Shards of `clips` (links in a folder beside `out`), made unless out/index.json exists."""
-    if not (out / "index.json").is_file():
-        links = out.with_name(out.name + "_in")
+def preprocess(clips: tuple[str, ...], out: Path, links: Path, *sets: str) -> Path:
+    """Shards of `clips` (linked from the folder `links`) added to `out` unless index.json lists them."""
+    index = out / "index.json"
+    done = {c["identity"] for c in json.loads(index.read_text())["clip_list"]} if index.is_file() else set()
+    if {Path(c).stem for c in clips} - done:
         links.mkdir(parents=True, exist_ok=True)
         for c in clips:
             if not (links / Path(c).name).exists():
@@ -280,10 +281,10 @@ def main() -> None:
     args = ap.parse_args()
     runs, out = Path(args.runs), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    shards = preprocess(CLIPS, DATA / "hands_shards")
-    val = preprocess((VAL_CLIP,), DATA / "hands_val_shards", "shards.val_fraction=1.0")
+    shards = preprocess(CLIPS, DATA / "hands_shards", DATA / "hands_in")
+    preprocess((VAL_CLIP,), shards, DATA / "hands_val_in", "shards.val_fraction=1.0")  # the validation split
     tails = ", ".join(f"{Path(c).stem}: {args.holdout_s}" for c in CLIPS)  # not the short validation clip's
-    common = [f"data.shards=[{shards},{val}]", f"data.holdout_tail_s={{{tails}}}", f"data.size={args.size}"]
+    common = [f"data.shards={shards}", f"data.holdout_tail_s={{{tails}}}", f"data.size={args.size}"]
     common += ["seed=0", "logging.media_every_steps=100000"]
     single_sets = [*common, f"trainer.max_steps={args.single_steps}", f"trainer.max_time={args.single_time}"]
     single_sets.append(f"trainer.val_every_steps={max(1, args.single_steps // 2)}")
