@@ -16,7 +16,7 @@
 4. A picture: crops around a hand, truth | hand controls | no hand controls | warped reference.
 
     python -m benchmarks.hands_stage2 [--runs data/hands_runs] [--out data/bench_hands_stage2]
-        [--size 64] [--single-steps 500] [--clip-steps 80] [--append benchmarks/RESULTS.md]
+        [--size 64] [--single-time 00:00:25:00] [--clip-time 00:00:24:00] [--append benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -270,10 +270,10 @@ def main() -> None:
     ap.add_argument("--out", default="data/bench_hands_stage2")
     ap.add_argument("--size", type=int, default=64, help="stage 2's training size")
     ap.add_argument("--holdout-s", type=float, default=4.0, help="seconds at the end of each clip held out")
-    ap.add_argument("--single-steps", type=int, default=500)
-    ap.add_argument("--clip-steps", type=int, default=80)
+    ap.add_argument("--single-steps", type=int, default=1500, help="phase single (the time limit ends it first here)")
+    ap.add_argument("--clip-steps", type=int, default=400, help="phase clip (the time limit ends it first here)")
     ap.add_argument("--single-time", default="00:00:25:00", help="trainer.max_time of phase single (each model)")
-    ap.add_argument("--clip-time", default="00:00:15:00", help="trainer.max_time of phase clip (each model)")
+    ap.add_argument("--clip-time", default="00:00:24:00", help="trainer.max_time of phase clip (each model)")
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads per training run (both run at once)")
     ap.add_argument("--steps", type=int, default=10, help="sampler steps for generation")
     ap.add_argument("--picture", default="docs/images/issue21_stage2_hands.png")
