@@ -7,10 +7,12 @@
 2. Trains two tiny stage-2 models (configs/train/video.yaml) identical but for `model.parts`:
    [face, body, hands, eyes] ("hand controls": hand and iris classes in the controls, the hands in
    the warped reference) and [face, body] ("no hand controls"): phase single, then phase clip from
-   its EMA weights, both models side by side with the same seed, data, steps and trainer.max_time
-   (existing checkpoints are reused).
-3. Reconstructs each clip's held-out tail with both (`vlogger generate --motion-from`, the clip's
-   frame 0 as reference, same sampler steps and seed) beside the warped-reference baseline, and
+   its EMA weights, both models side by side (one OpenMP thread each) with the same seed, data,
+   max_steps and trainer.max_time, which ends them first on a CPU: nearly the same steps (existing
+   checkpoints are reused).
+3. Reconstructs each clip's held-out tail with both (what `vlogger generate --motion-from` does, from
+   the shards' tracked clip instead of tracking it again; the clip's frame 0 as reference, same
+   sampler steps and seed) beside the warped-reference baseline, and
    scores PSNR/SSIM against the ground-truth crop in the hand regions (each seen hand's tracked
    points, their convex hull dilated by size/32 px, frames with a hand only) and on the whole frame.
 4. A picture: crops around a hand, truth | hand controls | no hand controls | warped reference.
