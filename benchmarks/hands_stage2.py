@@ -278,6 +278,7 @@ def main() -> None:
     ap.add_argument("--clip-time", default="00:00:24:00", help="trainer.max_time of phase clip (each model)")
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads per training run (both run at once)")
     ap.add_argument("--steps", type=int, default=10, help="sampler steps for generation")
+    ap.add_argument("--clips", nargs="+", help="reconstruct only these clips (stems; default: all of CLIPS)")
     ap.add_argument("--picture", default="docs/images/issue21_stage2_hands.png")
     ap.add_argument("--append", help="add the markdown block to this file (benchmarks/RESULTS.md)")
     args = ap.parse_args()
@@ -305,6 +306,8 @@ def main() -> None:
     gens, scores, gen_seconds = {}, {}, {}
     for c in CLIPS:
         stem = Path(c).stem
+        if args.clips and stem not in args.clips:
+            continue
         sample = shard_clip(shards, stem)
         first = sample["json"]["n_frames"] - round(args.holdout_s * sample["json"]["fps"])  # never trained on
         gens[stem] = {m: reconstruct(sample, first, clip[m], out / stem / m, args.steps) for m in MODELS}
