@@ -234,8 +234,8 @@ def report(table: dict, train: dict, gen_seconds: dict, args: argparse.Namespace
     lines = [
         f"### Stage 2 with and without hand controls, {datetime.date.today()} ({machine()})",
         "",
-        f"`python -m benchmarks.hands_stage2 --size {args.size} --single-steps {args.single_steps} "
-        f"--clip-steps {args.clip_steps}`; reconstruction of the last {args.holdout_s:g} s of each clip, DDIM "
+        f"`python -m benchmarks.hands_stage2 --size {args.size} --single-time {args.single_time} "
+        f"--clip-time {args.clip_time}`; reconstruction of the last {args.holdout_s:g} s of each clip, DDIM "
         f"{args.steps} steps, seed 0.",
         "",
         "| run | steps | wall time | validation loss start -> end |",
@@ -243,7 +243,7 @@ def report(table: dict, train: dict, gen_seconds: dict, args: argparse.Namespace
     ]
     for run, t in train.items():
         sm = t["summary"]
-        loss = f"{sm.get('val_loss_start', float('nan')):.3f} -> {sm.get('val_loss_end', float('nan')):.3f}"
+        loss = f"{sm.get('val_loss_start', float('nan')):.4f} -> {sm.get('val_loss_end', float('nan')):.4f}"
         lines.append(f"| {run} | {sm.get('global_step')} | {t['seconds'] / 60:.1f} min | {loss} |")
     lines += [
         "",
