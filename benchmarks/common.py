@@ -6,6 +6,8 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
+
 
 def machine() -> str:
     cpu = next(
@@ -49,3 +51,13 @@ def bf16_train_rate(module, batch: dict, steps: int, warmup: int = 3) -> tuple[f
         opt.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
     return steps / (time.perf_counter() - t0), loss.item()
+
+
+def block_interval(diff: np.ndarray, block: int = 8, draws: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of the mean of per-frame differences, resampling blocks of `block`
+    frames (neighbouring frames are not independent)."""
+    chunks = [diff[i : i + block] for i in range(0, len(diff), block)]
+    picks = np.random.default_rng(0).integers(0, len(chunks), (draws, len(chunks)))
+    means = [np.concatenate([chunks[j] for j in pick]).mean() for pick in picks]
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine, publish
+from benchmarks.common import block_interval, machine, publish
 from vlogger.core.config import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -133,16 +133,6 @@ def hand_masks(motion: Path, size: int) -> np.ndarray:
     r = max(1, round(size / 32))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     return np.stack([cv2.dilate(m, kernel) for m in masks]).astype(bool)
-
-
-def block_interval(diff: np.ndarray, block: int = 8, draws: int = 2000) -> tuple[float, float]:
-    """95 % bootstrap interval of the mean of per-frame differences, resampling blocks of `block`
-    frames (neighbouring frames are not independent)."""
-    chunks = [diff[i : i + block] for i in range(0, len(diff), block)]
-    picks = np.random.default_rng(0).integers(0, len(chunks), (draws, len(chunks)))
-    means = [np.concatenate([chunks[j] for j in pick]).mean() for pick in picks]
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def score(gens: dict[str, Path]) -> dict:

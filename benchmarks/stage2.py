@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine, publish
+from benchmarks.common import block_interval, machine, publish
 from vlogger.core.config import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -86,11 +86,7 @@ def frame_gain(gen: Path, stem: str = RECON_CLIP, blocks: int = 8, draws: int = 
         for k in ("baseline", "generated")
     }
     gain = psnr["generated"] - psnr["baseline"]
-    chunks = [gain[i : i + blocks] for i in range(0, len(gain), blocks)]
-    rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(chunks), (draws, len(chunks)))
-    means = [np.concatenate([chunks[j] for j in pick]).mean() for pick in picks]
-    low, high = np.percentile(means, [2.5, 97.5])
+    low, high = block_interval(gain, blocks, draws)
     return {"mean": float(gain.mean()), "better": float((gain > 0).mean()), "low": float(low), "high": float(high)}
 
 
