@@ -179,3 +179,18 @@ def test_killed_run_resumes_with_each_clip_once(talking, tmp_path):
     assert all(Path(out / n).stat().st_mtime_ns == t for n, t in kept.items())
     index = json.loads((out / "index.json").read_text())
     assert index["clips"] == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [(None, "no such file"), ("{not json", "not JSON"), ('{"videos": 3}', "no scored, aggregate")],
+)
+def test_leaderboard_add_names_a_result_file_it_cannot_use(tmp_path, capsys, text, reason):
+    from vlogger.cli import main
+
+    result = tmp_path / "results.json"
+    if text is not None:
+        result.write_text(text)
+    board = tmp_path / "board.json"
+    assert main(["leaderboard", "add", str(result), "--name", "m", "--leaderboard", str(board)]) == 2
+    assert f"{result}: {reason}" in capsys.readouterr().err and not board.exists()

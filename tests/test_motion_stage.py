@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import os
@@ -16,7 +17,8 @@ import torch
 
 from vlogger.body.geometry import euler_to_matrix
 from vlogger.body.motion import MotionLayout, motion_stats, reference_of, reference_vector, to_motion
-from vlogger.core.config import load_config
+from vlogger.core.config import load_config, merge
+from vlogger.core.errors import ContractError
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
 from vlogger.models.sampling import window_starts
@@ -249,6 +251,24 @@ def test_resume_continues_step_optimizer_and_ema(trained, tmp_path):
     assert [s["steps"] for s in segments] == [[0, 30], [30, 40]] and all(
         "CPU threads" in s["hardware"] for s in segments
     )
+
+
+@pytest.mark.slow
+def test_a_resume_keeps_the_earlier_metrics_and_refuses_another_network(synthetic_shards, tmp_path):
+    """Lightning's CSV writer deletes the metrics.csv it finds: a resumed segment writes its own."""
+    from vlogger.training.run import train_motion
+
+    sets = [*tiny_overrides(synthetic_shards, tmp_path, "csv", 4), "logging.logger=csv", "logging.media_every_steps=0"]
+    sets += ["trainer.log_every_steps=1"]
+    cfg = load_config(None, "train/motion.yaml", sets)
+    train_motion(cfg)
+    train_motion(merge(cfg, {"trainer": {"max_steps": 6}}, "test"), resume="auto")
+    logs = tmp_path / "csv" / "csv"
+    first, second = logs / "metrics.csv", logs / "from-step0000004" / "metrics.csv"
+    steps = [{int(r["step"]) for r in csv.DictReader(f.open()) if r.get("train/loss_total")} for f in (first, second)]
+    assert max(steps[0]) < 4 <= min(steps[1])
+    with pytest.raises(ContractError, match=r"model\.width: 32 in .*last\.ckpt, 48 in this run"):
+        train_motion(merge(cfg, {"trainer": {"max_steps": 8}, "model": {"width": 48}}, "test"), resume="auto")
 
 
 @pytest.mark.slow

@@ -207,8 +207,6 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    import json
-
     from vlogger.evaluation import leaderboard as lb
 
     board = Path(args.leaderboard)
@@ -216,7 +214,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         if not args.result or not args.name:
             raise UsageError("leaderboard add needs RESULT.json and --name")
         result = Path(args.result)
-        lb.add(board, lb.make_row(json.loads(result.read_text()), args.name, "model", result.parent / "report.html"))
+        lb.add(board, lb.make_row(lb.read_result(result), args.name, "model", result.parent / "report.html"))
     _show(lb.load(board), board, args)
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from vlogger.core.errors import BadInput
-from vlogger.core.files import write_atomic
+from vlogger.core.files import read_json, write_atomic
 from vlogger.evaluation.collection import directions
 
 ARROWS = {True: "↑", False: "↓", None: ""}
@@ -54,8 +54,17 @@ def _key(row: dict) -> tuple:
     return row["benchmark"], json.dumps(row["conditions"], sort_keys=True)
 
 
+def read_result(path: Path) -> dict:
+    """The results.json of `vlogger evaluate` or `vlogger benchmark run`, checked for what a row needs."""
+    res = read_json(path)
+    missing = [k for k in ("scored", "aggregate") if not isinstance(res, dict) or k not in res]
+    if missing:
+        raise BadInput(path, f"no {', '.join(missing)}: not a results.json of `vlogger evaluate` or `benchmark run`")
+    return res
+
+
 def load(board: Path) -> list[dict]:
-    return json.loads(board.read_text()) if board.is_file() else []
+    return read_json(board) if board.is_file() else []
 
 
 def add(board: Path, row: dict) -> list[dict]:

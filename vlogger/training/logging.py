@@ -12,9 +12,10 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from vlogger.core.errors import UsageError
 
 
-def make_logger(cfg: dict, run_dir: Path) -> Logger:
+def make_logger(cfg: dict, run_dir: Path, first_step: int = 0) -> Logger:
     """`logging.logger`: wandb (mode from `logging.wandb_mode`, offline unless the user sets up
-    an account), tensorboard, or csv."""
+    an account), tensorboard, or csv. A resumed run's CSV goes to `csv/from-stepN/`: Lightning's
+    CSV writer deletes the metrics.csv it finds, and the earlier segments' metrics must stay."""
     lg = cfg["logging"]
     kind = lg["logger"]
     if kind == "wandb":
@@ -32,7 +33,7 @@ def make_logger(cfg: dict, run_dir: Path) -> Logger:
             raise UsageError("logging.logger=tensorboard needs `pip install tensorboard`") from e
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
     if kind == "csv":
-        return CSVLogger(str(run_dir), name="csv", version="")
+        return CSVLogger(str(run_dir), name="csv", version=f"from-step{first_step:07d}" if first_step else "")
     raise UsageError(f"logging.logger={kind!r}: choose wandb, tensorboard or csv")
 
 

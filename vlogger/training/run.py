@@ -26,7 +26,7 @@ from vlogger.body.facemesh import FaceBasis
 from vlogger.core.errors import ContractError, UsageError
 from vlogger.datasets.motion import MotionDataModule
 from vlogger.datasets.video import VideoDataModule
-from vlogger.training.checkpoints import checkpoint_step
+from vlogger.training.checkpoints import checkpoint_step, read_checkpoint
 from vlogger.training.logging import finish, make_logger
 from vlogger.training.motion import MotionDiffusion
 from vlogger.training.motion_media import MotionMedia
@@ -66,7 +66,7 @@ def start_step(path: Path | None, stage: str) -> int:
     return checkpoint_step(path, stage) if path else 0
 
 
-def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
+def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback], first_step: int = 0) -> L.Trainer:
 
     t = cfg["trainer"]
     ckpt = ModelCheckpoint(
@@ -95,7 +95,7 @@ def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback]) -> L.Trainer:
         check_val_every_n_epoch=None,
         limit_val_batches=t["limit_val_batches"],
         log_every_n_steps=t["log_every_steps"],
-        logger=make_logger(cfg, run_dir),
+        logger=make_logger(cfg, run_dir, first_step),
         callbacks=callbacks,
         num_sanity_val_steps=0,
     )
@@ -107,6 +107,21 @@ def _prepare(cfg: dict, resume: str | None) -> tuple[Path, Path | None]:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return run_dir, resume_path(run_dir, resume)
+
+
+def check_resume(module: L.LightningModule, ckpt: Path, stage: str) -> None:
+    """A resumed run continues the network its checkpoint holds, on data of the same contract: a
+    changed setting is named here with both values, not left to torch's size mismatch."""
+    cfg, spec, state = read_checkpoint(ckpt, stage)
+    spec.require_same(module.spec, str(ckpt), "this run's shards")
+    mine = module.state_dict()
+    differ = sorted(set(mine) ^ set(state)) or [k for k in mine if mine[k].shape != state[k].shape]
+    if not differ:
+        return
+    was, now = cfg["model"], module.cfg["model"]
+    changed = [k for k in now if k != "init_from" and was.get(k) != now[k]]  # init_from: weights came from ckpt
+    named = [f"model.{k}: {was.get(k)!r} in {ckpt}, {now[k]!r} in this run" for k in changed]
+    raise ContractError(f"--resume {ckpt}: this config builds another network ({'; '.join(named) or differ[0]})")
 
 
 def _val_metrics(metrics: dict) -> dict[str, float]:
@@ -142,13 +157,16 @@ def _fit(
     cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback], extra: Sequence[Callback]
 ) -> dict:
     """Validate once (a fresh run), fit, and write summary.json: the part both stages share."""
-    trainer = build_trainer(cfg, run_dir, [*(media if cfg["logging"]["media_every_steps"] else []), *extra])
+    first_step = start_step(ckpt, cfg["stage"])
+    if ckpt is not None:
+        check_resume(module, ckpt, cfg["stage"])
+    trainer = build_trainer(cfg, run_dir, [*(media if cfg["logging"]["media_every_steps"] else []), *extra], first_step)
     summary: dict = {"run_dir": str(run_dir), "resumed_from": str(ckpt) if ckpt else None}
     if ckpt is None:
         # every validation loss (per part of the motion vector, for stage 1), not just the total
         summary["val_start"] = _val_metrics(trainer.validate(module, dm, verbose=False)[0])
         summary["val_loss_start"] = summary["val_start"]["loss"]
-    first_step, t0 = start_step(ckpt, cfg["stage"]), time.perf_counter()
+    t0 = time.perf_counter()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, dm, ckpt_path=ckpt)
