@@ -2,6 +2,7 @@
 # Issue 18's "quality of the few-step student vs the 25-step teacher on the benchmark", in one go on
 # one GPU (written 2026-12-02 on CPU, smoke-run there with tiny settings; not yet run on a GPU):
 #   sh benchmarks/distill_gpu.sh OUT_DIR
+# (on the device machine: `sh benchmarks/gpu_deps.sh install` in a call before, then PYTHONPATH=.site:.)
 # 1. progressive distillation of the zoo's stage 2 (vlogger-corpus-64, 64 px): 8 -> 4 -> 2 -> 1 DDIM
 #    steps, each round from the last student, on the shards it was trained on (no corpus-val person);
 # 2. corpus-val rows, all with the zoo's stage 1, seed 0: the teacher at 25, 8, 4 and 2 steps (the

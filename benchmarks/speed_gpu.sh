@@ -1,6 +1,7 @@
 #!/bin/sh
 # The generation-speed figures of issue 18 on one GPU, in one go (about 7-8 min on an H200):
 #   sh benchmarks/speed_gpu.sh OUT_DIR
+# (on the device machine: `sh benchmarks/gpu_deps.sh install` in a call before, then PYTHONPATH=.site:.)
 # 1. the streaming cascade at 256 px with the cheaper super-resolution step, 10 s of audio
 #    (stage 2 at 128 px is its first stage: its frames/s, FLOPs and memory are in the row);
 # 2. today's super-resolution step (superres_base.yaml), 1.2 s (its windows cost ~10 s each);
