@@ -47,6 +47,7 @@ train clip "${CLIP_MIN:-2}" --set model.init_from="$work/runs/zoo128-single/chec
 # the card counts the clip run's own steps; its start, phase single, is told in the notes
 single=$($py -c "import json, sys; s = json.load(open(sys.argv[1])); print(f\"{s['global_step']} steps in {sum(g['seconds'] for g in s['segments']) / 60:.1f} min on {s['segments'][-1]['hardware']}, validation loss {s['val_loss_start']:.4f} -> {s['val_loss_end']:.4f}\")" "$work/runs/zoo128-single/summary.json")
 $py -m vlogger.cli zoo add-checkpoint "$work/runs/zoo128-clip" --name $name --stage video --ship \
+  --licence "research use only (weights learnt from research-only clips: LRS2, MEAD, VoxCeleb2, HDTF; see the model card)" \
   --purpose "stage 2 (reference + controls -> 128-px frames), trained on one GPU on ../shared/data clips + corpus without corpus-val's people" \
   --card-notes "benchmarks/zoo_gpu.sh: phase single ($single), then phase clip from its EMA weights (below). Stage 1 is vlogger-corpus-64's." > "$out/export.log" 2>&1
 models=vlogger/zoo/models/$name
