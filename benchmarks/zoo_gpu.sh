@@ -13,12 +13,14 @@
 # copy the card and the registry's vlogger-corpus-128.video entry, add stage 1 with
 # `vlogger zoo add-checkpoint data/zoo/runs/motion-corpus-b --name vlogger-corpus-128 --stage motion --ship`,
 # then `vlogger zoo verify vlogger-corpus-128` (the sha256 of the joined file must match the entry).
-# Needs (carried beside the working tree, ~30 MB): data/zoo_gpu (shards of ../shared/data/corpus and clips at
-# the default crop with encode.crf=30; their train split holds no corpus-val person), made here by
+# Needs data/zoo_gpu (shards of ../shared/data/corpus and clips whose train split holds no corpus-val person):
 #   vlogger preprocess --input ../shared/data/corpus --out data/zoo_gpu/corpus_shards --workers 2 \
 #       --identities configs/identities/corpus.yaml --set encode.crf=30 \
 #       --set "shards.test_identities=$(vlogger benchmark identities configs/benchmarks/corpus-val.yaml)"
 #   vlogger preprocess --input ../shared/data/clips --out data/zoo_gpu/clips_shards --workers 2 --set encode.crf=30
+# NOT YET CARRIABLE: made 2026-12-03, they are 68 MB + 25 MB (crf 30 saved only 7 %: the per-frame tracking and
+# parameter arrays, not the video, fill the shards), over the 64 MiB a call carries. Stage 2 needs the frames
+# and params only: a slimmer shard (or only the train tars, in two calls) is what is missing.
 # Settings by environment: SINGLE_MIN (5), CLIP_MIN (2), CLIP_BATCH (8), WORKERS (data loaders, 12),
 # SHARDS, WORK (the runs, /tmp/zoo_gpu), DEVICE (cuda; cpu for a smoke run), EXTRA (more --set flags).
 set -e
