@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from vlogger.core.errors import BadInput
+from vlogger.evaluation.leaderboard import read_result
 from vlogger.training.checkpoints import HYPER_PARAMETERS, ZOO_FORMAT, ema_weights, migrate
 
 FILE_FORMAT = f"safetensors ({ZOO_FORMAT}: fp16 EMA weights; cfg, spec, config_version as JSON metadata)"
@@ -111,17 +112,14 @@ def _data_facts(cfg: dict) -> dict:
 
 def _benchmark(path: Path) -> dict:
     """The aggregate scores of a `vlogger benchmark run` (or `vlogger evaluate`) results.json."""
-    try:
-        res = json.loads(path.read_text())
-        return {
-            "file": str(path),
-            "benchmark": res.get("benchmark", {}).get("benchmark"),
-            "protocol_version": res.get("protocol_version"),
-            "scored": res.get("scored"),
-            "aggregate": res["aggregate"],
-        }
-    except (OSError, ValueError, KeyError) as e:
-        raise BadInput(path, f"not a results.json of `vlogger benchmark run` or `vlogger evaluate`: {e}") from e
+    res = read_result(path)
+    return {
+        "file": str(path),
+        "benchmark": res.get("benchmark", {}).get("benchmark"),
+        "protocol_version": res.get("protocol_version"),
+        "scored": res["scored"],
+        "aggregate": res["aggregate"],
+    }
 
 
 def read_card(path: Path) -> dict:

@@ -154,10 +154,16 @@ def _earlier_segments(run_dir: Path, ckpt: Path | None) -> list[dict]:
 
 
 def _fit(
-    cfg: dict, run_dir: Path, ckpt: Path | None, module, dm, media: list[Callback], extra: Sequence[Callback]
+    cfg: dict,
+    run_dir: Path,
+    ckpt: Path | None,
+    first_step: int,
+    module,
+    dm,
+    media: list[Callback],
+    extra: Sequence[Callback],
 ) -> dict:
     """Validate once (a fresh run), fit, and write summary.json: the part both stages share."""
-    first_step = start_step(ckpt, cfg["stage"])
     if ckpt is not None:
         check_resume(module, ckpt, cfg["stage"])
     trainer = build_trainer(cfg, run_dir, [*(media if cfg["logging"]["media_every_steps"] else []), *extra], first_step)
@@ -195,7 +201,8 @@ def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callb
     (the CLI's in-training benchmark, which this layer cannot import)."""
 
     run_dir, ckpt = _prepare(cfg, resume)
-    dm = MotionDataModule(cfg, seed_offset=start_step(ckpt, cfg["stage"]))
+    first_step = start_step(ckpt, cfg["stage"])
+    dm = MotionDataModule(cfg, seed_offset=first_step)
     basis = None  # the face-mesh basis draws the validation videos; SMPL-X runs plot the motion only
     if dm.spec.body_model == "facemesh":
         basis = FaceBasis.load(cfg["model"]["basis"])
@@ -205,7 +212,7 @@ def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callb
     stats = dm.stats()
     module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec, dm.hand_basis)
     media = [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)]
-    return _fit(cfg, run_dir, ckpt, module, dm, media, callbacks)
+    return _fit(cfg, run_dir, ckpt, first_step, module, dm, media, callbacks)
 
 
 def train_video(cfg: dict, resume: str | None = None, callbacks: Sequence[Callback] = ()) -> dict:
@@ -214,11 +221,12 @@ def train_video(cfg: dict, resume: str | None = None, callbacks: Sequence[Callba
     if cfg["phase"] not in ("single", "clip"):
         raise UsageError(f"phase={cfg['phase']!r}: single (frames, temporal layers off) or clip")
     run_dir, ckpt = _prepare(cfg, resume)
-    dm = VideoDataModule(cfg, seed_offset=start_step(ckpt, cfg["stage"]))
+    first_step = start_step(ckpt, cfg["stage"])
+    dm = VideoDataModule(cfg, seed_offset=first_step)
     dm.check_val_identities()
     module = VideoDiffusion(cfg, dm.spec)
     media = [VideoMedia(run_dir, cfg["logging"]["media_every_steps"])]
-    return _fit(cfg, run_dir, ckpt, module, dm, media, callbacks)
+    return _fit(cfg, run_dir, ckpt, first_step, module, dm, media, callbacks)
 
 
 TRAINERS = {"motion": train_motion, "video": train_video}
