@@ -49,6 +49,7 @@ def held_out_parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--split", default="test")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--guidance", type=float, help="sampler guidance (default: the checkpoint's)")
+    ap.add_argument("--steps", type=int, help="sampler steps (default: the checkpoint's; 1 = DDIM's one-step mean)")
     ap.add_argument("--label", default="", help="what this checkpoint is, for the table's title")
     ap.add_argument("--append", help="append the table to this markdown file")
     return ap
@@ -60,6 +61,8 @@ def held_out(args: argparse.Namespace) -> tuple[MotionDiffusion, list[dict]]:
     module = load_motion_model(args.checkpoint)
     if args.guidance is not None:
         module.cfg["sampling"]["guidance"] = args.guidance
+    if args.steps is not None:
+        module.cfg["sampling"]["steps"] = args.steps
     urls = shard_urls(args.shards, args.split)
     clips = [
         c

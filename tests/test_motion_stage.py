@@ -19,6 +19,7 @@ from vlogger.body.geometry import euler_to_matrix
 from vlogger.body.motion import MotionLayout, motion_stats, reference_of, reference_vector, to_motion
 from vlogger.core.config import load_config, merge
 from vlogger.core.errors import ContractError
+from vlogger.core.mel import LogMel, warp_frequencies
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
 from vlogger.models.sampling import window_starts
@@ -69,7 +70,7 @@ def window_inputs(module: MotionDiffusion, b: int = 2):
 
 def test_audio_augmentation_only_while_training():
     module = small_module()
-    module.cfg["augment"] = {"mel_noise": 0.0, "freq_mask": 20}
+    module.cfg["augment"] = {"vtlp": 0.0, "mel_noise": 0.0, "freq_mask": 20}
     mel, _ = window_inputs(module, b=8)
     assert torch.equal(module.augment_mel(mel, None), mel)  # eval: the recording as it is
     module.train()
@@ -81,9 +82,28 @@ def test_audio_augmentation_only_while_training():
         if len(idx):
             assert (idx.diff() == 1).all()
             torch.testing.assert_close(out[b, :, idx], mel[b, :, idx].mean(0, keepdim=True).expand(mel.shape[1], -1))
-    module.cfg["augment"] = {"mel_noise": 0.5, "freq_mask": 0}
+    module.cfg["augment"] = {"vtlp": 0.0, "mel_noise": 0.5, "freq_mask": 0}
     noisy = module.augment_mel(mel, torch.Generator().manual_seed(0)) - mel
     assert abs(noisy.std().item() - 0.5) < 0.02
+
+
+def test_vocal_tract_warp_moves_a_tone_to_where_the_scaled_tone_lies():
+    """warp_frequencies(alpha) of a tone at f is the log-mel of a tone at alpha * f; alpha 1 keeps it."""
+    t = torch.arange(16000) / 16000
+    logmel = LogMel()
+    tone = {f: logmel(torch.sin(2 * torch.pi * f * t))[None] for f in (800.0, 880.0, 1000.0, 1200.0)}
+    peak = {f: m[0, 40].argmax().item() for f, m in tone.items()}
+    assert len(set(peak.values())) == 4  # the four tones lie in different bins
+    for f, alpha in ((800.0, 1.1), (1000.0, 1.2), (1000.0, 0.88)):
+        warped = warp_frequencies(tone[f], torch.tensor([alpha]), 55.0, 7600.0)
+        assert warped[0, 40].argmax().item() == peak[round(f * alpha)]
+    same = warp_frequencies(tone[800.0], torch.tensor([1.0]), 55.0, 7600.0)
+    torch.testing.assert_close(same, tone[800.0], atol=1e-4, rtol=0)
+    module = small_module().train()
+    module.cfg["augment"] = {"vtlp": 0.2, "mel_noise": 0.0, "freq_mask": 0}
+    mel = tone[1000.0].expand(4, -1, -1)
+    peaks = module.augment_mel(mel, torch.Generator().manual_seed(0))[:, 40].argmax(-1)
+    assert len(set(peaks.tolist())) > 1  # each window its own vocal tract
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -236,6 +256,10 @@ def test_training_writes_checkpoints_media_and_logs(trained):
     assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("last.ckpt")
     parts = {f"loss_{p}" for p in ("expression", "jaw", "rotation", "translation", "body")}
     assert parts <= set(first["val_start"]) and parts <= set(first["val_end"])  # what a large loss is made of
+    # checkpoints are kept by the sampled jaw's correlation with the truth (configs/train/motion.yaml `monitor`)
+    assert -1 <= first["val_end"]["jaw_r"] <= 1 and first["val_end"]["jaw_r"] != first["val_start"]["jaw_r"]
+    best = torch.load(first["best_checkpoint"], map_location="cpu", weights_only=False)
+    assert best["callbacks"][next(k for k in best["callbacks"] if "ModelCheckpoint" in k)]["monitor"] == "val/jaw_r"
 
 
 @pytest.mark.slow

@@ -33,6 +33,21 @@ def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, f_min: float, f_ma
     return torch.clamp(torch.minimum(down, up), min=0.0)
 
 
+def warp_frequencies(mel: torch.Tensor, alpha: torch.Tensor, f_min: float, f_max: float) -> torch.Tensor:
+    """Log-mel rows (B, T, n_mels) as if spoken by a vocal tract 1/alpha as long (B,): bin at f reads
+    the input at f / alpha, interpolated between bins (VTLP, Jaitly & Hinton 2013), so a model
+    trained on a few dozen speakers hears more of them. Bins past the input's range keep its edge."""
+    n = mel.shape[-1]
+    m_pts = torch.linspace(float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))), n + 2)
+    centres = mel_to_hz(m_pts[1:-1]).to(mel.device)
+    source = hz_to_mel(centres[None] / alpha[:, None])  # (B, n_mels) mel of the frequency each bin reads
+    pos = ((source - m_pts[1]) / (m_pts[2] - m_pts[1])).clamp(0, n - 1)
+    lo = pos.floor().long().clamp(max=n - 2)
+    frac = (pos - lo)[:, None].to(mel.dtype)
+    lo = lo[:, None].expand(-1, mel.shape[1], -1)
+    return mel.gather(-1, lo) * (1 - frac) + mel.gather(-1, lo + 1) * frac
+
+
 class LogMel(nn.Module):
     """Audio (..., samples) -> log-mel (..., frames, n_mels), frames = samples // hop."""
 

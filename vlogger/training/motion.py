@@ -19,6 +19,7 @@ import torch
 
 from vlogger.body.hand_basis import HandBasis
 from vlogger.body.motion import MotionLayout
+from vlogger.core.mel import warp_frequencies
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
 from vlogger.models.motion.denoiser import MotionDenoiser
@@ -80,6 +81,7 @@ class MotionDiffusion(DiffusionModule):
         w[lay.base_dim : lay.base_dim + lay.hand_dim] = loss["hands_weight"]
         w[lay.gaze.start : lay.eyelid.stop] = loss["eyes_weight"]
         self.register_buffer("dim_weight", w, persistent=False)
+        self.mel_range = (spec.audio_features["f_min"], spec.audio_features["f_max"])
         self.finish_init()
 
     @property
@@ -131,13 +133,17 @@ class MotionDiffusion(DiffusionModule):
         return x0, model(x_t, t, mel, batch["ref"], x0, known_mask, drop_audio, drop_ref), known_mask
 
     def augment_mel(self, mel: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Training only: Gaussian noise on the log-mel rows and one random band of up to
+        """Training only: each window's frequencies warped by a factor within 1 +- `vtlp` (another
+        vocal tract length), Gaussian noise on the log-mel rows and one random band of up to
         `freq_mask` bins per window set to its window mean (SpecAugment's frequency mask, which the
         denoiser's per-window centering turns into zeros), so a model trained on minutes of speech
         keys on what recordings share rather than on one speaker's spectrum (issue 17)."""
         a = self.cfg["augment"]
         if not self.training:
             return mel
+        if a["vtlp"] > 0:
+            u = torch.rand(mel.shape[0], device=mel.device, generator=generator)
+            mel = warp_frequencies(mel, 1 + a["vtlp"] * (2 * u - 1), *self.mel_range)
         if a["mel_noise"] > 0:
             mel = mel + a["mel_noise"] * torch.randn(mel.shape, device=mel.device, generator=generator)
         if a["freq_mask"] > 0:
@@ -160,6 +166,19 @@ class MotionDiffusion(DiffusionModule):
         out = {"loss": per_dim.mean(), "loss_diffusion": diff.mean(), "loss_smooth": smooth.mean()}
         # the same loss over each part of the vector (the groups' size-weighted mean is `loss`)
         return out | {f"loss_{name}": per_dim[sl].mean() for name, sl in self.layout.parts.items()}
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """The losses, and `val/jaw_r`: the correlation of a sampled window's jaw with the true one
+        (mean over windows). The loss falls long after held-out audio dependence has peaked
+        (benchmarks/RESULTS.md, issue 17), so checkpoints can be chosen on what the model is for."""
+        super().validation_step(batch, batch_idx)
+        gen = torch.Generator(device=self.device).manual_seed(2000 + batch_idx)
+        jaw = self.layout.jaw.start
+        sampled = self.sample(batch["mel"], batch["ref"], generator=gen)[..., jaw]
+        truth = batch["motion"][..., jaw]
+        a, b = sampled - sampled.mean(1, keepdim=True), truth - truth.mean(1, keepdim=True)
+        r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-8)
+        self.log("val/jaw_r", r.mean(), sync_dist=True, batch_size=len(r))
 
     @torch.no_grad()
     def sample(

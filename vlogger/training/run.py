@@ -73,8 +73,8 @@ def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback], first_step: i
         dirpath=run_dir / "checkpoints",
         filename="step{step:07d}-val{val/loss:.4f}",
         auto_insert_metric_name=False,
-        monitor="val/loss",
-        mode="min",
+        monitor=cfg["checkpoint"]["monitor"],
+        mode=cfg["checkpoint"]["mode"],
         save_top_k=cfg["checkpoint"]["save_top_k"],
         save_last=True,
     )

@@ -178,7 +178,8 @@ class VideoDiffusion(DiffusionModule):
             t = grid[torch.randint(0, len(grid), (b,), device=self.device, generator=generator)]
         else:
             t = self.diffusion.random_timesteps(b, self.device, generator)
-        noise = torch.randn(x0.shape, device=self.device, generator=generator)
+        shared = self.cfg["diffusion"]["frame_noise_correlation"] if self.temporal else 0.0
+        noise = correlated_noise(x0.shape, shared, generator, self.device)
         x_t = self.diffusion.add_noise(x0, noise, t)
         known_mask = torch.zeros(b, n, 1, *x0.shape[-2:], device=self.device)
         if self.temporal:
