@@ -159,12 +159,16 @@ def _stage_section(stage: str, file: str, c: dict, with_spec: bool) -> list[str]
         f"- weights: EMA, fp16, {c['parameters'] / 1e6:.2f} M parameters, from `{c['source']}` at step {c['step']}"
     )
     segments = run.get("segments")
+    # a checkpoint kept before the run's end (checkpoint.monitor) is one step of a longer run
+    steps = (
+        f"step {c['step']} of a run of {run['global_step']} steps"
+        if run.get("global_step", 0) > c["step"]
+        else f"{c['step']} steps"
+    )
     if segments:
         hours = sum(s["seconds"] for s in segments) / 3600
         hardware = sorted({s["hardware"] for s in segments})
-        out.append(
-            f"- training: {c['step']} steps in {hours:.2f} h over {len(segments)} start(s) on {'; '.join(hardware)}"
-        )
+        out.append(f"- training: {steps} in {hours:.2f} h over {len(segments)} start(s) on {'; '.join(hardware)}")
     elif run:
         out.append(
             f"- training: {c['step']} steps; the last start of the run took {run.get('fit_seconds', '?')} s "
@@ -173,7 +177,7 @@ def _stage_section(stage: str, file: str, c: dict, with_spec: bool) -> list[str]
     else:
         out.append(f"- training: {c['step']} steps; the run's summary.json was not found")
     if "val_loss_end" in run:
-        out.append(f"- validation loss at the end: {run['val_loss_end']:.4g}")
+        out.append(f"- validation loss at the run's end: {run['val_loss_end']:.4g}")
     data = c["data"]
     for root, splits in data["shards"].items():
         if splits is None:
