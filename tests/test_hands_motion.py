@@ -128,7 +128,7 @@ def _as_version(path, tmp_path, name: str, version: int):
     with hands and eyes."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
-    assert hp["config_version"] == CONFIG_VERSION == 6 and hp["cfg"]["model"]["parts"] == list(LEGACY_PARTS)
+    assert hp["config_version"] == CONFIG_VERSION == 7 and hp["cfg"]["model"]["parts"] == list(LEGACY_PARTS)
     cfg = hp["cfg"]
     for key in ("parts", "hand_basis", "hand_components"):
         cfg["model"].pop(key, None)
@@ -140,6 +140,8 @@ def _as_version(path, tmp_path, name: str, version: int):
         cfg["model"].pop("control_level", None)
         cfg.get("sampling", {}).pop("compile", None)
         cfg.pop("distill", None)
+    cfg.get("augment", {}).pop("vtlp", None)  # version 7: stage 1's vocal-tract warp,
+    cfg.get("diffusion", {}).pop("frame_noise_correlation", None)  # stage 2's shared clip noise
     ckpt["hyper_parameters"] = {**hp, "cfg": cfg, "config_version": version}
     out = tmp_path / name
     torch.save(ckpt, out)
@@ -193,6 +195,7 @@ def test_old_face_and_body_models_keep_generating_beside_new_ones(talking, tmp_p
     assert m.parts == LEGACY_PARTS and m.layout.dim == MotionLayout(16).dim and m.spec.parts == ALL
     v = load_video_model(old_v)
     assert v.parts == LEGACY_PARTS and v.model.control_channels == 14
+    assert m.cfg["augment"]["vtlp"] == 0.0 and v.cfg["diffusion"]["frame_noise_correlation"] == 0.0  # trained without
     assert load_video_model(new_v).model.control_channels == 17
     assert load_motion_model(new_m).parts == ALL
 

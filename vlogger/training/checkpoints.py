@@ -25,7 +25,7 @@ from vlogger.core.errors import BadInput, ContractError
 from vlogger.core.spec import LEGACY_PARTS, DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 6
+CONFIG_VERSION = 7
 STAGES = ("motion", "video")
 
 
@@ -86,7 +86,25 @@ def _version_5_to_6(hp: dict) -> dict:
     return hp | {"cfg": cfg, "config_version": 6}
 
 
-MIGRATIONS = {1: _version_1_to_2, 2: _version_2_to_3, 3: _version_3_to_4, 4: _version_4_to_5, 5: _version_5_to_6}
+def _version_6_to_7(hp: dict) -> dict:
+    """Version 7 can warp stage 1's training audio (`augment.vtlp`) and share stage 2's training noise
+    across a clip's frames (`diffusion.frame_noise_correlation`); earlier models did neither."""
+    cfg = copy.deepcopy(hp["cfg"])
+    if "augment" in cfg:
+        cfg["augment"].setdefault("vtlp", 0.0)
+    if cfg.get("stage") == "video" and "diffusion" in cfg:
+        cfg["diffusion"].setdefault("frame_noise_correlation", 0.0)
+    return hp | {"cfg": cfg, "config_version": 7}
+
+
+MIGRATIONS = {
+    1: _version_1_to_2,
+    2: _version_2_to_3,
+    3: _version_3_to_4,
+    4: _version_4_to_5,
+    5: _version_5_to_6,
+    6: _version_6_to_7,
+}
 
 
 def migrate(hp: dict, source: str) -> dict:
