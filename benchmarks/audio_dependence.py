@@ -63,13 +63,13 @@ def held_out(args: argparse.Namespace) -> tuple[MotionDiffusion, list[dict]]:
         module.cfg["sampling"]["guidance"] = args.guidance
     if args.steps is not None:
         module.cfg["sampling"]["steps"] = args.steps
-    urls = shard_urls(args.shards, args.split)
-    clips = [
-        c
-        for c in clip_arrays(urls, ["params.npz", "mel.npy", "flac"])
-        if len(c["params.npz"]["expression"]) >= MIN_FRAMES
-    ]
-    return module, clips
+    return module, held_out_clips([args.shards], args.split, ["params.npz", "mel.npy", "flac"])
+
+
+def held_out_clips(roots: list[str], split: str, members: list[str]) -> list[dict]:
+    """The clips of `split` in the shard folders `roots` with >= MIN_FRAMES frames (their `members`)."""
+    clips = (c for root in roots for c in clip_arrays(shard_urls(root, split), members))
+    return [c for c in clips if len(c["params.npz"]["expression"]) >= MIN_FRAMES]
 
 
 def other_people(clip: dict, clips: list[dict]) -> list[dict]:

@@ -18,7 +18,7 @@ import datetime
 
 import numpy as np
 
-from benchmarks.audio_dependence import MIN_FRAMES
+from benchmarks.audio_dependence import MIN_FRAMES, held_out_clips
 from benchmarks.common import machine, publish
 from vlogger.datasets.shards import clip_arrays, shard_urls
 from vlogger.datasets.windows import trains_on
@@ -45,10 +45,6 @@ def correlations(pairs: Pairs, w: np.ndarray, mu: np.ndarray, sd: np.ndarray) ->
     return [float(np.corrcoef(((f - mu) / sd) @ w, j)[0, 1]) for f, j in pairs]
 
 
-def clips(roots: list[str], split: str) -> list[dict]:
-    return [c for root in roots for c in clip_arrays(shard_urls(root, split), ["params.npz", "mel.npy"])]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", nargs="+", required=True, help="shard folders whose train split is fitted")
@@ -57,8 +53,14 @@ def main() -> None:
     ap.add_argument("--max-sync-offset", type=int, default=3, help="stage 1's data.max_sync_offset")
     ap.add_argument("--append", help="append the table to this markdown file")
     args = ap.parse_args()
-    train = [c for c in clips(args.train, "train") if trains_on(c["json"], set(), args.max_sync_offset)]
-    test = [c for c in clips(args.test, args.split) if len(c["params.npz"]["expression"]) >= MIN_FRAMES]
+    members = ["params.npz", "mel.npy"]
+    train = [
+        c
+        for root in args.train
+        for c in clip_arrays(shard_urls(root, "train"), members)
+        if trains_on(c["json"], set(), args.max_sync_offset)
+    ]
+    test = held_out_clips(args.test, args.split, members)
     rows = test[0]["json"]["mel"]["rows_per_frame"]
     fitted = [features(c, rows) for c in train]
     scored = [features(c, rows) for c in test]

@@ -23,11 +23,15 @@ def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
+def mel_points(n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    """(n_mels + 2,) evenly spaced mel values from f_min to f_max: the bins' edges and centres."""
+    return torch.linspace(float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))), n_mels + 2)
+
+
 def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> torch.Tensor:
     """Triangular filters (n_fft // 2 + 1, n_mels) on the HTK mel scale."""
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    m_pts = torch.linspace(hz_to_mel(torch.tensor(f_min)), hz_to_mel(torch.tensor(f_max)), n_mels + 2)
-    f_pts = mel_to_hz(m_pts)
+    f_pts = mel_to_hz(mel_points(n_mels, f_min, f_max))
     down = (freqs[:, None] - f_pts[None, :-2]) / (f_pts[1:-1] - f_pts[:-2])
     up = (f_pts[None, 2:] - freqs[:, None]) / (f_pts[2:] - f_pts[1:-1])
     return torch.clamp(torch.minimum(down, up), min=0.0)
@@ -38,7 +42,7 @@ def warp_frequencies(mel: torch.Tensor, alpha: torch.Tensor, f_min: float, f_max
     the input at f / alpha, interpolated between bins (VTLP, Jaitly & Hinton 2013), so a model
     trained on a few dozen speakers hears more of them. Bins past the input's range keep its edge."""
     n = mel.shape[-1]
-    m_pts = torch.linspace(float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))), n + 2)
+    m_pts = mel_points(n, f_min, f_max)
     centres = mel_to_hz(m_pts[1:-1]).to(mel.device)
     source = hz_to_mel(centres[None] / alpha[:, None])  # (B, n_mels) mel of the frequency each bin reads
     pos = ((source - m_pts[1]) / (m_pts[2] - m_pts[1])).clamp(0, n - 1)

@@ -171,11 +171,11 @@ def _stage_section(stage: str, file: str, c: dict, with_spec: bool) -> list[str]
         out.append(f"- training: {steps} in {hours:.2f} h over {len(segments)} start(s) on {'; '.join(hardware)}")
     elif run:
         out.append(
-            f"- training: {c['step']} steps; the last start of the run took {run.get('fit_seconds', '?')} s "
+            f"- training: {steps}; the last start of the run took {run.get('fit_seconds', '?')} s "
             f"({run.get('steps_per_s', '?')} steps/s); earlier starts and the hardware were not recorded"
         )
     else:
-        out.append(f"- training: {c['step']} steps; the run's summary.json was not found")
+        out.append(f"- training: {steps}; the run's summary.json was not found")
     if "val_loss_end" in run:
         out.append(f"- validation loss at the run's end: {run['val_loss_end']:.4g}")
     data = c["data"]

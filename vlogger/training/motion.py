@@ -81,7 +81,6 @@ class MotionDiffusion(DiffusionModule):
         w[lay.base_dim : lay.base_dim + lay.hand_dim] = loss["hands_weight"]
         w[lay.gaze.start : lay.eyelid.stop] = loss["eyes_weight"]
         self.register_buffer("dim_weight", w, persistent=False)
-        self.mel_range = (spec.audio_features["f_min"], spec.audio_features["f_max"])
         self.finish_init()
 
     @property
@@ -143,7 +142,8 @@ class MotionDiffusion(DiffusionModule):
             return mel
         if a["vtlp"] > 0:
             u = torch.rand(mel.shape[0], device=mel.device, generator=generator)
-            mel = warp_frequencies(mel, 1 + a["vtlp"] * (2 * u - 1), *self.mel_range)
+            features = self.hparams["spec"]["audio_features"]
+            mel = warp_frequencies(mel, 1 + a["vtlp"] * (2 * u - 1), features["f_min"], features["f_max"])
         if a["mel_noise"] > 0:
             mel = mel + a["mel_noise"] * torch.randn(mel.shape, device=mel.device, generator=generator)
         if a["freq_mask"] > 0:
@@ -176,6 +176,7 @@ class MotionDiffusion(DiffusionModule):
         jaw = self.layout.jaw.start
         sampled = self.sample(batch["mel"], batch["ref"], generator=gen)[..., jaw]
         truth = batch["motion"][..., jaw]
+        # by hand: torchmetrics' pearson_corrcoef gives nan for a still window, which stops the monitor
         a, b = sampled - sampled.mean(1, keepdim=True), truth - truth.mean(1, keepdim=True)
         r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-8)
         self.log("val/jaw_r", r.mean(), sync_dist=True, batch_size=len(r))
