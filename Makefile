@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[preprocess,eval,train,datasets,dev]"
+	$(BIN)/pip install -q -e ".[preprocess,eval,train,datasets,speech,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -25,12 +25,12 @@ from vlogger.core.audio import load_audio
 from vlogger.core.config import load_config
 from vlogger.core.errors import BadInput, ContractError, UsageError
 from vlogger.core.frames import to_uint8, to_unit
-from vlogger.core.mel import LogMel
 from vlogger.core.paste_mask import write_paste_mask
 from vlogger.core.spec import LEGACY_PARTS, DataSpec
 from vlogger.core.video import Mp4Writer, encode_mp4
 from vlogger.models.motion.generate import generate_long
 from vlogger.models.video.generate import stream_frames
+from vlogger.preprocessing.audio_features import audio_features
 from vlogger.training.checkpoints import read_checkpoint
 from vlogger.training.motion import MotionDiffusion
 from vlogger.training.video import VideoDiffusion
@@ -59,7 +59,7 @@ def speech_features(path: str | Path, spec: DataSpec) -> tuple[np.ndarray, np.nd
         raise BadInput(path, "audio is shorter than one video frame")
     if np.abs(audio).max() < 1e-4:
         raise BadInput(path, "audio is silent")
-    mel = LogMel.from_config(spec.audio_features, sr).for_frames(audio, n_frames, fps)
+    mel = audio_features(spec.audio_features, sr).for_frames(audio, n_frames, fps)
     return audio, mel, n_frames
 
 

@@ -29,9 +29,9 @@ from vlogger.core.audio import to_flac
 from vlogger.core.config import load_config
 from vlogger.core.errors import UsageError
 from vlogger.core.hands import empty_hands
-from vlogger.core.mel import LogMel
 from vlogger.core.spec import LEGACY_PARTS
 from vlogger.core.video import encode_mp4
+from vlogger.preprocessing.audio_features import audio_features
 from vlogger.preprocessing.run import data_spec
 from vlogger.preprocessing.sample import drive_signal, synth_speech
 from vlogger.preprocessing.shards import Manifest, ShardSink, manifest_entry, merge_index, record_spec
@@ -123,7 +123,7 @@ def make_synthetic_shards(
     record_spec(out, 0, spec)
     manifest = Manifest(out, 0)
     sinks = {s: ShardSink(out, f"{s}-000", 1 << 30, 1000, manifest) for s in ("train", "val")}
-    mel = LogMel.from_config(cfg["audio_features"], sr)
+    mel = audio_features(cfg["audio_features"], sr)
     n = round(seconds * fps)
     drawn = ("face", "body", "hands") if hands and "hands" in spec.parts else LEGACY_PARTS
     for i in range(clips):

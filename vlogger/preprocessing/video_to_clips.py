@@ -17,11 +17,11 @@ from vlogger.core import crop, landmarks
 from vlogger.core.audio import fit_length, load_audio, to_flac
 from vlogger.core.avsync import SyncSettings, av_sync
 from vlogger.core.errors import BadInput
-from vlogger.core.mel import LogMel
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import interpolate_missing
 from vlogger.core.video import VideoInfo, encode_mp4, probe, read_frames, resample_indices, scaled_size
 from vlogger.preprocessing import quality, segments
+from vlogger.preprocessing.audio_features import AudioFeatures, audio_features
 from vlogger.preprocessing.splits import identity_of, split_of
 
 
@@ -87,7 +87,7 @@ def process_video(path: Path, rel: str, cfg: dict, tracker) -> VideoResult:
         raise BadInput(path, quality.video_rejection_reason(track, dropped, cfg["tracking"]["several_faces_fraction"]))
     for s, e, reason in dropped:
         res.rejected.append({"file": rel, "clip": [s, e], "reason": reason})
-    mel = LogMel.from_config(cfg["audio_features"], sr)
+    mel = audio_features(cfg["audio_features"], sr)
     for clip_no, (s, e) in enumerate(spans):
         sample = _make_sample(info, idx, s, e, track, audio, cache, mel, cfg, res)
         if isinstance(sample, str):
@@ -130,7 +130,7 @@ def _track(info: VideoInfo, idx: np.ndarray, cfg: dict, tracker, res: VideoResul
     return track, np.stack(hists), (cache if keep else None)
 
 
-def _make_sample(info, idx, s, e, track, audio, cache, mel: LogMel, cfg: dict, res: VideoResult) -> dict | str:
+def _make_sample(info, idx, s, e, track, audio, cache, mel: AudioFeatures, cfg: dict, res: VideoResult) -> dict | str:
     """The data-contract members of clip [s, e), or the reason it is rejected."""
     ing, q, c = cfg["ingest"], cfg["quality"], cfg["crop"]
     fps, sr = ing["fps"], ing["sample_rate"]

