@@ -120,7 +120,7 @@ def main() -> None:
     spec = module.spec
     body = load_body(spec.body_model, module.cfg["model"]["basis"])
     sync = SyncSettings.from_config(load_config(None, "preprocess/default.yaml")["sync"])
-    mel_cfg = LogMel.from_config(spec.audio_features, spec.sample_rate)
+    mel_cfg = LogMel(sample_rate=spec.sample_rate)  # the sync signal's bands, whatever stage 1 reads
     k = module.layout.n_expression
     rows, wins, pairs, own_all, off_err = [], 0, 0, [], []
     for clip in clips:

@@ -140,3 +140,27 @@ def test_whisper_features_travel_from_shards_to_generation(tmp_path: Path, share
     assert main([*args, "--out", str(out), "--steps", "2", "--size", "64"]) == 0
     with np.load(out / "motion.npz") as z:
         assert abs(len(z["motion"]) - 25 * len(load_audio(audio, 16000)) / 16000) <= 1
+
+
+@needs_speech
+def test_preprocessing_with_whisper_keeps_the_log_mel_sync_scores(
+    tmp_path: Path, short_clips: Path, link_inputs
+) -> None:
+    """The quality scores (sync offset and confidence, which choose stage 1's training clips) come from
+    the log-mel sync signal whichever features the shards carry; the shards hold two encoder rows a frame."""
+    from vlogger.core.config import REPO_ROOT, load_config
+    from vlogger.datasets.shards import clip_arrays, shard_urls
+    from vlogger.preprocessing.run import preprocess
+
+    torch.set_num_threads(1)
+    inputs = link_inputs(tmp_path / "in", short_clips / "retalking_face5.mp4", ["face5.mp4"])
+    scores = {}
+    for name, overlay in (("logmel", None), ("whisper", REPO_ROOT / "configs" / "preprocess" / "whisper.yaml")):
+        preprocess(inputs, tmp_path / name, load_config(overlay, "preprocess/default.yaml"), workers=1)
+        (clip,) = clip_arrays(shard_urls(tmp_path / name, "train"), ["mel.npy"])
+        scores[name] = {k: clip["json"]["quality"][k] for k in ("sync_offset", "sync_confidence", "sync_z")}
+        assert clip["mel.npy"].shape == (
+            clip["json"]["n_frames"] * (4 if name == "logmel" else 2),
+            80 if name == "logmel" else 384,
+        )
+    assert scores["whisper"] == scores["logmel"]

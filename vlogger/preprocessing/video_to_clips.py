@@ -17,6 +17,7 @@ from vlogger.core import crop, landmarks
 from vlogger.core.audio import fit_length, load_audio, to_flac
 from vlogger.core.avsync import SyncSettings, av_sync
 from vlogger.core.errors import BadInput
+from vlogger.core.mel import LogMel
 from vlogger.core.spec import DataSpec
 from vlogger.core.tracking import interpolate_missing
 from vlogger.core.video import VideoInfo, encode_mp4, probe, read_frames, resample_indices, scaled_size
@@ -157,7 +158,9 @@ def _make_sample(info, idx, s, e, track, audio, cache, mel: AudioFeatures, cfg: 
         video = encode_mp4(crops, fps, enc["codec"], enc["crf"], enc["preset"])
     with _Stage(res.timings, "audio"):
         lmk = crop.to_crop_coords(face, boxes, c["size"])
-        sync = av_sync(landmarks.lip_opening(lmk, fmt), clip_audio, fps, SyncSettings.from_config(cfg["sync"]), mel)
+        # the sync signal is defined on the default log-mel's bands, whatever features stage 1 reads
+        settings = SyncSettings.from_config(cfg["sync"])
+        sync = av_sync(landmarks.lip_opening(lmk, fmt), clip_audio, fps, settings, LogMel(sample_rate=sr))
         scores["sync_confidence"], scores["sync_offset"], scores["sync_z"] = sync.confidence, sync.offset, sync.z
         mel_rows = mel.for_frames(clip_audio, e - s, fps)
     pose_crop = crop.to_crop_coords(pose, boxes, c["size"]).astype(np.float32)
