@@ -73,19 +73,21 @@ def seams(video: np.ndarray, window: int, overlap: int) -> dict[str, float]:
     return {"border": float(at.mean()), "inside": float(inside.mean()), "ratio": float(at.mean() / inside.mean())}
 
 
-def frame_gain(gen: Path, stem: str = RECON_CLIP, blocks: int = 8, draws: int = 2000) -> dict[str, float]:
-    """Per-frame PSNR of the generated video minus the baseline's, both against the truth: mean,
-    share of frames where generated is better, and a 95 % bootstrap interval of the mean over
-    blocks of `blocks` frames (neighbouring frames are not independent)."""
+def frame_gain(
+    gen: Path, stem: str = RECON_CLIP, blocks: int = 8, draws: int = 2000, baseline: str = "baseline"
+) -> dict[str, float]:
+    """Per-frame PSNR of the generated video minus the `baseline` folder's (the warped reference, or
+    `bilinear`), both against the truth: mean, share of frames where generated is better, and a 95 %
+    bootstrap interval of the mean over blocks of `blocks` frames (neighbouring frames are not independent)."""
     from vlogger.core.video import decode_mp4_bytes
 
-    v = {k: decode_mp4_bytes((gen / k / f"{stem}.mp4").read_bytes()) for k in ("truth", "baseline", "generated")}
+    v = {k: decode_mp4_bytes((gen / k / f"{stem}.mp4").read_bytes()) for k in ("truth", baseline, "generated")}
     truth = v["truth"].astype(np.float64)
     psnr = {
         k: 10 * np.log10(255**2 / ((v[k] - truth) ** 2).mean(axis=(1, 2, 3)).clip(1e-10))
-        for k in ("baseline", "generated")
+        for k in (baseline, "generated")
     }
-    gain = psnr["generated"] - psnr["baseline"]
+    gain = psnr["generated"] - psnr[baseline]
     low, high = block_interval(gain, blocks, draws)
     return {"mean": float(gain.mean()), "better": float((gain > 0).mean()), "low": float(low), "high": float(high)}
 

@@ -6,13 +6,15 @@ baseline, and photo + speech against the static floor.
    first frame as reference: PSNR/SSIM gain over the warped reference per frame (95 % block-bootstrap
    interval), identity, jitter, frame-to-frame change against the truth's, and every other score
    `vlogger evaluate` gives (the paste border's among them when the generation wrote its mask).
+   With `--superres`, each clip again through stage 2 and super-resolution, against the truth at
+   that size beside stage 2's own output upsampled bilinearly (per-frame gain over bilinear).
 2. Photo + speech: three portraits of new people (../shared/data/images) with one recording, through
    stage 1 and stage 2; scored against the photo (identity) and the recording (weight-free sync), beside
    the static floor (the photo held still over the same recording). Strips of frames go to
    docs/images/zoo_*.png.
 
     python -m benchmarks.zoo_model --motion M.ckpt --video V.ckpt [--steps 10] [--out data/bench_zoo] \
-        [--append benchmarks/RESULTS.md]
+        [--superres S.ckpt] [--append benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def main() -> None:
     ap.add_argument("--out", default="data/bench_zoo")
     ap.add_argument("--clips", type=int, default=len(HELD_OUT), help="reconstruct the first N held-out clips")
     ap.add_argument("--photos", type=int, default=len(PHOTOS), help="animate the first N photos")
+    ap.add_argument(
+        "--superres",
+        help="super-resolution checkpoint: each reconstruction again through it, beside "
+        "stage 2's output upsampled bilinearly (what it must beat)",
+    )
     ap.add_argument("--label", default="", help="what the models are, for the tables' title")
     ap.add_argument("--append", help="add the markdown block to this file (benchmarks/RESULTS.md)")
     args = ap.parse_args()
@@ -100,6 +107,20 @@ def main() -> None:
             f"(border/inside ratio {s['generated']['ratio']:.2f})"
         )
         shutil.copy(r["strip"], REPO_ROOT / "docs" / "images" / f"zoo_recon_{path.stem}.png")
+        if args.superres:
+            name = f"recon_sr_{path.stem}"
+            cascade = [*video, Path(args.superres)]
+            sr = reconstruct(name, cascade, out, args.steps, args.guidance, f"recon_{path.stem}", clip=path, start=1.0)
+            recon_rows += [
+                _row(f"{path.stem}: stage 2 + super-resolution", sr["generated"]),
+                _row(f"{path.stem}: stage 2, bilinear", sr["bilinear"]),
+                _row(f"{path.stem}: warped reference at {sr['size']} px", sr["baseline"]),
+            ]
+            up = frame_gain(out / name, path.stem, baseline="bilinear")
+            gain_rows.append(
+                f"- {path.stem}, super-resolution over bilinear: {up['mean']:+.2f} dB [{up['low']:+.2f}, "
+                f"{up['high']:+.2f}], better in {100 * up['better']:.0f} % of frames"
+            )
     photo_rows = []
     for photo in PHOTOS[: args.photos]:
         stem = Path(photo).stem
