@@ -45,6 +45,21 @@ def test_shipped_models_fit_the_budget_and_match_their_hashes(tmp_path, monkeypa
     assert all(why == "ok" for why in status.values()), status
 
 
+def test_the_shipped_cascade_runs_on_a_new_photo(tmp_path, monkeypatch, shared_dir):
+    """`make demo`'s last step: the shipped model end to end, its Whisper-fed stage 1 driving a stage 2
+    trained on log-mel shards (stage 2 reads no audio, so their audio features may differ)."""
+    monkeypatch.setenv("VLOGGER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VLOGGER_ZOO_REGISTRY", raising=False)
+    torch.set_num_threads(1)
+    speech, sr = sf.read(shared_dir / "data" / "audio" / "echomimic_jane.wav", dtype="float32")
+    sf.write(tmp_path / "speech.wav", speech[: 2 * sr], sr)
+    photo = shared_dir / "data" / "images" / "portrait_hallo6.jpg"
+    args = ["--model", "vlogger-corpus-64", "--image", photo, "--audio", tmp_path / "speech.wav", "--steps", 1]
+    assert _main("generate", *args, "--out", tmp_path / "out") == 0
+    with np.load(tmp_path / "out" / "motion.npz") as z:
+        assert len(z["motion"]) == 50
+
+
 def test_registry_edits_keep_the_other_entries_and_their_comments(registry):
     before = registry.read_text()
     fields = {"url": "https://example.org/x.pth", "licence": "l", "purpose": "p", "format": "f"}

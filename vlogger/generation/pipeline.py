@@ -220,8 +220,9 @@ def load_cascade(checkpoint: str | Path, superres: list[str | Path], device: str
 
 def require_drivable(model: VideoDiffusion, where: str, result: MotionResult) -> None:
     """A stage-2 model renders `result` when their data specs agree (but for the parts the shards
-    carried) and the motion carries every part the model draws; else a ContractError naming both."""
-    model.spec.require_same(result.spec, where, "the motion's source", ignore=("parts",))
+    carried, and the audio features: stage 2 reads none, so a Whisper-fed stage 1 drives a stage 2 of
+    log-mel shards) and the motion carries every part the model draws; else a ContractError naming both."""
+    model.spec.require_same(result.spec, where, "the motion's source", ignore=("parts", "audio_features"))
     missing = [p for p in model.parts if p not in result.parts]
     if missing:
         raise ContractError(
