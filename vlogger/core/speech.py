@@ -2,7 +2,7 @@
 
 Log-mel rows (`vlogger.core.mel`) hold what a few dozen training speakers can teach; an encoder
 pretrained on 680k hours of speech separates what is said from who says it, which is what stage 1
-needs to move a new person's lips (issue 17: a ridge map to the jaw reaches r 0.52 on held-out people
+needs to move a new person's lips (issue 17: a ridge map to the jaw reaches r 0.57 on held-out people
 from these rows, 0.40 from log-mel). Same layout as log-mel: video frame k owns rows [k*r, (k+1)*r),
 r = 50 / fps (the encoder's 20-ms rows). The encoder runs in CTranslate2 through faster-whisper, not
 torch: its weights are to be had offline in that format (zoo entry `whisper_tiny_en`).
@@ -24,7 +24,7 @@ CHUNK = 30 * SAMPLE_RATE  # the encoder's fixed input: 30 s, shorter audio padde
 
 
 class WhisperEncoder:
-    """Audio (samples at 16 kHz) -> encoder rows (samples // 320, width), 30 s at a time."""
+    """Audio (samples at 16 kHz) -> encoder rows (ceil(samples / 320), width), 30 s at a time."""
 
     def __init__(self, model_dir: str | Path, sample_rate: int = SAMPLE_RATE, hop_length: int = HOP):
         if (sample_rate, hop_length) != (SAMPLE_RATE, HOP):
