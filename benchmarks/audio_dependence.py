@@ -4,7 +4,8 @@ For every clip of a held-out split (`--split test`: the corpus-val people prepro
 the test split), stage 1 samples the motion from the photo's parameters (the clip's first frame)
 and:
 - own audio: correlation of the sampled jaw (first expression coefficient, relative to the
-  reference) with the tracked one, median over seeds;
+  reference) with the tracked one, median over seeds; beside it how alike the seeds' jaws are
+  (their mean correlation with each other: 1 = the model samples one motion, its conditional mean);
 - other audio: the same clip driven by every other held-out clip's audio (cut to the shorter of
   the two; the own-audio correlation is recomputed on that span for the pair), one seed: a pair
   is won when the own audio correlates better;
