@@ -142,3 +142,13 @@ def test_the_held_out_benchmarks_on_a_tiny_stage1_model_with_hands_and_eyes(hand
     # its sibling reads the same model's face and body beside its hands and eyes
     audio_dependence.main()
     assert out.read_text().count("| synth_000-000 | 100 |") == 2
+
+
+def test_seed_agreement_tells_one_motion_from_independent_samples() -> None:
+    """The diversity column: seeds that give the same jaw agree 1.0, independent jaws near 0, one seed nan."""
+    g = torch.Generator().manual_seed(0)
+    jaw = torch.randn(200, 3, generator=g)
+    assert audio_dependence.seed_agreement([jaw, jaw.clone(), 2 * jaw]) == pytest.approx(1.0)
+    independent = [torch.randn(200, 3, generator=g) for _ in range(3)]
+    assert abs(audio_dependence.seed_agreement(independent)) < 0.2
+    assert np.isnan(audio_dependence.seed_agreement([jaw]))
