@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.audio_dependence import MIN_FRAMES, held_out_clips
 from benchmarks.common import machine, publish
+from vlogger.core.linear_audio import clip_features, fit_ridge
 from vlogger.datasets.shards import clip_arrays, shard_urls
 from vlogger.datasets.windows import trains_on
 
@@ -28,21 +29,17 @@ STRENGTHS = (1e2, 1e3, 1e4, 1e5, 1e6)
 
 
 def features(clip: dict, rows_per_frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, (2 * CONTEXT + 1) * rows * n_mels) clip-centred log-mel with context, (frames,) jaw."""
+    """(frames, (2 * CONTEXT + 1) * rows * n_mels) clip-centred rows with context, (frames,) jaw."""
     jaw = clip["params.npz"]["expression"][:, 0].astype(np.float64)
-    n = len(jaw)
-    mel = clip["mel.npy"][: n * rows_per_frame].astype(np.float64)
-    per_frame = (mel - mel.mean(0)).reshape(n, -1)
-    padded = np.pad(per_frame, ((CONTEXT, CONTEXT), (0, 0)))
-    return np.concatenate([padded[i : i + n] for i in range(2 * CONTEXT + 1)], 1), jaw
+    return clip_features(clip["mel.npy"], len(jaw), rows_per_frame, CONTEXT), jaw
 
 
 Pairs = list[tuple[np.ndarray, np.ndarray]]
 
 
-def correlations(pairs: Pairs, w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> list[float]:
+def correlations(pairs: Pairs, w: np.ndarray, bias: float) -> list[float]:
     """Per clip: correlation of the ridge prediction with the tracked jaw."""
-    return [float(np.corrcoef(((f - mu) / sd) @ w, j)[0, 1]) for f, j in pairs]
+    return [float(np.corrcoef(f @ w + bias, j)[0, 1]) for f, j in pairs]
 
 
 def main() -> None:
@@ -66,9 +63,6 @@ def main() -> None:
     scored = [features(c, rows) for c in test]
     x = np.concatenate([f for f, _ in fitted])
     y = np.concatenate([j - j.mean() for _, j in fitted])
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    xn = (x - mu) / sd
-    gram, target = xn.T @ xn, xn.T @ y
     lines = [
         f"#### Linear audio -> jaw on held-out people, {datetime.date.today()} ({machine()})",
         "",
@@ -80,8 +74,8 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for lam in STRENGTHS:
-        w = np.linalg.solve(gram + lam * np.eye(len(gram)), target)
-        held, own = correlations(scored, w, mu, sd), correlations(fitted, w, mu, sd)
+        w, bias = fit_ridge(x, y, lam)  # the line stage 1's model.jaw_prior fits
+        held, own = correlations(scored, w, bias), correlations(fitted, w, bias)
         per_clip = " ".join(f"{v:.2f}" for v in held)
         lines.append(f"| {lam:g} | {np.median(own):.2f} | **{np.median(held):.2f}** | {per_clip} |")
     publish([*lines, "", f"Held-out clips in order: {', '.join(c['key'] for c in test)}.", ""], args.append)

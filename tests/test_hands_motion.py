@@ -128,7 +128,7 @@ def _as_version(path, tmp_path, name: str, version: int):
     with hands and eyes."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
-    assert hp["config_version"] == CONFIG_VERSION == 7 and hp["cfg"]["model"]["parts"] == list(LEGACY_PARTS)
+    assert hp["config_version"] == CONFIG_VERSION == 8 and hp["cfg"]["model"]["parts"] == list(LEGACY_PARTS)
     cfg = hp["cfg"]
     for key in ("parts", "hand_basis", "hand_components"):
         cfg["model"].pop(key, None)

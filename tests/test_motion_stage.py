@@ -19,6 +19,7 @@ from vlogger.body.geometry import euler_to_matrix
 from vlogger.body.motion import MotionLayout, motion_stats, reference_of, reference_vector, to_motion
 from vlogger.core.config import load_config, merge
 from vlogger.core.errors import ContractError
+from vlogger.core.linear_audio import clip_features, fit_ridge
 from vlogger.core.mel import LogMel, warp_frequencies
 from vlogger.models.motion.denoiser import MotionDenoiser
 from vlogger.models.motion.generate import generate_long, seam_jumps
@@ -50,8 +51,9 @@ def tiny_overrides(shards: Path, run_dir: Path, name: str, steps: int) -> list[s
 SMALL = ["model.width=32", "model.depth=2", "model.heads=2"]
 
 
-def small_module(causal: bool = True) -> MotionDiffusion:
-    cfg = load_config(None, "train/motion.yaml", [*SMALL, "model.parts=[face, body]"])
+def small_module(causal: bool = True, centre_audio: str = "window") -> MotionDiffusion:
+    overrides = [*SMALL, "model.parts=[face, body]", f"data.centre_audio={centre_audio}"]
+    cfg = load_config(None, "train/motion.yaml", overrides)
     cfg["model"]["causal"] = causal
     dim = MotionLayout(cfg["model"]["n_expression"]).dim
     torch.manual_seed(0)
@@ -104,6 +106,53 @@ def test_vocal_tract_warp_moves_a_tone_to_where_the_scaled_tone_lies():
     mel = tone[1000.0].expand(4, -1, -1)
     peaks = module.augment_mel(mel, torch.Generator().manual_seed(0))[:, 40].argmax(-1)
     assert len(set(peaks.tolist())) > 1  # each window its own vocal tract
+
+
+def test_ridge_line_predicts_a_new_clips_jaw_from_its_rows():
+    """The closed-form line of `model.jaw_prior` on clips whose jaw is a delayed mix of two of
+    their feature channels (plus noise): on a clip it never saw it predicts the jaw (r > 0.9), and
+    the context a frame sees reaches the delay (2 frames later here)."""
+    rng = np.random.default_rng(0)
+    r, c, bins = 2, 3, 16
+
+    def clip(n: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = rng.normal(size=(n * r, bins))
+        per_frame = rows.reshape(n, r, bins)[:, :, [3, 7]].mean(1) @ np.array([1.0, -0.5])
+        jaw = np.roll(per_frame, -2) + 0.1 * rng.normal(size=n)  # the jaw follows the sound 2 frames ahead
+        return clip_features(rows, n, r, c)[2:-2], jaw[2:-2]
+
+    (x, y), (x_new, y_new) = clip(400), clip(200)
+    w, bias = fit_ridge(x, y, 10.0)
+    assert np.corrcoef(x_new @ w + bias, y_new)[0, 1] > 0.9
+    assert abs((x @ w + bias).std() - 1) < 1e-6  # unit spread over the fit: where a network's inputs sit
+    assert np.abs(w.reshape(2 * c + 1, r, bins)).sum((1, 2)).argmax() == c + 2  # the weight is 2 frames on
+
+
+def test_jaw_prior_travels_in_the_checkpoint_and_feeds_the_audio(synthetic_shards):
+    """`model.jaw_prior` fits the line on the training clips, the EMA network the sampler uses
+    carries it, a module loaded from the state (as `load_motion_model` builds one) has it, and the
+    denoiser's output moves with it."""
+    from vlogger.datasets.motion import MotionDataModule
+
+    overrides = [f"data.shards={synthetic_shards}", *SMALL, "model.parts=[face, body]", "model.jaw_prior=100.0"]
+    cfg = load_config(None, "train/motion.yaml", overrides)
+    dm = MotionDataModule(cfg)
+    w, bias = dm.jaw_prior(cfg["model"]["jaw_prior"])
+    d = cfg["data"]
+    assert w.shape == ((2 * d["mel_context"] + 1) * d["rows_per_frame"] * dm.spec.audio_features["n_mels"],)
+    stats = dm.stats()
+    module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec, None, (w, bias)).eval()
+    torch.testing.assert_close(module.ema.module.jaw_prior.weight, torch.as_tensor(w, dtype=torch.float32))
+    loaded = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec)
+    assert not loaded.ema.module.jaw_prior.weight.any()  # zeros until the state fills them
+    loaded.load_state_dict(module.state_dict())
+    torch.testing.assert_close(loaded.ema.module.jaw_prior.bias, torch.tensor(bias, dtype=torch.float32))
+    mel, ref = window_inputs(module)
+    net, x, t = module.ema.module, torch.randn(2, d["window"], module.layout.dim), torch.tensor([500, 500])
+    before = net(x, t, mel, ref)
+    net.jaw_prior.weight.mul_(-1)
+    assert not torch.allclose(before, net(x, t, mel, ref))
+    assert small_module().model.jaw_prior is None  # 0: no line, the network as before
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -222,6 +271,28 @@ def test_outpainting_covers_any_length(n_frames):
     if len(starts) > 1:
         jumps = seam_jumps(out, starts, 25, module.layout.face)
         assert jumps["borders"] == len([s for s in starts[1:] if s + 25 < n_frames])
+
+
+@pytest.mark.parametrize("centre_audio", ["window", "clip"])
+def test_a_recordings_level_does_not_move_the_motion(centre_audio):
+    """Either centring (`data.centre_audio`) takes away a louder recording's constant offset: the
+    generated motion is the same; an offset over half the clip only moves it."""
+    module = small_module(centre_audio=centre_audio)
+    r, n = module.cfg["data"]["rows_per_frame"], 90
+    mel = np.random.default_rng(0).normal(size=(n * r, 80)).astype(np.float32)
+    offset = 3.0  # a louder recording: log-mel rows all shift alike
+    _, ref = window_inputs(module, 1)
+    out = [generate_long(module, m, ref[0], n, torch.Generator().manual_seed(0), steps=2) for m in (mel, mel + offset)]
+    torch.testing.assert_close(out[0], out[1], atol=1e-4, rtol=1e-4)
+    louder_half = mel.copy()
+    louder_half[n * r // 2 :] += 3.0  # not a constant offset: the motion moves
+    moved = generate_long(module, louder_half, ref[0], n, torch.Generator().manual_seed(0), steps=2)
+    assert not torch.allclose(out[0], moved, atol=1e-3)
+
+
+def test_clip_centring_rejects_an_unknown_value():
+    with pytest.raises(ValueError, match="centre_audio: 'file'"):
+        small_module(centre_audio="file")
 
 
 @pytest.fixture(scope="module")

@@ -109,6 +109,12 @@ class LogMel(nn.Module):
             return self(x).numpy().astype(np.float16)
 
 
+def centre_on_clip(mel: np.ndarray) -> np.ndarray:
+    """A clip's feature rows minus their mean over the clip (float32; the mean in float64, which
+    float16 shards would overflow): stage 1's `data.centre_audio: clip`."""
+    return (mel - mel.mean(0, dtype=np.float64)).astype(np.float32)
+
+
 def mel_window(mel: np.ndarray, start: int, n_frames: int, rows_per_frame: int, context: int = 0) -> np.ndarray:
     """Mel rows for video frames [start, start + n_frames) plus `context` frames either side.
 

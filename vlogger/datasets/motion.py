@@ -28,7 +28,8 @@ from vlogger.body.motion import (
 )
 from vlogger.body.params import PART_KEYS, require_parts
 from vlogger.core.errors import ContractError, UsageError
-from vlogger.core.mel import mel_window
+from vlogger.core.linear_audio import clip_features, fit_ridge
+from vlogger.core.mel import centre_on_clip, mel_window
 from vlogger.datasets.shards import clip_arrays
 from vlogger.datasets.windows import ClipWindows, ShardWindows, trains_on
 
@@ -64,12 +65,15 @@ class ToMotionWindows(ClipWindows):
         basis_id: str | None = None,
         parts: tuple[str, ...] = (),
         layout: MotionLayout | None = None,
+        centre_audio: str = "window",
     ):
         """`parts`: those the shards' spec promises (checked per clip); `layout`: the motion
-        vector's (default: face and body of `n_expression` coefficients)."""
+        vector's (default: face and body of `n_expression` coefficients); `centre_audio`: clip =
+        the rows centred on the clip's mean before windows are cut (window: the denoiser centres)."""
         super().__init__(window, min_ref_gap, per_clip, seed)
         self.mel_context, self.n_expression, self.basis_id = mel_context, n_expression, basis_id
         self.parts, self.layout = parts, layout or MotionLayout(n_expression)
+        self.centre_audio = centre_audio
 
     def __call__(self, sample: dict) -> list[dict]:
         key = sample["__key__"]
@@ -82,6 +86,8 @@ class ToMotionWindows(ClipWindows):
         require_expression(params, self.n_expression, f"{sample.get('__url__', '?')}: clip {key}")
         require_parts(params, self.parts, f"{sample.get('__url__', '?')}: clip {key}")
         mel = np.load(io.BytesIO(sample["mel.npy"]))
+        if self.centre_audio == "clip":
+            mel = centre_on_clip(mel)
         r = meta["mel"]["rows_per_frame"]
         out = []
         for start, ref in self.starts(meta):
@@ -129,19 +135,18 @@ class MotionDataModule(ShardWindows):
         n_expression = self.cfg["model"]["n_expression"]
         return ToMotionWindows(
             d["window"], d["mel_context"], d["min_ref_gap"], n_expression, per_clip, seed, self.basis_id,
-            self.spec.parts, self.layout,
+            self.spec.parts, self.layout, d["centre_audio"],
         )  # fmt: skip
 
-    @cached_property
-    def training_params(self) -> list[dict]:
-        """What training reads: the params of the training clips (not the validation identities,
-        not the out-of-sync ones) up to their held-out tail, the keys of the model's parts."""
+    def training_clips(self, members: list[str]) -> list[tuple[dict, int]]:
+        """What training reads: the training clips (not the validation identities, not the
+        out-of-sync ones) with their `members`, each with the frames before its held-out tail."""
         self.check_val_identities()
         d = self.cfg["data"]
         frames = ClipWindows(d["window"], d["min_ref_gap"], None, 0).hold_out(d.get("holdout_tail_s")).usable_frames
         clips = [
-            c
-            for c in clip_arrays(self.train_urls, ["params.npz"])
+            (c, frames(c["json"]))
+            for c in clip_arrays(self.train_urls, members)
             if trains_on(c["json"], self.val_ids, d.get("max_sync_offset"))
         ]
         if not clips:
@@ -149,12 +154,31 @@ class MotionDataModule(ShardWindows):
                 f"{d['shards']}: no training clip left for the motion statistics "
                 "(all held out by data.val_identities or data.max_sync_offset)"
             )
+        return clips
+
+    @cached_property
+    def training_params(self) -> list[dict]:
+        """The params of what training reads (`training_clips`), the keys of the model's parts."""
+        clips = self.training_clips(["params.npz"])
+        shards = self.cfg["data"]["shards"]
         # one body model per shard folder (the data spec), so the first clip speaks for all
-        require_expression(clips[0]["params.npz"], self.cfg["model"]["n_expression"], f"{d['shards']}")
+        require_expression(clips[0][0]["params.npz"], self.cfg["model"]["n_expression"], f"{shards}")
         keys = motion_keys(self.parts)
-        for c in clips:
-            require_parts(c["params.npz"], self.parts, f"{d['shards']}: clip {c['key']}")
-        return [{k: c["params.npz"][k][: frames(c["json"])] for k in keys} for c in clips]
+        for c, _ in clips:
+            require_parts(c["params.npz"], self.parts, f"{shards}: clip {c['key']}")
+        return [{k: c["params.npz"][k][:n] for k in keys} for c, n in clips]
+
+    def jaw_prior(self, strength: float) -> tuple[np.ndarray, float]:
+        """The ridge line audio rows -> jaw (`vlogger.core.linear_audio`) fitted with `strength` on
+        what training reads, each frame's rows with the model's `data.mel_context` frames either side."""
+        d = self.cfg["data"]
+        x, y = [], []
+        for c, n in self.training_clips(["params.npz", "mel.npy"]):
+            x.append(clip_features(c["mel.npy"], n, d["rows_per_frame"], d["mel_context"]))
+            jaw = c["params.npz"]["expression"][:n, 0].astype(np.float64)
+            y.append(jaw - jaw.mean())
+        log.info("fitting the jaw prior on %d frames of %d clips", sum(map(len, y)), len(y))
+        return fit_ridge(np.concatenate(x), np.concatenate(y), strength)
 
     @cached_property
     def hand_basis(self) -> HandBasis | None:

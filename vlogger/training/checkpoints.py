@@ -25,7 +25,7 @@ from vlogger.core.errors import BadInput, ContractError
 from vlogger.core.spec import LEGACY_PARTS, DataSpec
 from vlogger.core.tracking import tracker_class
 
-CONFIG_VERSION = 7
+CONFIG_VERSION = 8
 STAGES = ("motion", "video")
 
 
@@ -97,6 +97,17 @@ def _version_6_to_7(hp: dict) -> dict:
     return hp | {"cfg": cfg, "config_version": 7}
 
 
+def _version_7_to_8(hp: dict) -> dict:
+    """Version 8 can give stage 1's denoiser a fitted linear line audio -> jaw (`model.jaw_prior`)
+    and centre its audio rows on the clip (`data.centre_audio`); earlier models had no line and
+    centred each window."""
+    cfg = copy.deepcopy(hp["cfg"])
+    if "augment" in cfg:  # stage 1 (round-1 configs name no stage)
+        cfg["model"].setdefault("jaw_prior", 0.0)
+        cfg["data"].setdefault("centre_audio", "window")
+    return hp | {"cfg": cfg, "config_version": 8}
+
+
 MIGRATIONS = {
     1: _version_1_to_2,
     2: _version_2_to_3,
@@ -104,6 +115,7 @@ MIGRATIONS = {
     4: _version_4_to_5,
     5: _version_5_to_6,
     6: _version_6_to_7,
+    7: _version_7_to_8,
 }
 
 

@@ -19,7 +19,7 @@ import torch
 
 from vlogger.body.hand_basis import HandBasis
 from vlogger.body.motion import MotionLayout
-from vlogger.core.errors import ContractError
+from vlogger.core.errors import ContractError, UsageError
 from vlogger.core.mel import warp_frequencies
 from vlogger.core.spec import DataSpec
 from vlogger.models.diffusion import Diffusion
@@ -45,9 +45,11 @@ class MotionDiffusion(DiffusionModule):
         motion_std: torch.Tensor,
         spec: DataSpec,
         hand_basis: HandBasis | None = None,
+        jaw_prior: tuple[np.ndarray, float] | None = None,
     ):
         """`hand_basis`: the one the training motion is coded in (None: a blank one of the
-        configured size, which loading a checkpoint fills)."""
+        configured size, which loading a checkpoint fills); `jaw_prior`: the fitted line's weights
+        and bias where `model.jaw_prior` asks for one (None: zeros, which loading fills)."""
         super().__init__()
         parts = spec.model_parts(cfg["model"]["parts"], "model.parts")
         cfg = {**cfg, "model": {**cfg["model"], "parts": list(parts)}}
@@ -59,6 +61,8 @@ class MotionDiffusion(DiffusionModule):
                 f"augment.vtlp: {cfg['augment']['vtlp']} warps log-mel frequencies, but the shards' audio features "
                 f"are {encoder}'s encoder rows (audio_features.encoder): set augment.vtlp=0"
             )
+        if d["centre_audio"] not in ("window", "clip"):
+            raise UsageError(f"data.centre_audio: {d['centre_audio']!r}, expected window or clip")
         self.layout = MotionLayout.of_parts(m["n_expression"], parts, m["hand_components"])
         if self.layout.hands:
             k = self.layout.hand_components
@@ -78,7 +82,12 @@ class MotionDiffusion(DiffusionModule):
             heads=m["heads"],
             causal=m["causal"],
             dropout=m["dropout"],
+            jaw_prior=m["jaw_prior"] > 0,
+            centre_windows=d["centre_audio"] == "window",
         )
+        if jaw_prior is not None:  # before the EMA copy is made (finish_init), which keeps its own buffers
+            self.model.jaw_prior.weight.copy_(torch.as_tensor(jaw_prior[0]))
+            self.model.jaw_prior.bias.fill_(jaw_prior[1])
         self.register_buffer("motion_mean", torch.as_tensor(motion_mean, dtype=torch.float32))
         self.register_buffer("motion_std", torch.as_tensor(motion_std, dtype=torch.float32))
         self.diffusion = Diffusion(cfg["diffusion"])

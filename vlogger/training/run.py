@@ -210,7 +210,9 @@ def train_motion(cfg: dict, resume: str | None = None, callbacks: Sequence[Callb
             shards = cfg["data"]["shards"]
             raise ContractError(f"basis: {basis.basis_id} in model.basis, {dm.spec.basis_id} in {shards}")
     stats = dm.stats()
-    module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec, dm.hand_basis)
+    strength = cfg["model"]["jaw_prior"]
+    prior = dm.jaw_prior(strength) if strength > 0 and ckpt is None else None  # a resume loads the fitted one
+    module = MotionDiffusion(cfg, stats.mean, stats.std, dm.spec, dm.hand_basis, prior)
     media = [MotionMedia(run_dir, cfg["logging"]["media_every_steps"], basis)]
     return _fit(cfg, run_dir, ckpt, first_step, module, dm, media, callbacks)
 

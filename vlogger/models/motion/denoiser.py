@@ -1,7 +1,8 @@
 """Stage 1's denoiser: a transformer over the N frames of a window that predicts clean motion.
 
 Each frame token sums the noisy motion, the frame's audio (log-mel rows with context either
-side, reduced to one vector per frame by a convolution) and the known-frames channel used
+side, reduced to one vector per frame by a convolution, plus optionally a fitted linear line's
+jaw from the same rows) and the known-frames channel used
 for temporal outpainting (motion values + a 0/1 mask, zero when nothing is known). Two
 conditioning tokens lead the sequence: the diffusion step and the reference frame's
 parameters. A causal mask (VLOGGER's choice, configurable) lets frame i see frames <= i
@@ -14,9 +15,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vlogger.core.linear_audio import frame_context
 from vlogger.models.diffusion import step_embedding
 
 MEL_SCALE = 2.5  # typical spread of a centred log-mel bin over a window of speech
+
+
+class JawPrior(nn.Module):
+    """The ridge line audio -> jaw of `vlogger.core.linear_audio`, frozen in buffers (saved with the
+    checkpoint): a network trained on minutes of speech follows a new voice better with it."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(features))
+        self.register_buffer("bias", torch.zeros(()))
+
+    def forward(self, frames: torch.Tensor, context: int) -> torch.Tensor:
+        """(B, N + 2c, r·n_mels) centred rows per frame -> (B, N, 1): the line's jaw per inner frame."""
+        return (frame_context(frames, context) @ self.weight.to(frames.dtype) + self.bias)[..., None]
 
 
 class MotionDenoiser(nn.Module):
@@ -35,10 +51,15 @@ class MotionDenoiser(nn.Module):
         heads: int = 4,
         causal: bool = True,
         dropout: float = 0.1,
+        jaw_prior: bool = False,
+        centre_windows: bool = True,
     ):
+        """`jaw_prior`: a frozen linear line audio -> jaw (`JawPrior`, filled by whoever fitted it)
+        joins each frame's audio vector; `centre_windows`: centre each window's rows on its mean
+        (False: the rows come centred on their whole clip, `data.centre_audio: clip`)."""
         super().__init__()
         self.window, self.mel_context, self.rows_per_frame, self.width = window, mel_context, rows_per_frame, width
-        self.causal = causal
+        self.causal, self.centre_windows = causal, centre_windows
         self.motion_in = nn.Linear(motion_dim, width)
         self.known_in = nn.Linear(motion_dim + 1, width)
         self.audio_in = nn.Linear(rows_per_frame * n_mels, width)
@@ -54,6 +75,8 @@ class MotionDenoiser(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, motion_dim)
+        self.jaw_prior = JawPrior((2 * mel_context + 1) * rows_per_frame * n_mels) if jaw_prior else None
+        self.prior_in = nn.Linear(1, width) if jaw_prior else None
         self.register_buffer("mask", self._attention_mask(window, causal), persistent=False)
 
     @staticmethod
@@ -68,13 +91,19 @@ class MotionDenoiser(nn.Module):
     def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, (N + 2c)·r, n_mels) mel rows -> (B, N, width), one vector per frame.
 
-        Each mel bin is centred on its window mean first: recording gain and channel colour
-        change that mean, speech does not, so the model hears articulation, not the microphone."""
+        Each mel bin is centred on its mean first (the window's, or the clip's before the windows
+        were cut): recording gain and channel colour change that mean, speech does not, so the
+        model hears articulation, not the microphone. The clip's mean keeps what a 2-s window's
+        removes: a linear line from the rows predicts a new person's jaw at r 0.57 centred on the
+        clip, 0.46 on the window (benchmarks/RESULTS.md, issue 17)."""
         b = mel.shape[0]
-        mel = (mel - mel.mean(1, keepdim=True)) / MEL_SCALE
-        frames = mel.reshape(b, -1, self.rows_per_frame * mel.shape[-1])
-        h = self.audio_in(frames).transpose(1, 2)
-        return self.audio_conv(h).transpose(1, 2)
+        centred = mel - mel.mean(1, keepdim=True) if self.centre_windows else mel
+        frames = centred.reshape(b, -1, self.rows_per_frame * mel.shape[-1])
+        h = self.audio_in(frames / MEL_SCALE).transpose(1, 2)
+        audio = self.audio_conv(h).transpose(1, 2)
+        if self.jaw_prior is not None:
+            audio = audio + self.prior_in(self.jaw_prior(frames, self.mel_context))
+        return audio
 
     def forward(
         self,

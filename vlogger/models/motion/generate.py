@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vlogger.core.mel import mel_window
+from vlogger.core.mel import centre_on_clip, mel_window
 from vlogger.models.sampling import outpaint_windows
 
 
@@ -26,6 +26,8 @@ def generate_long(
     n, r, c = d["window"], d["rows_per_frame"], d["mel_context"]
     overlap = module.cfg["guidance"]["overlap"] if overlap is None else overlap
     dev = module.device
+    if d["centre_audio"] == "clip":  # as training centred each clip's rows (the denoiser then does not)
+        mel = centre_on_clip(mel[: n_frames * r])
     ref = ref.to(dev, torch.float32)[None]
 
     def sample_window(start: int, known: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
