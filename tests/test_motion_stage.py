@@ -309,6 +309,44 @@ def trained(synthetic_shards, tmp_path_factory) -> dict:
     return {"first": first, "second": second, "run": runs / "tiny", "shards": shards, "cfg": cfg}
 
 
+def test_last_checkpoint_is_the_last_step_when_the_monitor_stops_improving(tmp_path):
+    """Resuming reads last.ckpt: it must hold the run's last step even when the monitored metric
+    peaked early (Lightning's own save_last kept the step of the last improvement: a stage-1 run of
+    1500 steps left last.ckpt at step 375), while the best-k files keep the peak."""
+    import lightning.pytorch as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from vlogger.training.run import build_trainer
+
+    class Peaks(L.LightningModule):  # val/jaw_r falls after the first validation
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, i):
+            return (self.w - 1).pow(2).sum()
+
+        def validation_step(self, batch, i):
+            self.log_dict({"val/jaw_r": -float(self.global_step), "val/loss": 1.0})
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def train_dataloader(self):
+            return DataLoader(TensorDataset(torch.zeros(8, 1)), batch_size=1)
+
+        val_dataloader = train_dataloader
+
+    over = ["trainer.max_steps=4", "trainer.val_every_steps=1", "trainer.limit_val_batches=1", "logging.logger=csv"]
+    cfg = load_config(None, "train/motion.yaml", [*over, f"logging.dir={tmp_path}", "checkpoint.save_top_k=1"])
+    trainer = build_trainer(cfg, tmp_path / "run", [])
+    trainer.fit(Peaks())
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 4
+    assert [p.name for p in ckpts.glob("step*.ckpt")] == ["step0000001-val1.0000.ckpt"]
+    assert trainer.checkpoint_callback.best_model_path.endswith("step0000001-val1.0000.ckpt")
+
+
 @pytest.mark.slow
 def test_training_writes_checkpoints_media_and_logs(trained):
     run = trained["run"]

@@ -69,16 +69,18 @@ def start_step(path: Path | None, stage: str) -> int:
 def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback], first_step: int = 0) -> L.Trainer:
 
     t = cfg["trainer"]
-    ckpt = ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="step{step:07d}-val{val/loss:.4f}",
         auto_insert_metric_name=False,
         monitor=cfg["checkpoint"]["monitor"],
         mode=cfg["checkpoint"]["mode"],
         save_top_k=cfg["checkpoint"]["save_top_k"],
-        save_last=True,
     )
-    callbacks = [ckpt, LearningRateMonitor(logging_interval="step"), *extra]
+    # last.ckpt apart: Lightning's save_last refreshes it only when a best-k file is written, so a run
+    # whose monitor stopped improving would resume from its last improvement, not its last step
+    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+    callbacks = [best, last, LearningRateMonitor(logging_interval="step"), *extra]
     if cfg["debug"]["record_batches"]:
         callbacks.append(RecordBatches(run_dir))
     return L.Trainer(
