@@ -151,9 +151,10 @@ class MotionDiffusion(DiffusionModule):
     def augment_mel(self, mel: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Training only: each window's frequencies warped by a factor within 1 +- `vtlp` (another
         vocal tract length), Gaussian noise on the log-mel rows and one random band of up to
-        `freq_mask` bins per window set to its window mean (SpecAugment's frequency mask, which the
-        denoiser's per-window centering turns into zeros), so a model trained on minutes of speech
-        keys on what recordings share rather than on one speaker's spectrum (issue 17)."""
+        `freq_mask` bins per window set to its window mean (SpecAugment's frequency mask: a band
+        without speech, zero after per-window centring, the window's level with `data.centre_audio:
+        clip`), so a model trained on minutes of speech keys on what recordings share rather than
+        on one speaker's spectrum (issue 17)."""
         a = self.cfg["augment"]
         if not self.training:
             return mel
