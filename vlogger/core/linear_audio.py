@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vlogger.core.mel import centre_on_clip
+
 
 def frame_context(frames: torch.Tensor, context: int) -> torch.Tensor:
     """(B, T, F) per-frame features -> (B, T - 2c, (2c + 1)·F): each inner frame beside `context`
@@ -22,10 +24,9 @@ def frame_context(frames: torch.Tensor, context: int) -> torch.Tensor:
 
 
 def clip_features(rows: np.ndarray, n_frames: int, rows_per_frame: int, context: int) -> np.ndarray:
-    """A clip's feature rows (>= n·r, C) -> (n, (2c + 1)·r·C): centred on the clip's mean (as the
-    denoiser centres a window's), zero beyond the clip's ends."""
-    rows = rows[: n_frames * rows_per_frame].astype(np.float64)
-    per_frame = (rows - rows.mean(0)).reshape(n_frames, -1)
+    """A clip's feature rows (>= n·r, C) -> (n, (2c + 1)·r·C): centred on the clip's mean as stage 1
+    centres them (`data.centre_audio: clip`), zero beyond the clip's ends."""
+    per_frame = centre_on_clip(rows[: n_frames * rows_per_frame]).astype(np.float64).reshape(n_frames, -1)
     padded = np.pad(per_frame, ((context, context), (0, 0)))
     return frame_context(torch.from_numpy(padded)[None], context)[0].numpy()
 

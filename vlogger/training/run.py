@@ -66,16 +66,25 @@ def start_step(path: Path | None, stage: str) -> int:
     return checkpoint_step(path, stage) if path else 0
 
 
-class LastStep(ModelCheckpoint):
+class LastStep(Callback):
     """`last.ckpt`, which `--resume auto` reads: the state at every validation and at the end of
-    training. Lightning's own `save_last` refreshes it only when a best-k file is written, so a run
-    whose monitor stopped improving resumed from its last improvement (a 1500-step stage-1 run: 375)."""
+    training, each step written once. Lightning's own `save_last` refreshes it only when a best-k
+    file is written, so a run whose monitor stopped improving resumed from its last improvement
+    (a 1500-step stage-1 run: 375)."""
 
-    def __init__(self, dirpath: Path):
-        super().__init__(dirpath=dirpath, filename="last", enable_version_counter=False)
+    def __init__(self, path: Path):
+        self.path, self.saved_step = path, -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.global_step != self.saved_step:
+            trainer.save_checkpoint(self.path)
+            self.saved_step = trainer.global_step
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")  # steps after the last validation too
+        self._save(trainer)  # steps after the last validation too
 
 
 def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback], first_step: int = 0) -> L.Trainer:
@@ -89,7 +98,8 @@ def build_trainer(cfg: dict, run_dir: Path, extra: list[Callback], first_step: i
         mode=cfg["checkpoint"]["mode"],
         save_top_k=cfg["checkpoint"]["save_top_k"],
     )
-    callbacks = [best, LastStep(run_dir / "checkpoints"), LearningRateMonitor(logging_interval="step"), *extra]
+    last = LastStep(run_dir / "checkpoints" / "last.ckpt")
+    callbacks = [best, last, LearningRateMonitor(logging_interval="step"), *extra]
     if cfg["debug"]["record_batches"]:
         callbacks.append(RecordBatches(run_dir))
     return L.Trainer(
